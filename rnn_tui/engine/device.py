@@ -1,0 +1,50 @@
+"""Device choice: auto picks CUDA, else MPS, else CPU."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import DeviceError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def pick_device(name: str | None = "auto") -> torch.device:
+    """Resolve a device name; raise DeviceError when the named one is not usable here."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    base = name.split(":", 1)[0]
+    if base not in DEVICE_CHOICES:
+        raise DeviceError(f"unknown device {name!r}: choose one of {', '.join(DEVICE_CHOICES)}")
+    if base == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("device 'cuda' was asked for but no CUDA GPU is available (try --device cpu)")
+    if base == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise DeviceError("device 'mps' was asked for but Apple MPS is not available (try --device cpu)")
+    try:
+        return torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise DeviceError(f"bad device {name!r}: {exc}") from None
+
+
+def describe_device(device: torch.device) -> str:
+    """A short human label, e.g. 'cuda:0 (NVIDIA H100)' or 'cpu'."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return device.type
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for a CUDA/MPS out-of-memory error, so callers can report it instead of crashing."""
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
