@@ -1,0 +1,329 @@
+"""The language model: embedding -> recurrent stack -> linear head.
+
+Training runs through the fused torch modules (cuDNN on a GPU). Inspection runs through
+`stepwise`, which applies the very same parameters one token at a time in plain tensor code
+so every gate and state is visible; tests hold the two paths equal to 1e-5.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+CELLS = ("rnn", "lstm", "gru")
+NONLINEARITIES = ("tanh", "relu")
+INITS = ("default", "orthogonal", "xavier", "identity", "spectral", "echo")
+INIT_HELP = {
+    "default": "torch's own uniform(-1/sqrt(H), 1/sqrt(H))",
+    "orthogonal": "orthogonal recurrent matrix: every eigenvalue on the unit circle",
+    "xavier": "Xavier/Glorot uniform for every weight matrix",
+    "identity": "IRNN: recurrent matrix = identity (ReLU for the vanilla cell)",
+    "spectral": "random recurrent matrix scaled to --spectral-radius (default 1.0)",
+    "echo": "echo-state: random recurrent matrix scaled to the spectral radius (default 0.9), frozen",
+}
+# Names of the H x H blocks stacked in torch's weight_hh_l{k}, in torch's order.
+GATE_BLOCKS = {"rnn": ("W_hh",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
+# Internals `stepwise` exposes per cell, stacked [L, B, T, H].
+INTERNALS = {"rnn": (), "lstm": ("i", "f", "g", "o", "c"), "gru": ("r", "z", "n")}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int
+    cell: str = "lstm"
+    embed: int = 32
+    hidden: int = 64
+    layers: int = 1
+    nonlinearity: str = "auto"  # vanilla cell only; auto = relu for IRNN, else tanh
+    init: str = "default"
+    spectral_radius: float | None = None  # for init "spectral" and "echo"
+    dropout: float = 0.0  # between stacked layers, training only
+
+    def __post_init__(self) -> None:
+        cell = str(self.cell).lower()
+        object.__setattr__(self, "cell", cell)
+        if cell not in CELLS:
+            raise ConfigError(f"unknown cell {self.cell!r}: choose one of {', '.join(CELLS)}")
+        if self.init not in INITS:
+            raise ConfigError(f"unknown init {self.init!r}: choose one of {', '.join(INITS)}")
+        if self.nonlinearity == "auto":
+            auto = "relu" if (cell == "rnn" and self.init == "identity") else "tanh"
+            object.__setattr__(self, "nonlinearity", auto)
+        if self.nonlinearity not in NONLINEARITIES:
+            raise ConfigError(
+                f"unknown nonlinearity {self.nonlinearity!r}: choose one of {', '.join(NONLINEARITIES)}"
+            )
+        for name in ("vocab_size", "embed", "hidden", "layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        if self.hidden > 16384 or self.embed > 16384 or self.layers > 32:
+            raise ConfigError("model too large: hidden and embed are capped at 16384, layers at 32")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.spectral_radius is not None and not (0.0 < self.spectral_radius < 100.0):
+            raise ConfigError(f"spectral radius must be in (0, 100), got {self.spectral_radius}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"model config has unknown keys: {', '.join(unknown)}")
+        return cls(**data)
+
+    def parameter_count(self) -> int:
+        """Parameters of the recurrent stack + embedding + head, without building the model."""
+        gates = {"rnn": 1, "lstm": 4, "gru": 3}[self.cell]
+        h, e, v = self.hidden, self.embed, self.vocab_size
+        rec = 0
+        for layer in range(self.layers):
+            inp = e if layer == 0 else h
+            rec += gates * (h * inp + h * h + 2 * h)
+        return v * e + rec + h * v + v
+
+
+@dataclass
+class StepOutput:
+    """What `RNNLM.stepwise` exposes. Tensors stay in the autograd graph."""
+
+    logits: torch.Tensor  # [B, T, V]
+    hidden: list[list[torch.Tensor]]  # hidden[layer][t] is h_t, [B, H]: the real graph node
+    internals: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> [L, B, T, H]
+    state: object = None  # final state in the fused module's format
+    inputs: torch.Tensor | None = None  # [B, T, E] embedded inputs
+
+    def hidden_stack(self) -> torch.Tensor:
+        """[L, B, T, H]"""
+        return torch.stack([torch.stack(hs, dim=1) for hs in self.hidden])
+
+
+class RNNLM(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.embed = nn.Embedding(c.vocab_size, c.embed)
+        dropout = c.dropout if c.layers > 1 else 0.0
+        if c.cell == "rnn":
+            self.rnn = nn.RNN(c.embed, c.hidden, c.layers, nonlinearity=c.nonlinearity,
+                              batch_first=True, dropout=dropout)
+        elif c.cell == "lstm":
+            self.rnn = nn.LSTM(c.embed, c.hidden, c.layers, batch_first=True, dropout=dropout)
+        else:
+            self.rnn = nn.GRU(c.embed, c.hidden, c.layers, batch_first=True, dropout=dropout)
+        self.head = nn.Linear(c.hidden, c.vocab_size)
+        init_weights(self, c.init, c.spectral_radius)
+
+    # ----------------------------------------------------------------- fused path
+    def forward(self, ids: torch.Tensor, state=None):
+        out, state = self.rnn(self.embed(ids), state)
+        return self.head(out), state
+
+    def init_state(self, batch: int, device=None):
+        device = device or self.head.weight.device
+        h = torch.zeros(self.config.layers, batch, self.config.hidden, device=device)
+        return (h, torch.zeros_like(h)) if self.config.cell == "lstm" else h
+
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
+    # ----------------------------------------------------------- step-wise path
+    def layer_weights(self, layer: int):
+        r = self.rnn
+        return (getattr(r, f"weight_ih_l{layer}"), getattr(r, f"weight_hh_l{layer}"),
+                getattr(r, f"bias_ih_l{layer}"), getattr(r, f"bias_hh_l{layer}"))
+
+    def cell_step(self, layer: int, x: torch.Tensor, state, internals: dict | None = None):
+        """One step of one layer. `state` is h, or (h, c) for LSTM. Pure tensor code."""
+        w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
+        cell = self.config.cell
+        if cell == "rnn":
+            pre = x @ w_ih.T + b_ih + state @ w_hh.T + b_hh
+            return torch.tanh(pre) if self.config.nonlinearity == "tanh" else torch.relu(pre)
+        if cell == "lstm":
+            h, c = state
+            gates = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+            i, f, g, o = gates.chunk(4, dim=-1)
+            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+            c_new = f * c + i * g
+            h_new = o * torch.tanh(c_new)
+            if internals is not None:
+                internals.update(i=i, f=f, g=g, o=o, c=c_new)
+            return h_new, c_new
+        # GRU: torch applies the reset gate to (W_hn h + b_hn), not to h itself.
+        gi = x @ w_ih.T + b_ih
+        gh = state @ w_hh.T + b_hh
+        i_r, i_z, i_n = gi.chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        if internals is not None:
+            internals.update(r=r, z=z, n=n)
+        return (1 - z) * n + z * state
+
+    def stepwise(self, ids: torch.Tensor | None = None, state=None,
+                 inputs: torch.Tensor | None = None) -> StepOutput:
+        """Run the stack one token at a time, keeping every internal (no dropout)."""
+        if inputs is None:
+            if ids is None:
+                raise ValueError("stepwise needs ids or inputs")
+            inputs = self.embed(ids)
+        batch, steps = inputs.shape[0], inputs.shape[1]
+        cfg = self.config
+        if state is None:
+            state = self.init_state(batch, inputs.device)
+        names = INTERNALS[cfg.cell]
+        collected = {n: [[] for _ in range(cfg.layers)] for n in names}
+        hidden: list[list[torch.Tensor]] = [[] for _ in range(cfg.layers)]
+        layer_states = [
+            (state[0][k], state[1][k]) if cfg.cell == "lstm" else state[k] for k in range(cfg.layers)
+        ]
+        tops = []
+        for t in range(steps):
+            x = inputs[:, t]
+            for k in range(cfg.layers):
+                bag: dict = {}
+                layer_states[k] = self.cell_step(k, x, layer_states[k], bag if names else None)
+                h = layer_states[k][0] if cfg.cell == "lstm" else layer_states[k]
+                hidden[k].append(h)
+                for n in names:
+                    collected[n][k].append(bag[n])
+                x = h
+            tops.append(x)
+        if steps:
+            logits = self.head(torch.stack(tops, dim=1))
+        else:
+            logits = inputs.new_zeros(batch, 0, cfg.vocab_size)
+        internals = {
+            n: torch.stack([torch.stack(per_t, dim=1) for per_t in collected[n]]) for n in names
+        } if steps else {}
+        if cfg.cell == "lstm":
+            final = (torch.stack([s[0] for s in layer_states]), torch.stack([s[1] for s in layer_states]))
+        else:
+            final = torch.stack(layer_states)
+        return StepOutput(logits=logits, hidden=hidden, internals=internals, state=final, inputs=inputs)
+
+    def recurrent_blocks(self, layer: int = -1) -> dict[str, torch.Tensor]:
+        """The H x H recurrent matrices of a layer, one per gate block."""
+        layer = layer % self.config.layers
+        w_hh = self.layer_weights(layer)[1]
+        names = GATE_BLOCKS[self.config.cell]
+        return dict(zip(names, w_hh.detach().chunk(len(names), dim=0)))
+
+
+# ------------------------------------------------------------------- initialisation
+def _scaled_random(h: int, radius: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A Gaussian matrix rescaled so its largest |eigenvalue| equals `radius`."""
+    w = torch.randn(h, h, generator=generator, dtype=torch.float64) / math.sqrt(h)
+    rho = torch.linalg.eigvals(w).abs().max().item()
+    return (w * (radius / max(rho, 1e-12))).float()
+
+
+def set_spectral_radius(model: RNNLM, radius: float, layer: int | None = None) -> None:
+    """Rescale each recurrent block of the chosen layers to the given spectral radius."""
+    layers = range(model.config.layers) if layer is None else [layer % model.config.layers]
+    with torch.no_grad():
+        for k in layers:
+            w_hh = model.layer_weights(k)[1]
+            for block in w_hh.chunk(len(GATE_BLOCKS[model.config.cell]), dim=0):
+                rho = torch.linalg.eigvals(block.double()).abs().max().item()
+                if rho > 0:
+                    block.mul_(radius / rho)
+
+
+def init_weights(model: RNNLM, scheme: str, radius: float | None = None) -> None:
+    cfg = model.config
+    if scheme == "default":
+        return
+    h = cfg.hidden
+    n_blocks = len(GATE_BLOCKS[cfg.cell])
+    with torch.no_grad():
+        for k in range(cfg.layers):
+            w_ih, w_hh, b_ih, b_hh = model.layer_weights(k)
+            blocks = w_hh.chunk(n_blocks, dim=0)
+            if scheme == "orthogonal":
+                for b in blocks:
+                    nn.init.orthogonal_(b)
+            elif scheme == "xavier":
+                for b in w_ih.chunk(n_blocks, dim=0):
+                    nn.init.xavier_uniform_(b)
+                for b in blocks:
+                    nn.init.xavier_uniform_(b)
+                b_ih.zero_()
+                b_hh.zero_()
+            elif scheme == "identity":
+                for b in blocks:
+                    b.copy_(torch.eye(h))
+                nn.init.normal_(w_ih, std=0.001 if cfg.cell == "rnn" else 1 / math.sqrt(h))
+                b_ih.zero_()
+                b_hh.zero_()
+            elif scheme in ("spectral", "echo"):
+                rho = radius if radius is not None else (1.0 if scheme == "spectral" else 0.9)
+                for b in blocks:
+                    b.copy_(_scaled_random(h, rho))
+        if scheme == "xavier":
+            nn.init.xavier_uniform_(model.head.weight)
+            model.head.bias.zero_()
+    if scheme == "echo":
+        # Reservoir computing: the recurrence stays as drawn; only the rest learns.
+        for k in range(cfg.layers):
+            getattr(model.rnn, f"weight_hh_l{k}").requires_grad_(False)
+            getattr(model.rnn, f"bias_hh_l{k}").requires_grad_(False)
+
+
+def build_model(config: ModelConfig, seed: int | None = None, device=None) -> RNNLM:
+    """Construct deterministically from a seed without disturbing the global RNG."""
+    if seed is None:
+        model = RNNLM(config)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = RNNLM(config)
+    return model.to(device) if device is not None else model
+
+
+@dataclass
+class LoadedModel:
+    """A model with the vocabulary it reads and what is known about where it came from.
+
+    Probes, sampling and the front ends all take one of these. `meta` is the checkpoint's
+    config.json (corpus, training config, metrics summary, word categories, source path).
+    """
+
+    model: RNNLM
+    vocab: "Vocab"  # rnn_tui.engine.corpus.Vocab
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def categories(self) -> dict[str, str] | None:
+        return self.meta.get("categories")
+
+    @property
+    def label(self) -> str:
+        """Short description for headers: 'lstm H=64 x1 · grammar'."""
+        c = self.config
+        corpus = self.meta.get("corpus") or "?"
+        layers = f" x{c.layers}" if c.layers > 1 else ""
+        return f"{c.cell} H={c.hidden}{layers} · {corpus}"
+
+    def encode(self, text: str, on_unknown: str = "skip"):
+        return self.vocab.encode(text, on_unknown=on_unknown)
