@@ -321,8 +321,12 @@ def _short(v):
 def cmd_bench(args) -> int:
     from .engine.bench import format_table, run_bench
 
-    rows = run_bench(device=args.device, quick=args.quick, tui=not args.no_tui,
-                     log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    rows = run_bench(device=args.device, quick=args.quick, log=log)
+    if not args.no_tui:
+        from .bench_tui import bench_tui
+
+        rows += bench_tui(log=log)
     if args.json:
         _dump(rows)
     else:

@@ -1,0 +1,183 @@
+"""Benchmarks behind `rnn-tui bench`.
+
+1. Tokens/s of the engine's Trainer against a bare PyTorch loop of the same model, batch and
+   data, in the same process, interleaved round by round so drift hits both alike.
+2. Latency of each probe on a 200-token text at hidden size 512.
+3. (rnn_tui/bench_tui.py, added by the CLI) time to first paint and keypress-to-paint latency.
+
+Every figure printed is measured here and now; nothing is a constant.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .corpus import BatchStream, Vocab, load_corpus
+from .device import describe_device, pick_device
+from .model import LoadedModel, ModelConfig, build_model
+from .train import TrainConfig, Trainer
+
+
+def machine_label(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    threads = torch.get_num_threads()
+    return f"{describe_device(device)}; CPU {cpu}, {threads} torch threads; torch {torch.__version__}"
+
+
+def _bare_loop(config: TrainConfig, corpus, steps: int, warmup: int, device) -> float:
+    """The reference: forward, cross entropy, backward, clip, step, carried state. Tokens/s."""
+    cfg = ModelConfig(vocab_size=len(corpus.vocab), cell=config.cell, embed=config.embed,
+                      hidden=config.hidden, layers=config.layers, init=config.init)
+    model = build_model(cfg, seed=config.seed, device=device)
+    model.train()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    stream = BatchStream(corpus.train, corpus.train_targets, config.batch, config.seq_len, device)
+    state = None
+    t0 = 0.0
+    for i in range(warmup + steps):
+        if i == warmup:
+            _sync(device)
+            t0 = time.perf_counter()
+        x, y = stream.next()
+        logits, state = model(x, state)
+        state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+        opt.step()
+    _sync(device)
+    return steps * config.batch * config.seq_len / (time.perf_counter() - t0)
+
+
+def _trainer_loop(config: TrainConfig, corpus, steps: int, warmup: int) -> float:
+    """The engine's Trainer, timed between the callbacks of step `warmup` and the last step."""
+    marks: dict[int, float] = {}
+    device = pick_device(config.device)
+
+    def on_metrics(m):
+        if m.step in (warmup, warmup + steps):
+            _sync(device)
+            marks[m.step] = time.perf_counter()
+
+    trainer = Trainer(config, corpus=corpus, on_metrics=on_metrics)
+    trainer.run()
+    return steps * config.batch * config.seq_len / (marks[warmup + steps] - marks[warmup])
+
+
+def _sync(device) -> None:
+    if getattr(device, "type", device) == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_training(cells=("rnn", "lstm", "gru"), hidden: int = 256, batch: int = 32,
+                   seq_len: int = 64, steps: int = 40, warmup: int = 5, rounds: int = 3,
+                   device: str = "cpu", log: Callable[[str], None] = print) -> list[dict]:
+    dev = pick_device(device)
+    corpus = load_corpus("grammar")
+    rows = []
+    for cell in cells:
+        config = TrainConfig(corpus="grammar", cell=cell, hidden=hidden, embed=64, batch=batch,
+                             seq_len=seq_len, steps=warmup + steps, eval_every=10**9, lr=2e-3,
+                             clip=1.0, device=str(dev), seed=0)
+        bare, engine = [], []
+        for r in range(rounds):
+            log(f"bench: {cell} H={hidden} B={batch} round {r + 1}/{rounds}")
+            bare.append(_bare_loop(config, corpus, steps, warmup, dev))
+            engine.append(_trainer_loop(config, corpus, steps, warmup))
+        ratios = [e / b for e, b in zip(engine, bare)]
+        rows.append({
+            "kind": "train", "cell": cell, "hidden": hidden, "batch": batch, "seq_len": seq_len,
+            "device": str(dev), "bare_tok_s": statistics.median(bare),
+            "trainer_tok_s": statistics.median(engine), "ratio": statistics.median(ratios),
+        })
+    return rows
+
+
+def _probe_model(cell: str, hidden: int, device) -> tuple[LoadedModel, str]:
+    text = "the cat that we saw yesterday was happy. " * 6
+    vocab = Vocab.build("abcdefghijklmnopqrstuvwxyz .", "char")
+    cfg = ModelConfig(vocab_size=len(vocab), cell=cell, embed=64, hidden=hidden)
+    model = build_model(cfg, seed=0, device=device).eval()
+    return LoadedModel(model=model, vocab=vocab, meta={"corpus": "bench"}), text[:200]
+
+
+def _time(fn, repeat: int) -> float:
+    fn()  # warm-up: first calls pay for allocation and lazy init
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000.0
+
+
+def bench_probes(cells=("rnn", "lstm", "gru"), hidden: int = 512, repeat: int = 5,
+                 jacobian_tokens: int = 32, device: str = "cpu",
+                 log: Callable[[str], None] = print) -> list[dict]:
+    from .probes import gradient_profile, jacobian_map, trace
+
+    dev = pick_device(device)
+    rows = []
+    for cell in cells:
+        lm, text = _probe_model(cell, hidden, dev)
+        log(f"bench: probes {cell} H={hidden}")
+        rows.append({"kind": "probe", "probe": "trace", "cell": cell, "hidden": hidden,
+                     "tokens": len(text), "ms": _time(lambda: trace(lm, text), repeat)})
+        rows.append({"kind": "probe", "probe": "gradient_profile", "cell": cell, "hidden": hidden,
+                     "tokens": len(text), "ms": _time(lambda: gradient_profile(lm, text), repeat)})
+        short = text[:jacobian_tokens]
+        rows.append({"kind": "probe", "probe": "jacobian_map", "cell": cell, "hidden": hidden,
+                     "tokens": len(short), "ms": _time(lambda: jacobian_map(lm, short), max(1, repeat // 2))})
+    return rows
+
+
+def run_bench(device: str = "cpu", quick: bool = False,
+              log: Callable[[str], None] = print) -> list[dict]:
+    dev = pick_device(device)
+    rows: list[dict] = [{"kind": "machine", "label": machine_label(dev)}]
+    steps, rounds = (10, 1) if quick else (40, 3)
+    rows += bench_training(steps=steps, rounds=rounds, device=device, log=log)
+    rows += bench_probes(repeat=2 if quick else 5, device=device, log=log)
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    out = []
+    for row in rows:
+        if row["kind"] == "machine":
+            out.append(f"machine: {row['label']}")
+    train = [r for r in rows if r["kind"] == "train"]
+    if train:
+        out += ["", "Training throughput (tokens/s): engine Trainer vs a bare torch loop, same model/batch/data",
+                f"{'cell':<5} {'H':>5} {'batch':>5} {'seq':>4} {'device':<7} {'bare loop':>11} {'Trainer':>11} {'ratio':>6}  target >= 0.95"]
+        for r in train:
+            ok = "ok" if r["ratio"] >= 0.95 else "BELOW"
+            out.append(f"{r['cell']:<5} {r['hidden']:>5} {r['batch']:>5} {r['seq_len']:>4} {r['device']:<7} "
+                       f"{r['bare_tok_s']:>11,.0f} {r['trainer_tok_s']:>11,.0f} {r['ratio']:>6.3f}  {ok}")
+    probes = [r for r in rows if r["kind"] == "probe"]
+    if probes:
+        out += ["", "Probe latency (median ms; target < 50 ms for trace and gradient_profile at 200 tokens)",
+                f"{'probe':<17} {'cell':<5} {'H':>5} {'tokens':>6} {'ms':>9}"]
+        for r in probes:
+            out.append(f"{r['probe']:<17} {r['cell']:<5} {r['hidden']:>5} {r['tokens']:>6} {r['ms']:>9.1f}")
+    tui = [r for r in rows if r["kind"] == "tui"]
+    if tui:
+        out += ["", "TUI latency", f"{'what':<44} {'ms':>9}"]
+        for r in tui:
+            out.append(f"{r['what']:<44} {r['ms']:>9.1f}")
+    return "\n".join(out)
