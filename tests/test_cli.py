@@ -1,0 +1,199 @@
+"""The command line, run in-process: outputs, JSON shapes and every bad input's one-line error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnn_tui.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    code = main(["train", "grammar", "--cell", "gru", "--hidden", "16", "--embed", "8", "--steps", "30",
+                 "--seq-len", "16", "--batch", "8", "--eval-every", "10", "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert lines, "expected an error message on stderr"
+    assert "Traceback" not in err
+    return lines[-1]
+
+
+def test_train_writes_a_run_directory(tiny_run):
+    assert (tiny_run / "model.safetensors").is_file()
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["model"]["cell"] == "gru"
+    lines = (tiny_run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) >= 30
+    first = json.loads(lines[0])
+    assert {"step", "loss", "grad_norm", "tokens_per_s"} <= set(first)
+
+
+def test_info_json(tiny_run, capsys):
+    code, out, _ = run(capsys, "info", str(tiny_run), "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["cell"] == "gru"
+    assert info["hidden"] == 16
+
+
+def test_trace_json_and_unknown_characters(tiny_run, capsys):
+    code, out, err = run(capsys, "trace", str(tiny_run), "the cat sat QX!", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert "".join(data["tokens"]) == "the cat sat "
+    assert len(data["next_loss"]) == len(data["tokens"])
+    # The characters the vocabulary lacks are named, and what was done with them.
+    assert "'Q'" in err and "'X'" in err and "'!'" in err and "skipped" in err
+
+
+def test_grads_json(tiny_run, capsys):
+    code, out, _ = run(capsys, "grads", str(tiny_run), "the cat that we saw was happy", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert len(data["dx"]) == len("the cat that we saw was happy")
+    assert all(v is None or v >= 0 for v in data["dx"])
+
+
+def test_jacobian_json(tiny_run, capsys):
+    code, out, _ = run(capsys, "jacobian", str(tiny_run), "the cat was happy", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert len(data["norms"]) == len("the cat was happy")
+    assert "spectrum" in data
+
+
+def test_sample_is_reproducible_with_a_seed(tiny_run, capsys):
+    _, a, _ = run(capsys, "sample", str(tiny_run), "--prime", "the ", "--seed", "3", "--length", "40")
+    _, b, _ = run(capsys, "sample", str(tiny_run), "--prime", "the ", "--seed", "3", "--length", "40")
+    assert a == b
+    assert a.startswith("the ") and len(a.rstrip("\n")) == 44
+
+
+def test_sample_text_human_readable(tiny_run, capsys):
+    code, out, _ = run(capsys, "trace", str(tiny_run), "the cat")
+    assert code == 0
+    assert "mean loss" in out
+
+
+# ---------------------------------------------------------------- bad input, each one
+@pytest.mark.parametrize("content,fragment", [
+    (b"", "empty"),
+    (b"\x00\x01\x02binary\x00", "binary"),
+    (b"caf\xe9 au lait", "UTF-8"),
+])
+def test_bad_corpus_files(tmp_path, capsys, content, fragment):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(content)
+    code, _, err = run(capsys, "train", str(path), "--steps", "2", "--out", str(tmp_path / "r"))
+    assert code == 2
+    assert fragment.lower() in _one_error_line(err).lower()
+    assert not (tmp_path / "r" / "config.json").exists()
+
+
+def test_corpus_shorter_than_one_batch(tmp_path, capsys):
+    path = tmp_path / "short.txt"
+    path.write_text("a tiny corpus.")
+    code, _, err = run(capsys, "train", str(path), "--batch", "32", "--seq-len", "64", "--steps", "2",
+                       "--out", str(tmp_path / "r"))
+    assert code == 2
+    line = _one_error_line(err)
+    assert "batch" in line and "tokens" in line
+
+
+def test_missing_corpus(capsys, tmp_path):
+    code, _, err = run(capsys, "train", str(tmp_path / "nope.txt"), "--steps", "2")
+    assert code == 2
+    assert "no such file" in _one_error_line(err)
+
+
+@pytest.mark.parametrize("flag,value,fragment", [
+    ("--cell", "transformer", "unknown cell 'transformer'"),
+    ("--init", "kaiming", "unknown init 'kaiming'"),
+    ("--optimizer", "adamx", "unknown optimizer 'adamx'"),
+])
+def test_unknown_names(capsys, tmp_path, flag, value, fragment):
+    code, _, err = run(capsys, "train", "grammar", flag, value, "--steps", "2", "--out", str(tmp_path / "r"))
+    assert code == 2
+    assert fragment in _one_error_line(err)
+
+
+def test_divergence_is_reported_and_weights_kept(capsys, tmp_path):
+    out = tmp_path / "boom"
+    code, _, err = run(capsys, "train", "grammar", "--cell", "rnn", "--hidden", "16", "--optimizer", "sgd",
+                       "--lr", "1e6", "--clip", "0", "--steps", "50", "--seq-len", "16", "--batch", "8",
+                       "--out", str(out))
+    assert code == 3
+    assert "nan" in err.lower() or "inf" in err.lower()
+    assert "Traceback" not in err
+
+
+def test_truncated_checkpoint(tiny_run, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    code, _, err = run(capsys, "trace", str(broken), "the cat")
+    assert code == 2
+    assert str(broken) in _one_error_line(err)
+
+
+def test_checkpoint_from_another_vocabulary(tiny_run, tmp_path, capsys):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_run, other)
+    config = json.loads((other / "config.json").read_text())
+    config["model"]["vocab_size"] += 3
+    config["vocab"]["tokens"] = list(config["vocab"]["tokens"]) + ["Q", "X", "Z"]
+    (other / "config.json").write_text(json.dumps(config))
+    code, _, err = run(capsys, "info", str(other))
+    assert code == 2
+    assert "does not match" in _one_error_line(err)
+
+
+def test_long_text_to_a_probe_is_bounded(tiny_run, capsys):
+    text = "the cat that we saw yesterday was happy. " * 250  # 10,250 characters
+    code, _, err = run(capsys, "jacobian", str(tiny_run), text, "--json")
+    assert code == 2
+    assert "token" in _one_error_line(err)
+
+
+def test_unknown_model_name(capsys):
+    code, _, err = run(capsys, "info", "no-such-model")
+    assert code == 2
+    assert "no-such-model" in _one_error_line(err)
+
+
+def test_bad_number_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "grammar", "--hidden", "zero"])
+    assert exc.value.code == 2
+    assert "expected a whole number" in capsys.readouterr().err
+
+
+def test_engine_imports_without_textual():
+    code = ("import sys; import rnn_tui.engine, rnn_tui.engine.model, rnn_tui.engine.corpus, "
+            "rnn_tui.engine.train, rnn_tui.engine.probes, rnn_tui.engine.sampling, "
+            "rnn_tui.engine.checkpoint, rnn_tui.engine.bench; "
+            "assert 'textual' not in sys.modules, 'engine imported textual'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
