@@ -1,0 +1,354 @@
+"""Tests for rnn_tui.widgets: render to a recording console and read the text back."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from rich.cells import cell_len
+from rich.console import Console
+
+from rnn_tui.widgets import (
+    NAN_RGB,
+    ConfidenceBars,
+    Heatmap,
+    LivePlot,
+    ProbBars,
+    SeriesStore,
+    TriangleHeatmap,
+    color,
+    diverging,
+    downsample,
+    ema,
+    heat_row,
+    legend,
+    log_color,
+    log_safe,
+    log_ticks,
+    plot_width_points,
+    rgb,
+    sequential,
+    token_label,
+    unit_order,
+)
+
+
+def render(renderable, width: int = 80) -> tuple[str, str]:
+    """(plain text, ANSI output) of a renderable on a truecolor console."""
+    console = Console(width=width, record=True, color_system="truecolor", force_terminal=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text(), console.file.getvalue()
+
+
+def bg(triplet) -> str:
+    return "48;2;{};{};{}".format(*triplet)
+
+
+def triplet(c) -> tuple[int, int, int]:
+    t = c.get_truecolor()
+    return (t.red, t.green, t.blue)
+
+
+# --- colours -------------------------------------------------------------------------------
+
+
+def test_diverging_endpoints_and_clamp():
+    r, g, b = triplet(diverging(-1))
+    assert b > r + 100 and b > g
+    r, g, b = triplet(diverging(1))
+    assert r > b + 100 and r > g
+    assert triplet(diverging(-7)) == triplet(diverging(-1))
+    assert triplet(diverging(3.5)) == triplet(diverging(1))
+    assert sum(triplet(diverging(0))) < 120  # near-black, not white
+    assert triplet(diverging(float("nan"))) == NAN_RGB != triplet(diverging(0))
+
+
+def test_sequential_and_log():
+    assert sum(triplet(sequential(0))) < 120
+    r, g, b = triplet(sequential(1))
+    assert r > 200 and g > 200 and b < 100  # yellow
+    assert triplet(sequential(2)) == triplet(sequential(1))
+    assert triplet(log_color(1e-6, 1e-6, 1)) == triplet(sequential(0))
+    assert triplet(log_color(1e-3, 1e-6, 1)) == triplet(sequential(0.5))
+    assert triplet(log_color(0.0, 1e-6, 1)) == triplet(sequential(0))  # underflow = darkest
+    assert triplet(color(float("nan"), "log", 1e-6, 1)) == NAN_RGB
+
+
+def test_rgb_vectorised_and_vmin_vmax():
+    out = rgb(np.array([[-2.0, 0.0], [np.nan, 4.0]]), "diverging", -2, 2)
+    assert out.shape == (2, 2, 3) and out.dtype == np.uint8
+    assert tuple(out[0, 0]) == triplet(diverging(-1))
+    assert tuple(out[1, 0]) == NAN_RGB
+    with pytest.raises(ValueError):
+        rgb([1.0], "rainbow")
+
+
+@pytest.mark.parametrize("kind,left,mid,right", [("diverging", "-1", "0", "+1"), ("sequential", "0", "0.5", "1")])
+def test_legend_labels_and_width(kind, left, mid, right):
+    text = legend(kind, 30)
+    assert cell_len(text.plain) == 30
+    assert text.plain.startswith(left + " ") and text.plain.endswith(" " + right)
+    assert f" {mid} " in text.plain[len(left) :]
+    assert legend("log", 30, 1e-6, 100).plain.startswith("1e-06")
+
+
+# --- heatmap -------------------------------------------------------------------------------
+
+
+def test_token_label():
+    assert token_label(" ") == "␣"
+    assert token_label("\n") == "⏎"
+    assert token_label("hello", 2) == "he"
+    assert token_label("hello", 4) == "hel…"
+    assert token_label("a\x07b") == "a·b"
+
+
+def make_map(**kw):
+    rng = np.random.default_rng(0)
+    values = np.tanh(rng.normal(size=(256, 40)))
+    tokens = list("the cat sat on the mat.\nA dog ran after it")[:40]
+    return Heatmap(values, col_labels=tokens, **kw), tokens
+
+
+def test_heatmap_scroll_indicator_and_row_labels():
+    hm, _ = make_map(row_offset=16, max_rows=24)
+    text, _ = render(hm)
+    lines = text.splitlines()
+    assert "units 17-40 of 256" in lines[-1]
+    labels = [ln.split()[0] for ln in lines[1:-1]]  # row lines begin with the unit index
+    assert labels[0] == "16" and labels[-1] == "39" and len(labels) == 24
+
+
+def test_heatmap_column_labels_and_marked_column():
+    hm, tokens = make_map(highlight_col=4, max_rows=3)
+    text, ansi = render(hm)
+    marker, labels, first_row = text.splitlines()[:3]
+    col = marker.index("▼")
+    lead = 4  # "255" is 3 wide, plus a space
+    assert col == lead + 4 * 2
+    assert labels[lead : lead + 8] == "t h e ␣ "  # cell width 2, space shown as ␣
+    assert labels[col] == tokens[4] == "c"
+    assert first_row[col : col + 2] == "▏▕"  # bright border around the current step
+    assert "⏎" in labels
+    assert "255;215;95" in ansi  # the marker colour is used
+
+
+def test_heatmap_crops_columns_around_highlight():
+    hm, tokens = make_map(highlight_col=35, max_rows=2)
+    text, _ = render(hm, width=30)
+    lines = text.splitlines()
+    assert all(cell_len(ln) <= 30 for ln in lines)
+    assert "▼" in lines[0]
+    assert "units 1-2 of 256" in lines[-2] and "steps 28-40 of 40" in lines[-1]
+
+
+def test_heatmap_nan_grey_and_order():
+    values = np.array([[0.0, np.nan], [1.0, -1.0]])
+    text, ansi = render(Heatmap(values, order=[1, 0]))
+    assert bg(NAN_RGB) in ansi
+    rows = text.splitlines()[:2]
+    assert rows[0].split()[0] == "1" and rows[1].split()[0] == "0"  # order keeps real indices
+    with pytest.raises(ValueError):
+        Heatmap(np.zeros(3))
+
+
+def test_triangle_heatmap_blank_upper():
+    T = 6
+    norms = np.full((T, T), np.nan)
+    for t in range(T):
+        for k in range(t + 1):
+            norms[t, k] = 0.3 ** (t - k)
+    text, ansi = render(TriangleHeatmap(norms, list("hello ")))
+    ansi_rows = [ln for ln in ansi.splitlines() if "48;2" in ln]
+    assert [ln.count("48;2") for ln in ansi_rows] == [1, 2, 3, 4, 5, 6]  # NaN cells uncoloured
+    assert bg(NAN_RGB) not in ansi
+    assert "0 h" in text and "5 ␣" in text and "rows t 1-6 of 6" in text
+
+
+def test_heat_row_folds():
+    text = heat_row(np.linspace(-1, 1, 50), "f", width=20)
+    lines = text.plain.split("\n")
+    assert len(lines) == 3 and lines[0].startswith("f ")
+    assert all(cell_len(ln) <= 20 for ln in lines)
+    assert len(heat_row(np.zeros(50), "gate").plain.split("\n")) == 1
+    _, ansi = render(heat_row([-1.0, np.nan, 1.0], "c"))
+    assert bg(NAN_RGB) in ansi
+
+
+def test_unit_order_modes():
+    h = np.array([[0, 3, -2, 5], [0, -3, 2, 0.5], [0, 3, -3, 0.1]], dtype=float)
+    assert unit_order(h, "index").tolist() == [0, 1, 2, 3]
+    assert unit_order(h, "activation").tolist() == [1, 2, 3, 0]  # |last step|, tie keeps index order
+    assert unit_order(h, "activation", step=0).tolist() == [3, 1, 2, 0]
+    assert unit_order(h, "variance").tolist() == [1, 3, 2, 0]
+    h[1, 1] = np.nan
+    assert unit_order(h, "activation", step=1)[-1] == 1  # NaN goes last
+    with pytest.raises(ValueError):
+        unit_order(h, "random")
+
+
+# --- bars ----------------------------------------------------------------------------------
+
+ITEMS = [(" ", 0.42), ("e", 0.2), ("\n", 0.1), ("the", 0.05), ("x", 0.0004)]
+
+
+def test_probbars_marked_in_topk():
+    text, ansi = render(ProbBars(ITEMS, width=60, marked="e"))
+    lines = text.splitlines()
+    assert len(lines) == 5
+    assert lines[0].startswith("␣") and "42.0%" in lines[0]
+    assert lines[2].startswith("⏎") and lines[4].rstrip().endswith("<0.1%")
+    assert "◀ actual" in lines[1] and "20.0%" in lines[1]
+    assert sum("actual" in ln for ln in lines) == 1
+    assert lines[0].count("█") > lines[1].count("█") > lines[3].count("█")
+    assert all(cell_len(ln) <= 60 for ln in lines)
+    assert "38;2;255;175;0" in ansi  # the actual token has its own colour
+
+
+def test_probbars_actual_outside_topk():
+    text, _ = render(ProbBars(ITEMS[:3], width=60, marked=("q", 0.0012)))
+    lines = text.splitlines()
+    assert len(lines) == 4
+    assert lines[-1].startswith("q") and "0.1%" in lines[-1]
+    assert f"{-math.log(0.0012):.2f} nats" in lines[-1]
+
+
+def test_probbars_from_trace():
+    trace = SimpleNamespace(
+        tokens=("a", "b", "c"),
+        topk_ids=np.array([[1, 2], [0, 2], [0, 1]]),
+        topk_tokens=(("b", "c"), ("a", "c"), ("a", "b")),
+        topk_probs=np.array([[0.7, 0.2], [0.5, 0.3], [0.6, 0.3]]),
+        next_ids=np.array([1, 2, -1]),
+        next_prob=np.array([0.7, 0.3, np.nan]),
+        next_loss=np.array([0.36, 1.2, np.nan]),
+    )
+    assert "◀ actual" in render(ProbBars.from_trace(trace, 0, width=40))[0].splitlines()[0]
+    assert "actual" not in render(ProbBars.from_trace(trace, 2, width=40))[0]
+
+
+def test_confidence_bars_colours():
+    text, ansi = render(ConfidenceBars([("rnn", 0.31, "wrong"), ("lstm", 0.82), ("gru", 0.6)], width=50))
+    lines = text.splitlines()
+    assert len(lines) == 3 and "31.0%" in lines[0] and "82.0%" in lines[1] and "wrong" in lines[0]
+    green, red = "38;2;95;215;95", "38;2;255;95;95"
+    row_rnn, row_lstm = [ln for ln in ansi.splitlines() if "%" in ln][:2]
+    assert red in row_rnn and green not in row_rnn
+    assert green in row_lstm and red not in row_lstm
+
+
+# --- plots ---------------------------------------------------------------------------------
+
+
+def test_downsample_keeps_extremes_and_order():
+    rng = np.random.default_rng(1)
+    x = np.arange(10_000, dtype=float)
+    y = np.cumsum(rng.normal(size=x.size))
+    y[::97] = np.nan
+    xs, ys = downsample(x, y, 100)
+    assert xs.size <= 100 and xs.size == ys.size
+    assert np.all(np.diff(xs) > 0)
+    assert ys.max() == np.nanmax(y) and ys.min() == np.nanmin(y)
+    assert xs[0] == 1 and xs[-1] == x[-1]  # x[0] is NaN-dropped; the ends survive
+    assert not np.isnan(ys).any()
+
+
+def test_downsample_edge_cases():
+    x, y = np.arange(5.0), np.array([3.0, 1, 4, 1, 5])
+    xs, ys = downsample(x, y, 10)
+    assert np.array_equal(xs, x) and np.array_equal(ys, y)
+    assert downsample([], [], 10)[0].size == 0
+    xs, ys = downsample([3.0, 1.0, 2.0], [30.0, 10.0, 20.0], 10)
+    assert xs.tolist() == [1, 2, 3] and ys.tolist() == [10, 20, 30]
+    for n in (1, 2, 3):
+        assert downsample(np.arange(50.0), np.arange(50.0), n)[0].size <= n
+    with pytest.raises(ValueError):
+        downsample([1.0], [1.0, 2.0], 5)
+
+
+def test_downsample_large_series():
+    x = np.arange(100_000, dtype=float)
+    xs, ys = downsample(x, np.sin(x / 500.0), 200)
+    assert 100 <= xs.size <= 200
+
+
+def _ema_reference(values, w):
+    out, last, n = [], 0.0, 0
+    for v in values:
+        if not np.isfinite(v):
+            out.append(np.nan)
+            continue
+        last, n = last * w + (1 - w) * v, n + 1
+        out.append(last / (1 - w**n))
+    return np.array(out)
+
+
+def test_ema():
+    y = np.random.default_rng(2).normal(size=3000)
+    assert np.array_equal(ema(y, 0.0), y)
+    assert np.allclose(ema(np.full(5000, 2.5), 0.999), 2.5)
+    y[[3, 100]] = [np.nan, np.inf]
+    for w in (0.6, 0.99, 0.999):
+        assert np.allclose(ema(y, w), _ema_reference(y, w), equal_nan=True)
+    out = ema([1.0, np.nan, 1.0, 1.0], 0.9)
+    assert np.isnan(out[1]) and np.allclose(out[[0, 2, 3]], 1.0)
+    with pytest.raises(ValueError):
+        ema(y, 1.0)
+
+
+def test_log_safe_and_width_points():
+    src = np.array([-1.0, 0.0, 2.0])
+    out = log_safe(src)
+    assert np.isnan(out[:2]).all() and out[2] == 2.0 and src[0] == -1.0
+    assert plot_width_points(80) == 160
+    assert plot_width_points(0) > 0
+
+
+def test_log_ticks():
+    pos, labels = log_ticks(math.log10(0.01), math.log10(5))
+    assert labels == ["0.01", "0.1", "1"] and pos == [-2.0, -1.0, 0.0]
+    assert len(log_ticks(-30, 5)[0]) <= 6
+
+
+def test_series_store_threaded_append():
+    store = SeriesStore(capacity=4)
+
+    def worker(offset):
+        for i in range(2000):
+            store.append(offset + i, float(i))
+
+    threads = [threading.Thread(target=worker, args=(k * 10_000,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store) == 8000
+    x, y = store.view(100)
+    assert x.size <= 100 and np.all(np.diff(x) > 0)
+    assert store.view(100, smooth=0.9, log=True)[1].min() > 0
+
+
+async def test_live_plot_log_scale_rerenders():
+    from textual.app import App
+
+    class PlotApp(App):
+        def compose(self):
+            yield LivePlot("loss", log_y=True, smooth=0.5)
+
+    app = PlotApp()
+    async with app.run_test(size=(60, 16)) as pilot:
+        plot = app.query_one(LivePlot)
+        store = plot.add_series("train")
+        for i in range(500):
+            store.append(i, 3.0 * math.exp(-i / 100))
+        store.append(500, 0.0)  # dropped on a log axis, not a crash
+        plot.replot()
+        await pilot.pause()
+        plot.replot()  # plotext's own log scale crashed here, on the second build
+        await pilot.pause()
+        assert re.search(r"0\.1┤", plot.render().plain)
