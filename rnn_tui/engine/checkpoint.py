@@ -16,9 +16,17 @@ Every checkpoint directory holds exactly `config.json` + `model.safetensors`, so
 "model" writes into RUN_DIR itself.
 
 Weights are stored with safetensors (never pickle, so loading a file cannot run code).
-Writes are atomic: each file goes to a temp file in the same directory, is fsynced and
-then os.replace'd into place; the weights go first and config.json last, so a config.json
-on disk always describes a complete weights file (its sha256 is in the config).
+Each file is written to a temp file in the same directory, fsynced and os.replace'd into
+place, and the directory is fsynced. Overwriting a checkpoint goes in three steps so that a
+crash at any point leaves a complete one on disk:
+
+1. the new weights -> `model.next.safetensors`   (the old checkpoint is untouched)
+2. the new config.json, naming the new sha256    (the commit point)
+3. `model.next.safetensors` -> `model.safetensors`
+
+config.json records the sha256 of its weights, and the loader takes whichever of
+`model.safetensors` / `model.next.safetensors` matches it, so a crash between 2 and 3 still
+loads the new checkpoint, and one before 2 the old. A failed save removes its own leftovers.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from .model import LoadedModel, ModelConfig, RNNLM, build_model
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+NEXT_WEIGHTS_NAME = "model.next.safetensors"  # only between steps 1 and 3 of a save
 MAIN_NAME = "model"  # save_checkpoint(name=MAIN_NAME) writes into the run directory itself
 BUNDLED_MODELS = ("rnn", "lstm", "gru")
 DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "defaults"
@@ -74,10 +83,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _unlink_quietly(Path(tmp))
         raise
     _fsync_dir(path.parent)
 
@@ -138,12 +144,26 @@ def save_checkpoint(run_dir: str | os.PathLike, model: RNNLM, vocab, meta: dict 
     meta.pop("tensors_sha256", None)
     config.update(meta)  # anything extra the caller wants kept
     text = json.dumps(_jsonable(config), indent=2, ensure_ascii=False) + "\n"
+    nxt = target / NEXT_WEIGHTS_NAME
     try:
-        _atomic_write(target / WEIGHTS_NAME, blob)  # weights first ...
-        _atomic_write(target / CONFIG_NAME, text.encode("utf-8"))  # ... config.json marks it complete
+        _atomic_write(nxt, blob)  # 1: weights first, beside the old ones
+        try:
+            _atomic_write(target / CONFIG_NAME, text.encode("utf-8"))  # 2: commit
+        except BaseException:
+            _unlink_quietly(nxt)  # never committed: the old checkpoint stays as it was
+            raise
+        os.replace(nxt, target / WEIGHTS_NAME)  # 3: back to the usual name
+        _fsync_dir(target)
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {target}: {exc.strerror or exc}") from None
     return target
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 # ------------------------------------------------------------------------- loading
@@ -201,19 +221,35 @@ def _read_config(directory: Path) -> dict:
 
 def _read_weights(directory: Path, config: dict) -> dict[str, torch.Tensor]:
     w_path = directory / WEIGHTS_NAME
-    if not w_path.is_file():
-        raise CheckpointError(f"checkpoint {directory} has no weights file {WEIGHTS_NAME}")
-    try:
-        blob = w_path.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {w_path}: {exc.strerror or exc}") from None
+    expected = config.get("tensors_sha256")
+    # A save interrupted after its commit point leaves the new weights under the "next" name;
+    # the sha256 says which file belongs to this config. The last retry covers a save
+    # finishing (renaming "next" over the usual name) while we read.
+    candidates = [WEIGHTS_NAME, NEXT_WEIGHTS_NAME, WEIGHTS_NAME] if expected else [WEIGHTS_NAME]
+    blob, seen = None, False
+    for name in candidates:
+        try:
+            data = (directory / name).read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {directory / name}: {exc.strerror or exc}") from None
+        seen = True
+        if blob is None:
+            blob = data  # judged below when nothing matches
+        if expected and hashlib.sha256(data).hexdigest() == expected:
+            blob = data
+            break
+    else:
+        if not seen:
+            raise CheckpointError(f"checkpoint {directory} has no weights file {WEIGHTS_NAME}")
     try:
         tensors = st_load(blob)
     except Exception as exc:  # safetensors raises its own error type (and sometimes others)
-        raise CheckpointError(f"weights file {w_path} is truncated or corrupt ({len(blob)} bytes): "
-                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    expected = config.get("tensors_sha256")
-    if expected is not None and hashlib.sha256(blob).hexdigest() != expected:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"weights file {w_path} is truncated or corrupt "
+                              f"({len(blob)} bytes): {detail}") from None
+    if expected and hashlib.sha256(blob).hexdigest() != expected:
         raise CheckpointError(f"weights file {w_path} does not match the sha256 recorded in "
                               f"{CONFIG_NAME}: it was replaced or edited after saving")
     return tensors
