@@ -1,0 +1,348 @@
+"""The rnn-tui Textual app: four modes (stepper, training, gradients, sampling) over one model.
+
+The first frame paints before torch is imported: the engine is imported and the first model
+loaded in a thread worker, and every screen shows "loading engine…" until
+``app.engine_ready`` is True. Screens read ``app.lm`` / ``app.sentence`` and watch the
+reactive counters ``model_version`` / ``sentence_version``; nothing but the app replaces
+them (``set_model``, ``set_sentence``).
+
+``python -m rnn_tui.app [MODEL] [--corpus FILE] [--device D] [--sentence S]`` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from .commands import RnnCommands
+from .screens import LOADING_TEXT, MODE_TABS, report_worker_error
+from .screens.help import HelpScreen
+from .screens.sampling import SamplingScreen
+from .screens.stepper import StepperScreen
+
+if TYPE_CHECKING:  # the engine imports torch: never at module import time
+    from .engine.model import LoadedModel
+
+DEFAULT_MODEL = "lstm"
+DEFAULT_SENTENCE = "the cat that we saw yesterday was happy"
+
+
+def _placeholder(mode: str):
+    """A stand-in Screen class for a mode whose module is not written yet."""
+    from textual.app import ComposeResult
+    from textual.screen import Screen
+    from textual.widgets import Footer, Header, Static
+
+    from .screens import ModeBar
+
+    title = MODE_TABS[mode][1]
+
+    class ComingSoon(Screen):
+        MODE = mode
+
+        def compose(self) -> ComposeResult:
+            yield Header()
+            yield ModeBar(mode)
+            yield Static(f"{title}: coming soon", classes="placeholder")
+            yield Footer()
+
+    ComingSoon.__name__ = f"{title}Placeholder"
+    return ComingSoon
+
+
+def _optional_screen(module: str, name: str, mode: str):
+    """Import a screen written by another engineer; a missing module gives a placeholder."""
+    import importlib
+
+    full = f"{__package__}.screens.{module}"
+    try:
+        return getattr(importlib.import_module(full), name)
+    except ModuleNotFoundError as exc:
+        if exc.name != full:
+            raise
+        return _placeholder(mode)
+
+
+TrainingScreen = _optional_screen("training", "TrainingScreen", "training")
+GradientsScreen = _optional_screen("gradients", "GradientsScreen", "gradients")
+
+
+# ------------------------------------------------------------------------- messages
+@dataclass
+class EngineStatus(Message):
+    """Progress of the boot worker (shown in the header while loading)."""
+
+    text: str
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, EngineStatus)
+
+
+@dataclass
+class ModelReady(Message):
+    """A model was loaded (or built) by a worker; the app installs it on the event loop."""
+
+    lm: Any  # LoadedModel | None
+    device_label: str | None = None
+    corpus: Any = None  # engine Corpus, when --corpus was given
+    boot: bool = False
+    note: str | None = None
+
+
+class RnnTuiApp(App):
+    """Look inside recurrent networks while they read text and train."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "rnn-tui"
+    SUB_TITLE = LOADING_TEXT
+    MODES = {
+        "stepper": StepperScreen,
+        "training": TrainingScreen,
+        "gradients": GradientsScreen,
+        "sampling": SamplingScreen,
+    }
+    DEFAULT_MODE = "stepper"
+    COMMANDS = App.COMMANDS | {RnnCommands}
+    BINDINGS = [
+        Binding("1", "switch_mode('stepper')", "Stepper", show=False, id="mode.stepper",
+                tooltip="Step through a sentence: hidden states, predictions, gates"),
+        Binding("2", "switch_mode('training')", "Train", show=False, id="mode.training",
+                tooltip="Train the model and watch loss, gradients and weights live"),
+        Binding("3", "switch_mode('gradients')", "Grads", show=False, id="mode.gradients",
+                tooltip="How far back gradients reach: dL/dh_t over time, Jacobians, spectrum"),
+        Binding("4", "switch_mode('sampling')", "Sample", show=False, id="mode.sampling",
+                tooltip="Generate text from a prompt at a chosen temperature"),
+        Binding("question_mark", "help", "Help", id="app.help", key_display="?",
+                tooltip="Every key binding, and what each panel shows"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, show=False,
+                tooltip="Quit rnn-tui"),
+    ]
+
+    engine_ready: reactive[bool] = reactive(False)
+    model_version: reactive[int] = reactive(0)
+    sentence_version: reactive[int] = reactive(0)
+
+    def __init__(
+        self,
+        model: str | None = None,
+        corpus: str | None = None,
+        device: str = "auto",
+        sentence: str | None = None,
+        *,
+        lm: "LoadedModel | None" = None,
+        cursor_blink: bool = True,
+        watch_css: bool = False,
+    ) -> None:
+        """``lm`` installs an already-built model (tests); otherwise ``model`` (a run
+        directory or bundled name, default "lstm") is loaded in the boot worker.
+        ``corpus`` (a bundled name or a text file) is what the training screen trains on;
+        given without a model, a fresh LSTM for its vocabulary is built."""
+        super().__init__(watch_css=watch_css)
+        self.model_spec = model
+        self.corpus_spec = corpus
+        self.device_name = device or "auto"
+        self.sentence: str = sentence or DEFAULT_SENTENCE
+        self.lm: LoadedModel | None = None
+        self.corpus = None  # engine Corpus when --corpus was given (loaded by the boot worker)
+        self.device = None  # torch.device once the engine is loaded
+        self.device_label: str = "…"
+        self.trainer = None  # the live Trainer, owned by the training screen
+        self.cursor_blink = cursor_blink
+        self._preloaded = lm
+
+    # ------------------------------------------------------------------- startup
+    def on_mount(self) -> None:
+        self.sub_title = LOADING_TEXT
+        self._boot()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="boot")
+    def _boot(self) -> None:
+        """Import torch and the engine, pick the device, load the first model."""
+        worker = get_current_worker()
+        self.post_message(EngineStatus("importing torch…"))
+        import torch  # noqa: F401  (the slow part: seconds on a cold start)
+
+        from .engine.device import describe_device, pick_device
+
+        if worker.is_cancelled:
+            return
+        device = pick_device(self.device_name)
+        self.device = device
+        label = describe_device(device)
+        if self._preloaded is not None:
+            lm = self._preloaded
+            if lm.device != device:
+                lm.model.to(device)
+            self.post_message(ModelReady(lm, label, boot=True))
+            return
+        corpus = None
+        note = None
+        if self.corpus_spec:
+            from .engine.corpus import load_corpus
+
+            self.post_message(EngineStatus(f"reading corpus {self.corpus_spec}…"))
+            corpus = load_corpus(self.corpus_spec)
+        if worker.is_cancelled:
+            return
+        self.post_message(EngineStatus("loading model…"))
+        if corpus is not None and self.model_spec is None:
+            lm = fresh_model(corpus, "lstm", device)
+            note = f"fresh untrained LSTM for corpus {corpus.name}: press 2 to train it"
+        else:
+            from .engine.checkpoint import load_model
+
+            lm = load_model(self.model_spec or DEFAULT_MODEL, device)
+        self.post_message(ModelReady(lm, label, corpus=corpus, boot=True, note=note))
+
+    def on_engine_status(self, message: EngineStatus) -> None:
+        if not self.engine_ready:
+            self.sub_title = message.text
+
+    def on_model_ready(self, message: ModelReady) -> None:
+        if message.device_label:
+            self.device_label = message.device_label
+        if message.corpus is not None:
+            self.corpus = message.corpus
+        if message.lm is not None:
+            self.set_model(message.lm, announce=not message.boot)
+        if message.note:
+            self.notify(message.note, markup=False)
+        if message.boot:
+            self.engine_ready = True
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if report_worker_error(self, event) and event.worker.group == "boot":
+            # The engine is imported even when the first model failed to load: the
+            # screens say "no model" and the palette can load another.
+            import sys
+
+            if "torch" in sys.modules:
+                self.engine_ready = True
+                self.sub_title = f"no model — ctrl+p to load one — {self.device_label}"
+            else:
+                self.sub_title = "the engine failed to load"
+
+    # --------------------------------------------------------------- app state
+    def set_model(self, lm: "LoadedModel", announce: bool = True) -> None:
+        """Install a model (event loop only); every screen redraws for it."""
+        self.lm = lm
+        self._update_titles()
+        self.model_version += 1
+        if announce:
+            self.notify(f"model: {lm.label}", markup=False, timeout=3)
+
+    def set_sentence(self, text: str) -> None:
+        """Change the sentence the stepper (and gradients) read."""
+        text = " ".join(str(text).split())
+        if not text or text == self.sentence:
+            return
+        self.sentence = text
+        self.sentence_version += 1
+
+    def _update_titles(self) -> None:
+        self.title = "rnn-tui"
+        lm = self.lm
+        label = lm.label if lm is not None else "no model"
+        self.sub_title = f"{label} — {self.device_label}"
+
+    def load_model_spec(self, spec: str) -> None:
+        """Load a run directory or a bundled model in a worker, then install it."""
+        spec = str(spec).strip()
+        if not spec:
+            return
+        if not self.engine_ready:
+            self.notify("the engine is still loading; try again in a moment", severity="warning")
+            return
+        self.notify(f"loading {spec}…", markup=False, timeout=2)
+        self._load_worker(spec)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
+    def _load_worker(self, spec: str) -> None:
+        from .engine.checkpoint import load_model
+
+        lm = load_model(spec, self.device or "auto")
+        if not get_current_worker().is_cancelled:
+            self.post_message(ModelReady(lm))
+
+    # ------------------------------------------------------------------- actions
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_train(self) -> None:
+        """Switch to the training screen and start (or pause) training there."""
+        self.switch_mode("training")
+        self.call_after_refresh(self._call_screen, "training", "action_toggle_training")
+
+    def action_save_checkpoint(self) -> None:
+        self.switch_mode("training")
+        self.call_after_refresh(self._call_screen, "training", "action_save")
+
+    def action_change_sentence(self) -> None:
+        self.switch_mode("stepper")
+        self.call_after_refresh(self._call_screen, "stepper", "action_edit")
+
+    def action_load_model_prompt(self) -> None:
+        from .screens.help import TextPrompt
+
+        def done(value: str | None) -> None:
+            if value:
+                self.load_model_spec(value)
+
+        self.push_screen(
+            TextPrompt("Load model", "a run directory, its config.json, or rnn / lstm / gru",
+                       placeholder="runs/my-run"),
+            done,
+        )
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def _call_screen(self, mode: str, action: str) -> None:
+        stack = self._screen_stacks.get(mode) or []
+        screen = stack[0] if stack else None
+        method = getattr(screen, action, None)
+        if callable(method):
+            method()
+        else:
+            self.notify(f"the {MODE_TABS[mode][1].lower()} screen cannot do that yet", severity="warning")
+
+
+def fresh_model(corpus, cell: str, device) -> "LoadedModel":
+    """An untrained model for a corpus's vocabulary (seeded: the same on every start)."""
+    from .engine.model import LoadedModel, ModelConfig, build_model
+
+    config = ModelConfig(vocab_size=len(corpus.vocab), cell=cell)
+    model = build_model(config, seed=0, device=device)
+    meta = {"corpus": corpus.name, "level": corpus.vocab.level}
+    if corpus.categories:
+        meta["categories"] = dict(corpus.categories)
+    return LoadedModel(model=model, vocab=corpus.vocab, meta=meta)
+
+
+def run_app(model: str | None = None, corpus: str | None = None, device: str = "auto",
+            sentence: str | None = None) -> None:
+    """Entry point used by the `rnn-tui` command."""
+    RnnTuiApp(model=model, corpus=corpus, device=device, sentence=sentence).run()
+
+
+def _main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m rnn_tui.app")
+    p.add_argument("model", nargs="?", default=None)
+    p.add_argument("--corpus", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--sentence", default=None)
+    args = p.parse_args(argv)
+    run_app(model=args.model, corpus=args.corpus, device=args.device, sentence=args.sentence)
+
+
+if __name__ == "__main__":
+    _main()

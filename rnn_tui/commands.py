@@ -1,0 +1,53 @@
+"""The command palette's own commands (ctrl+p): models, cells, training, screens, sentence."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable, Iterator
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+BUNDLED = ("rnn", "lstm", "gru")
+CELL_NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+class RnnCommands(Provider):
+    """Load / switch models, train, save, change the sentence, go to a screen, help, quit."""
+
+    def _commands(self) -> Iterator[tuple[str, Callable[[], object], str]]:
+        app = self.app
+        for cell in BUNDLED:
+            yield (f"Switch cell: {CELL_NAMES[cell]}", partial(app.load_model_spec, cell),
+                   f"Load the bundled trained {CELL_NAMES[cell]} (keeps the sentence)")
+        yield ("Load model…", app.action_load_model_prompt,
+               "Type the path of a run directory (or rnn / lstm / gru)")
+        for cell in BUNDLED:
+            yield (f"Load model: bundled {cell}", partial(app.load_model_spec, cell),
+                   f"The {CELL_NAMES[cell]} that ships with rnn-tui")
+        yield ("Train", app.action_train, "Go to the training screen and start or pause training")
+        yield ("Save checkpoint", app.action_save_checkpoint,
+               "Save the model being trained to its run directory")
+        yield ("Change sentence…", app.action_change_sentence,
+               "Edit the sentence the stepper reads")
+        for mode, (key, title) in _modes():
+            yield (f"Go to {title}", partial(app.switch_mode, mode), f"Screen {key}")
+        yield ("Toggle dark mode", app.action_toggle_dark, "Switch between the dark and light theme")
+        yield ("Help", app.action_help, "Every key binding and what each panel shows")
+        yield ("Quit", app.action_quit, "Leave rnn-tui")
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+
+
+def _modes():
+    from .screens import MODE_TABS
+
+    return MODE_TABS.items()

@@ -1,0 +1,146 @@
+"""The help screen (every binding, what each panel shows) and a one-line text prompt modal."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+from . import MODE_TABS
+
+# Panels of screens that do not describe themselves (a screen may define
+# HELP = {"panel": "two lines"}; that wins).
+FALLBACK_HELP: dict[str, dict[str, str]] = {
+    "training": {
+        "loss": "Training and validation loss per step, live while you train.\n"
+                "Validation rising while training falls means the model is memorising.",
+        "gradients": "Gradient norms per layer as training runs.\n"
+                     "Spikes are exploding gradients; clipping caps them.",
+    },
+    "gradients": {
+        "dL/dh_t": "How much the loss at the end still depends on each earlier hidden state.\n"
+                   "A vanilla RNN's bars fade to nothing within a few steps; LSTM/GRU reach further.",
+        "jacobian": "||d h_t / d h_k|| for every pair of steps, on a log scale.\n"
+                    "The colour fading away from the diagonal is the memory fading.",
+    },
+}
+
+
+def _key_label(app, binding) -> str:
+    if binding.key_display:
+        return binding.key_display
+    keys = [k.strip() for k in binding.key.split(",")]
+    return "/".join(app.get_key_display(Binding(k, binding.action)) for k in keys)
+
+
+def _bindings_of(cls) -> list[Binding]:
+    out = []
+    for b in getattr(cls, "BINDINGS", []):
+        if isinstance(b, Binding):
+            out.append(b)
+        elif isinstance(b, tuple):
+            out.append(Binding(*b))
+    return out
+
+
+def help_tables(app) -> list:
+    """Rich renderables: global keys, then per mode its panels and its keys."""
+    parts: list = []
+    glob = Table.grid(padding=(0, 2))
+    glob.add_column(style="bold", no_wrap=True)
+    glob.add_column()
+    for b in _bindings_of(type(app)):
+        glob.add_row(_key_label(app, b), b.tooltip or b.description)
+    glob.add_row(app.get_key_display(Binding(app.COMMAND_PALETTE_BINDING, "")),
+                 "Command palette: load a model, switch cell, train, save, change sentence…")
+    glob.add_row("escape", "Close this help (or any dialog)")
+    parts.append(Text("Everywhere", style="bold underline"))
+    parts.append(glob)
+    for mode, screen_cls in app.MODES.items():
+        key, title = MODE_TABS.get(mode, ("", mode))
+        parts.append(Text(""))
+        parts.append(Text(f"{key}  {title}", style="bold underline"))
+        panels = getattr(screen_cls, "HELP", None) or FALLBACK_HELP.get(mode, {})
+        if panels:
+            grid = Table.grid(padding=(0, 2))
+            grid.add_column(style="bold italic", no_wrap=True)
+            grid.add_column()
+            for name, text in panels.items():
+                grid.add_row(name, text)
+            parts.append(grid)
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(style="bold", no_wrap=True)
+        keys.add_column()
+        rows = 0
+        for b in _bindings_of(screen_cls):
+            if b.system:
+                continue
+            keys.add_row(_key_label(app, b), b.tooltip or b.description)
+            rows += 1
+        if rows:
+            parts.append(keys)
+    return parts
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every binding of every screen, and two lines on what each panel shows."""
+
+    BINDINGS = [
+        Binding("escape,question_mark,q", "dismiss", "Close", id="help.close",
+                tooltip="Close the help"),
+        Binding("up,k", "scroll('up')", "Up", show=False),
+        Binding("down,j", "scroll('down')", "Down", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help-box"):
+            yield Static("[b]rnn-tui help[/b]  ·  escape closes", id="help-title")
+            with VerticalScroll(id="help-scroll"):
+                for i, part in enumerate(help_tables(self.app)):
+                    yield Static(part, classes="help-part")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-scroll").focus()
+
+    def action_scroll(self, direction: str) -> None:
+        scroll = self.query_one("#help-scroll", VerticalScroll)
+        if direction == "up":
+            scroll.scroll_up()
+        else:
+            scroll.scroll_down()
+
+    def action_dismiss(self, result=None) -> None:  # type: ignore[override]
+        self.dismiss(None)
+
+
+class TextPrompt(ModalScreen[str | None]):
+    """A titled one-line Input; enter returns the text, escape returns None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel", tooltip="Close without changes")]
+
+    def __init__(self, title: str, hint: str = "", value: str = "", placeholder: str = "") -> None:
+        super().__init__()
+        self._title, self._hint, self._value, self._placeholder = title, hint, value, placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="prompt-box"):
+            yield Static(self._title, id="prompt-title", markup=False)
+            yield Input(self._value, placeholder=self._placeholder, id="prompt-input")
+            if self._hint:
+                yield Static(self._hint, id="prompt-hint", markup=False)
+
+    def on_mount(self) -> None:
+        inp = self.query_one(Input)
+        inp.cursor_blink = getattr(self.app, "cursor_blink", True)
+        inp.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

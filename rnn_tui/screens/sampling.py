@@ -1,0 +1,418 @@
+"""Screen 4, the sampling console: generate text from a prompt and watch it stream in.
+
+Settings (temperature, top-k, length, seed) change with single keys; ``c`` samples the
+same prime and seed at T = 0.2, 0.8 and 1.5 side by side. Every sample goes into the
+history with its settings; picking one there shows it again and restores its settings.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from rich.console import Group, RenderableType
+from rich.style import Style
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from . import LOADING_TEXT, ModeBar, report_worker_error
+from .stepper import Panel
+
+PRESET_TEMPERATURES = (0.2, 0.8, 1.5)
+TOP_K_STEPS = (0, 1, 3, 5, 10, 20, 50)
+LENGTH_STEPS = (25, 50, 100, 200, 400, 800, 1600)
+T_MIN, T_MAX = 0.1, 3.0
+REDRAW_EVERY = 0.1  # seconds between progress messages: <= 10 redraws a second
+PRIME_STYLE = Style(color="#8a8a8a")
+PRESET_STYLES = ("#5fafff", "#d7d75f", "#ff875f")
+
+
+@dataclass
+class SampleRecord:
+    """One sample (or one comparison of three temperatures) and the settings that made it."""
+
+    number: int
+    prime: str
+    temperatures: tuple[float, ...]
+    top_k: int
+    length: int
+    seed: int
+    texts: list[str] = field(default_factory=list)
+    done: bool = False
+    stopped: bool = False
+    tokens_per_s: float = 0.0
+
+    @property
+    def compare(self) -> bool:
+        return len(self.temperatures) > 1
+
+    def settings_text(self) -> str:
+        temps = "/".join(f"{t:.1f}" for t in self.temperatures)
+        k = "off" if self.top_k == 0 else str(self.top_k)
+        return f"T={temps} top-k {k} len {self.length} seed {self.seed}"
+
+
+@dataclass
+class SampleProgress(Message):
+    """The texts so far of a running sample; a newer one replaces an unhandled older one."""
+
+    number: int
+    texts: tuple[str, ...]
+    tokens_per_s: float = 0.0
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SampleProgress) and message.number == self.number
+
+
+@dataclass
+class SampleDone(Message):
+    number: int
+    texts: tuple[str, ...]
+    stopped: bool
+    tokens_per_s: float = 0.0
+    note: str | None = None
+
+
+class SamplingScreen(Screen):
+    MODE = "sampling"
+    AUTO_FOCUS = ""  # nothing: the keys drive the screen; p focuses the prompt
+    HELP = {
+        "prompt": "The text the model reads first (its 'prime'); the sample continues it.\n"
+                  "Characters the model does not know are skipped, and you are told which.",
+        "output": "The generated text, streaming in token by token (the prime is grey).\n"
+                  "Low temperature repeats the likeliest path; high temperature invents.",
+        "compare": "Three temperatures, same prime and seed, side by side (c):\n"
+                   "T=0.2 is near-greedy, 0.8 plausible, 1.5 close to noise.",
+        "history": "Every sample with its settings, newest first.\n"
+                   "Highlight one to see it again; enter restores its settings.",
+    }
+    BINDINGS = [
+        Binding("enter,s", "sample", "Sample", id="sampling.sample", key_display="⏎",
+                tooltip="Sample a continuation of the prompt with the current settings"),
+        Binding("c", "compare", "T 0.2/0.8/1.5", id="sampling.compare",
+                tooltip="Sample at T = 0.2, 0.8 and 1.5 side by side, same prime and seed"),
+        Binding("p", "edit_prompt", "Prompt", id="sampling.prompt",
+                tooltip="Edit the prompt (enter samples, escape leaves it)"),
+        Binding("left_square_bracket", "temperature(-1)", "T-", id="sampling.colder", key_display="[",
+                tooltip="Temperature down by 0.1"),
+        Binding("right_square_bracket", "temperature(1)", "T+", id="sampling.hotter", key_display="]",
+                tooltip="Temperature up by 0.1"),
+        Binding("k", "top_k(1)", "Top-k", id="sampling.topk_up",
+                tooltip="Top-k: cycle off, 1, 3, 5, 10, 20, 50 (K goes back)"),
+        Binding("K", "top_k(-1)", "Top-k back", id="sampling.topk_down", show=False,
+                tooltip="Top-k: previous setting"),
+        Binding("plus,equals_sign", "length(1)", "Longer", id="sampling.longer", show=False,
+                key_display="+", tooltip="Sample more tokens (doubles the length)"),
+        Binding("minus", "length(-1)", "Shorter", id="sampling.shorter", show=False,
+                tooltip="Sample fewer tokens (halves the length)"),
+        Binding("r", "reseed", "Seed", id="sampling.reseed", show=False,
+                tooltip="Draw a new random seed (the seed also advances after every sample)"),
+        Binding("ctrl+c", "stop", "Stop", id="sampling.stop", priority=True, show=False,
+                tooltip="Stop the running sample"),
+        Binding("escape", "stop_or_leave", "Stop", id="sampling.escape", show=False,
+                tooltip="Stop the running sample, or leave the prompt"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.temperature = 0.8
+        self.top_k = 0
+        self.length = 200
+        self.seed = 0
+        self.history: list[SampleRecord] = []
+        self.shown: SampleRecord | None = None
+        self.running: SampleRecord | None = None
+        self._count = 0
+
+    # ---------------------------------------------------------------- compose
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield ModeBar("sampling")
+        with Vertical(id="sampling-body"):
+            with Horizontal(id="prompt-row"):
+                yield Static("prompt ›", id="prompt-label")
+                yield Input(id="prompt", placeholder="the", compact=True)
+            yield Static("", id="sampling-settings")
+            yield Panel(self._build_output, id="sampling-output")
+            yield Static("history", id="history-title")
+            yield OptionList(id="sampling-history")
+            yield Static(LOADING_TEXT, id="sampling-loading")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        prompt = self.query_one("#prompt", Input)
+        prompt.cursor_blink = getattr(self.app, "cursor_blink", True)
+        prompt.value = self._default_prompt()
+        self.watch(self.app, "engine_ready", self._on_engine)
+        self.watch(self.app, "model_version", self._on_engine)
+        self._show_settings()
+        self.set_focus(None)
+
+    def _default_prompt(self) -> str:
+        words = str(getattr(self.app, "sentence", "")).split()
+        return " ".join(words[:2]) if words else ""
+
+    def _on_engine(self, _value=None) -> None:
+        ready = getattr(self.app, "engine_ready", False)
+        loading = self.query_one("#sampling-loading", Static)
+        if not ready:
+            loading.display = True
+        elif self.app.lm is None:
+            loading.update("no model loaded: ctrl+p → Load model…")
+            loading.display = True
+        else:
+            loading.display = False
+        self._show_settings()
+
+    # -------------------------------------------------------------- settings
+    def _show_settings(self) -> None:
+        k = "off" if self.top_k == 0 else str(self.top_k)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for i, (name, value) in enumerate((("T", f"{self.temperature:.1f}"), ("top-k", k),
+                                           ("length", str(self.length)), ("seed", str(self.seed)))):
+            if i:
+                text.append("  ·  ", style="#5f5f5f")
+            text.append(f"{name} ", style="#8a8a8a")
+            text.append(value, style="bold")
+        run = self.running
+        if run is not None:
+            done = max((len(t) for t in run.texts), default=0)
+            text.append("   sampling… ", style="bold #ffaf00")
+            text.append("ctrl+c stops", style="#8a8a8a")
+        elif self.shown is not None and self.shown.done:
+            rate = f" · {self.shown.tokens_per_s:,.0f} tok/s" if self.shown.tokens_per_s else ""
+            state = "stopped" if self.shown.stopped else "done"
+            text.append(f"   #{self.shown.number} {state}{rate}", style="#8a8a8a")
+        self.query_one("#sampling-settings", Static).update(text)
+
+    def action_temperature(self, direction: int) -> None:
+        self.temperature = round(min(T_MAX, max(T_MIN, self.temperature + 0.1 * direction)), 1)
+        self._show_settings()
+
+    def action_top_k(self, direction: int) -> None:
+        i = TOP_K_STEPS.index(self.top_k) if self.top_k in TOP_K_STEPS else 0
+        self.top_k = TOP_K_STEPS[(i + direction) % len(TOP_K_STEPS)]
+        self._show_settings()
+
+    def action_length(self, direction: int) -> None:
+        i = LENGTH_STEPS.index(self.length) if self.length in LENGTH_STEPS else 3
+        self.length = LENGTH_STEPS[max(0, min(len(LENGTH_STEPS) - 1, i + direction))]
+        self._show_settings()
+
+    def action_reseed(self) -> None:
+        import random
+
+        self.seed = random.randrange(10_000)
+        self._show_settings()
+
+    def action_edit_prompt(self) -> None:
+        self.query_one("#prompt", Input).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return self.running is not None  # otherwise ctrl+c does what it does elsewhere
+        return True
+
+    # -------------------------------------------------------------- sampling
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.set_focus(None)
+        self.action_sample()
+
+    def action_sample(self) -> None:
+        self._start((self.temperature,))
+
+    def action_compare(self) -> None:
+        self._start(PRESET_TEMPERATURES)
+
+    def _start(self, temperatures: tuple[float, ...]) -> None:
+        app = self.app
+        if not getattr(app, "engine_ready", False) or app.lm is None:
+            self.notify("no model yet: wait for the engine to load", severity="warning")
+            return
+        self._count += 1
+        prime = self.query_one("#prompt", Input).value
+        record = SampleRecord(self._count, prime, tuple(temperatures), self.top_k, self.length,
+                              self.seed, texts=[""] * len(temperatures))
+        self.running = record
+        self.shown = record
+        self.seed += 1  # the next sample differs; the history keeps this one's seed
+        self._show_settings()
+        self.query_one("#sampling-output").refresh()
+        self._sample_worker(app.lm, record)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="sampling")
+    def _sample_worker(self, lm, record: SampleRecord) -> None:
+        from ..engine.sampling import sample_stream
+
+        worker = get_current_worker()
+        streams = [
+            sample_stream(lm, record.prime, temperature=t, top_k=record.top_k,
+                          length=record.length, seed=record.seed)
+            for t in record.temperatures
+        ]
+        note = streams[0].unknown_message
+        texts = [""] * len(streams)
+        alive = [True] * len(streams)
+        start = last = time.perf_counter()
+        count = 0
+        stopped = False
+        while any(alive):
+            if worker.is_cancelled:
+                stopped = True
+                break
+            for i, stream in enumerate(streams):
+                if alive[i]:
+                    try:
+                        texts[i] += next(stream)
+                        count += 1
+                    except StopIteration:
+                        alive[i] = False
+            now = time.perf_counter()
+            if now - last >= REDRAW_EVERY:
+                last = now
+                self.post_message(SampleProgress(record.number, tuple(texts), count / (now - start)))
+        for stream in streams:
+            stream.close()
+        elapsed = time.perf_counter() - start
+        rate = count / elapsed if elapsed > 0 else 0.0
+        self.post_message(SampleDone(record.number, tuple(texts), stopped, rate, note))
+
+    def on_sample_progress(self, message: SampleProgress) -> None:
+        run = self.running
+        if run is not None and run.number == message.number:
+            run.texts = list(message.texts)
+            run.tokens_per_s = message.tokens_per_s
+            self.query_one("#sampling-output").refresh()
+
+    def on_sample_done(self, message: SampleDone) -> None:
+        run = self.running
+        if run is None or run.number != message.number:
+            return
+        run.texts = list(message.texts)
+        run.done, run.stopped, run.tokens_per_s = True, message.stopped, message.tokens_per_s
+        self.running = None
+        self.history.insert(0, run)
+        self._refresh_history()
+        if message.note:
+            self.notify(f"prompt: {message.note}", severity="warning", markup=False, timeout=6)
+        if message.stopped:
+            self.notify("sample stopped", timeout=2)
+        self._show_settings()
+        self.query_one("#sampling-output").refresh()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if report_worker_error(self, event) or event.state == WorkerState.CANCELLED:
+            if self.running is not None and event.worker.group == "sampling":
+                self.running.done = True
+                self.running.stopped = True
+                self.running = None
+                self._show_settings()
+
+    def action_stop(self) -> None:
+        if self.running is not None:
+            self.workers.cancel_group(self, "sampling")
+
+    def action_stop_or_leave(self) -> None:
+        if self.running is not None:
+            self.action_stop()
+        elif self.focused is not None:
+            self.set_focus(None)
+
+    # --------------------------------------------------------------- history
+    def _refresh_history(self) -> None:
+        options = self.query_one("#sampling-history", OptionList)
+        options.clear_options()
+        for rec in self.history:
+            first = " | ".join(t.replace("\n", " ⏎ ")[:60] for t in rec.texts)
+            label = Text(no_wrap=True, overflow="ellipsis")
+            label.append(f"#{rec.number} ", style="bold")
+            label.append(rec.settings_text(), style="#8a8a8a")
+            label.append("  " + rec.prime, style=PRIME_STYLE)
+            label.append(first)
+            options.add_option(Option(label, id=f"sample-{rec.number}"))
+        if self.history:
+            options.highlighted = 0
+
+    def _record_for(self, option_id: str | None) -> SampleRecord | None:
+        for rec in self.history:
+            if option_id == f"sample-{rec.number}":
+                return rec
+        return None
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        rec = self._record_for(event.option.id)
+        if rec is not None and self.running is None:
+            self.shown = rec
+            self._show_settings()
+            self.query_one("#sampling-output").refresh()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        rec = self._record_for(event.option.id)
+        if rec is None:
+            return
+        self.query_one("#prompt", Input).value = rec.prime
+        if not rec.compare:
+            self.temperature = rec.temperatures[0]
+        self.top_k, self.length, self.seed = rec.top_k, rec.length, rec.seed
+        self.notify(f"settings of #{rec.number} restored: enter samples it again", timeout=3)
+        self._show_settings()
+
+    # ------------------------------------------------------------- rendering
+    def _build_output(self, width: int, height: int) -> RenderableType:
+        rec = self.shown
+        if rec is None:
+            return Text.from_markup(
+                "[b]enter[/] samples a continuation of the prompt · [b]c[/] compares "
+                "T = 0.2 / 0.8 / 1.5\n[b]p[/] edits the prompt · [b][ ][/] temperature · "
+                "[b]k[/] top-k · [b]- +[/] length · [b]r[/] new seed",
+                style="#8a8a8a",
+            )
+        if not rec.compare:
+            return _tail(_passage(rec.prime, rec.texts[0], None), width, height)
+        n = len(rec.temperatures)
+        gap = 1
+        col_w = max(8, (width - gap * (n - 1)) // n)
+        columns = []
+        for i, t in enumerate(rec.temperatures):
+            head = Text(f"T = {t:.1f}", style=f"bold {PRESET_STYLES[i % 3]}", no_wrap=True)
+            body = _tail(_passage(rec.prime, rec.texts[i], PRESET_STYLES[i % 3]), col_w, height - 1)
+            columns.append((head, body))
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, gap, 0, 0), expand=True)
+        for _ in range(n):
+            table.add_column(ratio=1, overflow="fold")
+        table.add_row(*(h for h, _ in columns))
+        table.add_row(*(b for _, b in columns))
+        return table
+
+
+def _passage(prime: str, text: str, colour: str | None) -> Text:
+    out = Text()
+    out.append(prime, style=PRIME_STYLE)
+    out.append(text, style=Style(color=colour, bold=colour is None) if colour else Style(bold=True))
+    return out
+
+
+def _tail(text: Text, width: int, height: int) -> Text:
+    """The last ``height`` lines of the text wrapped to ``width``: the newest tokens stay visible."""
+    from rich.console import Console
+
+    lines = text.wrap(Console(width=max(1, width), legacy_windows=False), max(1, width))
+    if len(lines) > height:
+        lines = lines[len(lines) - height:]
+    out = Text()
+    for i, line in enumerate(lines):
+        if i:
+            out.append("\n")
+        out.append_text(line)
+    return out

@@ -1,0 +1,599 @@
+"""Screen 1, the stepper: read a sentence one token at a time and look at everything.
+
+Panels: the sentence (current token highlighted, word categories underneath), the hidden
+state heatmap (time along x, units along y) with a "memory" row under it, the next-token
+probabilities, and for LSTM/GRU the gates and cell state at the current step.
+All torch work (trace, Jacobian norms) runs in a thread worker; the screen only renders
+the numpy arrays it gets back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from rich.cells import cell_len, set_cell_size
+from rich.console import Group, RenderableType
+from rich.style import Style
+from rich.text import Text
+from textual import events, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, Static
+from textual.worker import Worker, get_current_worker
+
+from ..widgets.bars import ProbBars
+from ..widgets.colors import _color, legend, rgb
+from ..widgets.heatmap import Heatmap, heat_row, token_label, unit_order
+from . import LOADING_TEXT, ModeBar, report_worker_error
+
+SORT_MODES = ("index", "activation", "variance")
+SORT_LABEL = {"index": "unit index", "activation": "|h| at this step", "variance": "variance over time"}
+GATE_ROWS = {"lstm": ("i", "f", "o", "c"), "gru": ("r", "z", "n")}
+GATE_NAMES = {"i": "input", "f": "forget", "o": "output", "g": "candidate", "c": "cell",
+              "r": "reset", "z": "update", "n": "candidate"}
+MEMORY_FLOOR = 1e-4  # the memory row's colour scale: 1e-4 (forgotten) .. 1 (now)
+MAX_MEMORY_TOKENS = 160  # beyond this the Jacobian products are skipped (they grow as T^2)
+TOP_K = 10
+
+_CAT_ABBREV = {"noun": "n", "verb": "v", "function": "fn", "adverb": "adv", "adj": "adj",
+               "adjective": "adj", "determiner": "det", "pronoun": "pron", "preposition": "prep"}
+_CAT_COLOURS = {"noun": "#5fd787", "verb": "#ffaf5f", "adj": "#d787d7", "adjective": "#d787d7",
+                "adverb": "#5fd7ff", "function": "#8a8a8a"}
+CURRENT = Style(color="#000000", bgcolor="#ffd75f", bold=True)
+DIM = Style(color="#8a8a8a")
+
+
+def abbreviate_category(cat: str) -> str:
+    """NOUN_ANIMAL -> n.animal, ADVERB -> adv, FUNCTION -> fn."""
+    parts = str(cat).lower().split("_")
+    head = _CAT_ABBREV.get(parts[0], parts[0])
+    return ".".join([head, *parts[1:]])
+
+
+def category_colour(cat: str) -> str:
+    return _CAT_COLOURS.get(str(cat).lower().split("_")[0], "#afafaf")
+
+
+# ------------------------------------------------------------------------- messages
+@dataclass
+class TraceReady(Message):
+    """A worker finished tracing a sentence (numpy results only)."""
+
+    key: tuple
+    trace: Any
+
+
+@dataclass
+class MemoryReady(Message):
+    """The Jacobian norms for the memory row (slower than the trace, so they come second)."""
+
+    key: tuple
+    memory: dict = field(default_factory=dict)  # layer index -> JacobianMap
+
+
+class Panel(Widget):
+    """A widget that draws whatever its builder returns for its current content size."""
+
+    def __init__(self, builder: Callable[[int, int], RenderableType], *, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._builder = builder
+
+    def render(self) -> RenderableType:
+        size = self.content_size
+        if size.width < 1 or size.height < 1:
+            return Text("")
+        try:
+            return self._builder(size.width, size.height)
+        except Exception as exc:  # a drawing bug must not take the app down
+            return Text(f"(cannot draw: {type(exc).__name__}: {exc})", style="red")
+
+
+# -------------------------------------------------------------------- the screen
+class StepperScreen(Screen):
+    MODE = "stepper"
+    AUTO_FOCUS = ""  # nothing: the keys drive the screen, not a widget
+    HELP = {
+        "sentence": "The text as the model reads it, one token per step; the current token is lit.\n"
+                    "Under it, word categories when the model's corpus has them (the grammar does).",
+        "hidden state": "h_t for every unit (rows) after every token (columns): red > 0, blue < 0.\n"
+                        "Sort rows by |h| now or by variance over time with s; scroll with ↑↓.",
+        "memory": "How much the current state still depends on the state after each earlier token,\n"
+                  "||∂h_t/∂h_k|| relative to now, log scale: the fading to dark is forgetting.",
+        "next token": "The model's top guesses for the token after the current one.\n"
+                      "The token that actually comes next is marked, with its loss in nats.",
+        "gates": "LSTM input/forget/output gates (0..1) and cell state; GRU reset/update gates.\n"
+                 "Units in the heatmap's order; a forget gate near 1 keeps the cell's memory.",
+    }
+    BINDINGS = [
+        Binding("left,h", "step(-1)", "Prev", id="stepper.prev", key_display="←",
+                tooltip="Step back one token"),
+        Binding("right,l", "step(1)", "Next", id="stepper.next", key_display="→",
+                tooltip="Step forward one token"),
+        Binding("home", "jump(0)", "First", id="stepper.first", show=False,
+                tooltip="Jump to the first token"),
+        Binding("end", "jump(-1)", "Last", id="stepper.last", show=False,
+                tooltip="Jump to the last token"),
+        Binding("e", "edit", "Edit", id="stepper.edit", tooltip="Edit the sentence"),
+        Binding("s", "cycle_sort", "Sort", id="stepper.sort",
+                tooltip="Sort units: by index, by |activation| at this step, by variance over time"),
+        Binding("up,k", "scroll(-1)", "Scroll up", id="stepper.up", show=False,
+                tooltip="Scroll the heatmap up one unit"),
+        Binding("down,j", "scroll(1)", "Scroll down", id="stepper.down", show=False,
+                tooltip="Scroll the heatmap down one unit"),
+        Binding("pageup", "page(-1)", "Page up", id="stepper.pageup", show=False,
+                tooltip="Scroll the heatmap up a page"),
+        Binding("pagedown", "page(1)", "Page down", id="stepper.pagedown", show=False,
+                tooltip="Scroll the heatmap down a page"),
+        Binding("[", "layer(-1)", "Layer-", id="stepper.layer_prev", show=False,
+                tooltip="Show the layer below (stacked models)"),
+        Binding("]", "layer(1)", "Layer+", id="stepper.layer_next", show=False,
+                tooltip="Show the layer above (stacked models)"),
+        Binding("escape", "cancel_edit", "Cancel", id="stepper.cancel", show=False,
+                tooltip="Leave the sentence editor without changes"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trace = None
+        self.memory: dict = {}
+        self.step = 0
+        self.layer_index = 0  # index into trace.layers
+        self.sort = "index"
+        self.row_offset = 0
+        self._key: tuple | None = None  # (model_version, sentence) of the shown trace
+        self._pending: tuple | None = None
+        self._heat_rows = 10  # units visible, for page up/down
+        self._order: np.ndarray | None = None
+
+    # ---------------------------------------------------------------- compose
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield ModeBar("stepper")
+        with Vertical(id="stepper-body"):
+            yield Panel(self._build_tokens, id="stepper-tokens")
+            yield Input(id="sentence-input", placeholder="type a sentence, enter to read it, escape to cancel")
+            with Horizontal(id="stepper-main"):
+                yield Panel(self._build_heat, id="stepper-heat")
+                with Vertical(id="stepper-side"):
+                    yield Panel(self._build_probs, id="stepper-probs")
+                    yield Panel(self._build_gates, id="stepper-gates")
+            yield Static(LOADING_TEXT, id="stepper-loading")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        inp = self.query_one("#sentence-input", Input)
+        inp.cursor_blink = getattr(self.app, "cursor_blink", True)
+        inp.display = False
+        self._show_loading(LOADING_TEXT)
+        self.watch(self.app, "model_version", self._on_model_changed)
+        self.watch(self.app, "sentence_version", self._on_model_changed)
+        self.watch(self.app, "engine_ready", self._on_model_changed)
+
+    def on_screen_resume(self) -> None:
+        self._request_trace()
+
+    # -------------------------------------------------------------- data flow
+    def _on_model_changed(self, _value=None) -> None:
+        self._request_trace()
+
+    def _request_trace(self) -> None:
+        app = self.app
+        if not getattr(app, "engine_ready", False):
+            self._show_loading(LOADING_TEXT)
+            return
+        if app.lm is None:
+            self._show_loading("no model loaded: ctrl+p → Load model…")
+            return
+        key = (app.model_version, app.sentence)
+        if key == self._key or key == self._pending:
+            return
+        if not self.is_current and self._key is not None:
+            return  # recomputed when the screen is shown again (on_screen_resume)
+        self._pending = key
+        self._trace_worker(app.lm, app.sentence, key)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="stepper-trace")
+    def _trace_worker(self, lm, sentence: str, key: tuple) -> None:
+        from ..engine.errors import RnnTuiError
+        from ..engine.probes import jacobian_map, trace
+
+        worker = get_current_worker()
+        tr = trace(lm, sentence, top_k=TOP_K)
+        if worker.is_cancelled:
+            return
+        self.post_message(TraceReady(key, tr))
+        if len(tr.tokens) > MAX_MEMORY_TOKENS:
+            return  # the products grow as T^2 * D^3: the row is left out for long texts
+        memory: dict = {}
+        for li in tr.layers:
+            if worker.is_cancelled:
+                return
+            try:
+                memory[li] = jacobian_map(lm, sentence, layer=li)
+            except RnnTuiError:
+                break  # too large a state for the limits: no memory row, nothing to fix
+        if memory and not worker.is_cancelled:
+            self.post_message(MemoryReady(key, memory))
+
+    def on_trace_ready(self, message: TraceReady) -> None:
+        if message.key != self._pending:
+            return  # superseded by a newer request
+        self._pending = None
+        old_sentence = self._key[1] if self._key else None
+        self._key = message.key
+        tr = message.trace
+        if self.trace is None or len(self.trace.tokens) != len(tr.tokens) or old_sentence != message.key[1]:
+            self.memory = {}  # the old row would not line up with the new tokens
+        self.trace = tr
+        if old_sentence != message.key[1]:
+            self.step = 0
+            self.row_offset = 0
+            if tr.unknown_message:
+                self.notify(f"skipped: {tr.unknown_message}", severity="warning", markup=False, timeout=6)
+        self.step = min(self.step, len(tr.tokens) - 1)
+        self.layer_index = min(self.layer_index, len(tr.layers) - 1)
+        self._show_loading(None)
+        self.query_one("#stepper-gates").display = bool(tr.gates)
+        self._redraw()
+
+    def on_memory_ready(self, message: MemoryReady) -> None:
+        if message.key == self._key:
+            self.memory = message.memory
+            self._redraw()
+
+    def _show_loading(self, text: str | None) -> None:
+        """Show a one-line state ("loading engine…") instead of the panels, or the panels."""
+        loading = self.query_one("#stepper-loading", Static)
+        if text is not None:
+            loading.update(text)
+        loading.display = text is not None
+        self.query_one("#stepper-main").display = text is None
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if report_worker_error(self, event):
+            self._pending = None
+            if self.trace is None:
+                self._show_loading("cannot read this sentence with this model: press e to edit it")
+
+    def _redraw(self) -> None:
+        self._order = None
+        for panel in self.query(Panel):
+            panel.refresh()
+
+    # ---------------------------------------------------------------- actions
+    def _ready(self) -> bool:
+        return self.trace is not None
+
+    def action_step(self, delta: int) -> None:
+        if self._ready():
+            self.step = max(0, min(len(self.trace.tokens) - 1, self.step + delta))
+            self._redraw()
+
+    def action_jump(self, where: int) -> None:
+        if self._ready():
+            self.step = 0 if where == 0 else len(self.trace.tokens) - 1
+            self._redraw()
+
+    def action_cycle_sort(self) -> None:
+        self.sort = SORT_MODES[(SORT_MODES.index(self.sort) + 1) % len(SORT_MODES)]
+        self.row_offset = 0
+        self.notify(f"units sorted by {SORT_LABEL[self.sort]}", timeout=2)
+        self._redraw()
+
+    def action_scroll(self, delta: int) -> None:
+        self._scroll_to(self.row_offset + delta)
+
+    def action_page(self, delta: int) -> None:
+        self._scroll_to(self.row_offset + delta * max(1, self._heat_rows - 1))
+
+    def _scroll_to(self, offset: int) -> None:
+        if not self._ready():
+            return
+        h = self.trace.hidden.shape[2]
+        self.row_offset = max(0, min(offset, max(0, h - self._heat_rows)))
+        self._redraw()
+
+    def action_layer(self, delta: int) -> None:
+        if not self._ready():
+            return
+        n = len(self.trace.layers)
+        if n < 2:
+            self.notify("this model has one layer", timeout=2)
+            return
+        self.layer_index = (self.layer_index + delta) % n
+        self._redraw()
+
+    def action_edit(self) -> None:
+        inp = self.query_one("#sentence-input", Input)
+        inp.value = self.app.sentence
+        inp.display = True
+        self.query_one("#stepper-tokens").display = False
+        inp.focus()
+        inp.cursor_position = len(inp.value)
+
+    def action_cancel_edit(self) -> None:
+        self._close_editor()
+
+    def _close_editor(self) -> None:
+        inp = self.query_one("#sentence-input", Input)
+        if inp.display:
+            inp.display = False
+            self.query_one("#stepper-tokens").display = True
+            self.set_focus(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "sentence-input":
+            return
+        event.stop()
+        text = " ".join(event.value.split())
+        self._close_editor()
+        if not text:
+            self.notify("the sentence is empty: nothing changed", severity="warning")
+            return
+        self._check_sentence(text)
+        self.app.set_sentence(text)
+
+    def _check_sentence(self, text: str) -> None:
+        """Say right away which characters the model cannot read (they will be skipped)."""
+        lm = self.app.lm
+        if lm is None:
+            return
+        try:
+            enc = lm.vocab.encode(text, on_unknown="skip")
+        except Exception:
+            return
+        if len(enc.ids) == 0:
+            self.notify(f"the model can read none of this: {enc.message() or 'empty'}",
+                        severity="error", markup=False)
+        elif enc.message():
+            self.notify(f"skipped: {enc.message()}", severity="warning", markup=False, timeout=6)
+            self._key = (self._key[0], text) if self._key else None  # don't notify twice
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_edit":
+            return self.query_one("#sentence-input", Input).display
+        if action == "layer" and self.trace is not None and len(self.trace.layers) < 2:
+            return None
+        return True
+
+    def on_resize(self, event: events.Resize) -> None:
+        side = self.query_one("#stepper-side")
+        side.styles.width = max(35, min(56, event.size.width * 2 // 5))
+
+    # -------------------------------------------------------------- rendering
+    def _layer_arrays(self):
+        tr = self.trace
+        li = self.layer_index
+        hidden = tr.hidden[li]  # [T, H]
+        return hidden, {n: g[li] for n, g in tr.gates.items()}
+
+    def _unit_order(self) -> np.ndarray:
+        if self._order is None:
+            hidden, _ = self._layer_arrays()
+            self._order = unit_order(hidden, self.sort, step=self.step)
+        return self._order
+
+    def _build_tokens(self, width: int, height: int) -> RenderableType:
+        tr = self.trace
+        if tr is None:
+            return Text(self.app.sentence, style=DIM, no_wrap=True, overflow="ellipsis")
+        return token_strip(tr.tokens, self.step, width, self._level(), self.app.lm.categories
+                           if self.app.lm is not None else None)
+
+    def _level(self) -> str:
+        lm = self.app.lm
+        return getattr(getattr(lm, "vocab", None), "level", "char")
+
+    def _build_heat(self, width: int, height: int) -> RenderableType:
+        tr = self.trace
+        if tr is None:
+            return Text("")
+        hidden, _ = self._layer_arrays()
+        T, H = hidden.shape
+        real_layer = tr.layers[self.layer_index]
+        n_layers = len(tr.layers)
+        title = Text.assemble(
+            ("hidden state hₜ", "bold"),
+            (f"  layer {real_layer + 1}/{n_layers}" if n_layers > 1 else "", ""),
+            (f"  sort: {SORT_LABEL[self.sort]}", DIM),
+            no_wrap=True, overflow="ellipsis",
+        )
+        row_labels = [f"h{i}" for i in range(H)]
+        lw = max(cell_len(s) for s in row_labels)
+        memory = self.memory.get(real_layer)
+        extra = 1 + 1 + (1 if memory is not None else 0) + 1  # title, legend, memory, footer
+        rows = max(1, height - extra - 2)  # marker + token label lines
+        self._heat_rows = rows
+        self.row_offset = max(0, min(self.row_offset, max(0, H - rows)))
+        cw = cell_width_for(width - lw - 1, T, self._level())
+        n_cols = max(1, min(T, (width - lw - 1) // cw))
+        c0 = max(0, min(self.step - n_cols // 2, T - n_cols))
+        heat = Heatmap(
+            hidden.T, col_labels=tr.tokens, row_labels=row_labels, order=self._unit_order(),
+            highlight_col=self.step, row_offset=self.row_offset, max_rows=rows,
+            col_offset=c0, max_cols=n_cols, cell_width=cw, scale="diverging",
+        )
+        parts: list = [title, heat]
+        if memory is not None:
+            parts.append(memory_row(memory, self.step, c0, n_cols, cw, lw))
+        key = Text(no_wrap=True, overflow="crop")
+        key.append_text(legend("diverging", min(24, max(10, width // 3))))
+        if memory is not None and width >= 50:
+            key.append("   mem ", style=DIM)
+            key.append_text(legend("log", min(18, width - key.cell_len - 2), MEMORY_FLOOR, 1.0))
+        parts.append(key)
+        return Group(*parts)
+
+    def _build_probs(self, width: int, height: int) -> RenderableType:
+        tr = self.trace
+        if tr is None:
+            return Text("")
+        t = self.step
+        cur = token_label(tr.tokens[t], 12)
+        title = Text(no_wrap=True, overflow="ellipsis")
+        title.append("next token", style="bold")
+        title.append(f"  after “{cur}” ({t + 1}/{len(tr.tokens)})", style=DIM)
+        if tr.next_ids[t] < 0:
+            return Group(title, Text("end of the sentence: the guesses for what would follow", style=DIM),
+                         self._bars(t, width, max(1, height - 3)))
+        loss = float(tr.next_loss[t])
+        p = float(tr.next_prob[t])
+        nxt = token_label(tr.tokens[t + 1], 12)
+        info = Text(no_wrap=True, overflow="ellipsis")
+        info.append("next ", style=DIM)
+        info.append(f"“{nxt}”", style="bold #ffaf00")
+        info.append(f"  p={p:.3f}  {loss:.2f} nats", style=DIM)
+        return Group(title, info, self._bars(t, width, max(1, height - 3)))
+
+    def _bars(self, t: int, width: int, rows: int) -> RenderableType:
+        tr = self.trace
+        k = max(1, min(rows, tr.topk_probs.shape[1]))
+        bars = ProbBars.from_trace(tr, t, width=width)
+        bars.items = bars.items[:k]
+        if len(bars._rows()) > rows:  # the extra "actual" line does not fit: one guess less
+            bars.items = bars.items[: max(1, k - 1)]
+        return bars
+
+    def _build_gates(self, width: int, height: int) -> RenderableType:
+        tr = self.trace
+        if tr is None or not tr.gates:
+            return Text("")
+        _, gates = self._layer_arrays()
+        cell = self.app.lm.config.cell if self.app.lm is not None else "lstm"
+        names = [n for n in GATE_ROWS.get(cell, tuple(gates)) if n in gates]
+        order = self._unit_order()
+        title = Text(no_wrap=True, overflow="ellipsis")
+        title.append("gates", style="bold")
+        title.append(f" at step {self.step + 1}", style=DIM)
+        lines: list = [title]
+        label_w = max(cell_len(n) for n in names)
+        for n in names:
+            values = gates[n][self.step][order]
+            if n == "c":
+                lim = max(1.0, float(np.nanmax(np.abs(gates[n]))))
+                row = dense_heat_row(values, n, width, "diverging", -lim, lim, label_w)
+            elif n == "n":
+                row = dense_heat_row(values, n, width, "diverging", -1.0, 1.0, label_w)
+            else:
+                row = dense_heat_row(values, n, width, "sequential", 0.0, 1.0, label_w)
+            lines.append(row)
+        key = Text(no_wrap=True, overflow="ellipsis")
+        key.append(" ".join(f"{n} {GATE_NAMES[n]}" for n in names), style=DIM)
+        lines.append(key)
+        lines.append(legend("sequential", min(width, 24)))
+        return Group(*lines)
+
+
+# ------------------------------------------------------------------ pure helpers
+def cell_width_for(avail: int, n_tokens: int, level: str) -> int:
+    """Columns per time step: as wide as fits, 1..2 for characters, up to 6 for words."""
+    top = 6 if level == "word" else 2
+    return max(1, min(top, avail // max(1, n_tokens)))
+
+
+def dense_heat_row(values, label: str, width: int, scale: str, vmin: float, vmax: float,
+                   label_width: int) -> Text:
+    """Two units per cell ("▌": left half the foreground colour, right half the background),
+    folded onto more lines when they do not fit; units are never averaged away."""
+    v = np.asarray(values, dtype=float).ravel()
+    colours = rgb(v, scale, vmin, vmax)
+    head = set_cell_size(label, label_width) + " "
+    per_line = max(1, width - len(head)) * 2
+    text = Text(no_wrap=True, overflow="crop")
+    for start in range(0, max(1, len(v)), per_line):
+        text.append(("\n" + " " * len(head)) if start else head, style="bold" if not start else "")
+        chunk = colours[start:start + per_line]
+        for j in range(0, len(chunk), 2):
+            left = _color(chunk[j])
+            right = _color(chunk[j + 1]) if j + 1 < len(chunk) else None
+            text.append("▌", style=Style(color=left, bgcolor=right))
+    return text
+
+
+def memory_row(memory, step: int, c0: int, n_cols: int, cw: int, lw: int) -> Text:
+    """||∂h_t/∂h_k|| / ||∂h_t/∂h_t|| for k <= t, aligned with the heatmap's columns."""
+    logs = np.asarray(memory.log10_norms[step], dtype=float) - math.log10(math.sqrt(memory.dim))
+    rel = np.where(np.isfinite(logs), 10.0 ** np.clip(logs, -30, 30), 0.0)
+    colours = rgb(rel, "log", MEMORY_FLOOR, 1.0)
+    label = "mem" if lw >= 3 else "m"
+    text = Text(no_wrap=True, overflow="crop")
+    text.append(label.rjust(lw) + " ", style=DIM)
+    for c in range(c0, c0 + n_cols):
+        if c > step:
+            text.append(" " * cw)
+        else:
+            text.append(" " * cw, style=Style(bgcolor=_color(colours[c])))
+    return text
+
+
+def token_strip(tokens, step: int, width: int, level: str, categories: dict | None) -> Text:
+    """The sentence with the current token lit; a second line of word categories."""
+    from ..engine.corpus import word_spans  # no torch needed at draw time: already loaded
+
+    sep = " " if level == "word" else ""
+    shown = []
+    for i, tok in enumerate(tokens):
+        if level != "word" and tok == " " and i != step:
+            shown.append(" ")
+        else:
+            shown.append(token_label(tok))
+    starts, x = [], 0
+    for i, s in enumerate(shown):
+        starts.append(x)
+        x += cell_len(s) + (len(sep) if i < len(shown) - 1 else 0)
+    total = x
+    # Window so the current token is visible when the sentence is wider than the panel.
+    x0 = 0
+    if total > width:
+        centre = starts[step] + cell_len(shown[step]) // 2
+        x0 = max(0, min(centre - width // 2, total - width))
+    line = Text(no_wrap=True, overflow="crop")
+    for i, s in enumerate(shown):
+        if i:
+            line.append(sep)
+        line.append(s, style=CURRENT if i == step else (Style() if i < step else DIM))
+    line = line[x0 : x0 + width] if total > width else line
+    if not categories:
+        return line
+    cats = Text(no_wrap=True, overflow="crop")
+    canvas = [(" ", Style())] * total
+    if level == "word":
+        spans = [(starts[i], starts[i] + cell_len(s), tokens[i], i) for i, s in enumerate(shown)]
+    else:
+        text = "".join(tokens)
+        spans = []
+        for a, b, word in word_spans(text):
+            spans.append((a, b, word, a))
+    current_word = None
+    for a, b, word, first in spans:
+        cat = categories.get(word) or categories.get(word.lower())
+        if cat is None:
+            continue
+        inside = a <= starts[step] < b + 1 if level != "word" else first == step
+        if inside:
+            current_word = (word, cat)
+        label = abbreviate_category(cat)
+        room = b - a + (1 if b < total else 0)
+        label = label[: max(1, room - 1)] if len(label) >= room else label
+        style = Style(color=category_colour(cat), bold=inside, underline=inside)
+        for j, ch in enumerate(label):
+            if a + j < total:
+                canvas[a + j] = (ch, style)
+    for ch, style in canvas:
+        cats.append(ch, style)
+    cats = cats[x0 : x0 + width] if total > width else cats
+    out = Text(no_wrap=True, overflow="crop")
+    out.append_text(line)
+    out.append("\n")
+    out.append_text(cats)
+    if current_word and cats.cell_len < width - 4:
+        pass
+    return out
