@@ -31,6 +31,14 @@ from .model import CELLS, INITS, NONLINEARITIES, LoadedModel, ModelConfig, RNNLM
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LEVELS = ("char", "word")
 LN2 = math.log(2.0)
+# Beyond this many nats per token exp(loss) overflows a double: the perplexity is inf, and a
+# model that sure of the wrong answer has diverged even if the loss is still a finite number
+# (SGD at lr=1e6 on a vanilla RNN sits at ~1e5 nats without ever producing a nan).
+MAX_LOSS = math.log(torch.finfo(torch.float64).max)
+
+
+def _sane(loss_v: float, norm_v: float) -> bool:
+    return loss_v <= MAX_LOSS and math.isfinite(loss_v) and math.isfinite(norm_v)
 
 
 # ------------------------------------------------------------------------- config
@@ -258,13 +266,15 @@ class Trainer:
         return cls(self.params, lr=c.lr, weight_decay=c.weight_decay)
 
     # ------------------------------------------------------------- the loop
-    def run(self, stop: threading.Event | None = None) -> TrainResult:
-        """Train until `config.steps` in total, or until stopped; returns why it ended.
+    def run(self, stop: threading.Event | None = None, until: int | None = None) -> TrainResult:
+        """Train until `until` steps in total (default `config.steps`), or until stopped.
 
-        Call it again (after raising nothing but the step budget, or after a stop) and it
-        continues from `self.step` with the same optimizer state and carried hidden state.
+        Calling it again continues from `self.step` with the same optimizer state and carried
+        hidden state, so run(until=5) then run(until=45) is 45 steps exactly as one run would
+        take them (a benchmark can warm up, then time the second call).
         """
         c = self.config
+        until = c.steps if until is None else until
         tokens_per_step = c.batch * c.seq_len
         reason, diverged, kept, oom = None, False, None, False
         stopped = (lambda: self._stop.is_set() or stop.is_set()) if stop is not None else self._stop.is_set
@@ -275,7 +285,7 @@ class Trainer:
         wall0, paused_s = self._wall, 0.0
         t_mark, since_log = t_run, 0  # tokens/s covers the steps since the last log
         try:
-            while self.step < c.steps:
+            while self.step < until:
                 if stopped():
                     reason = "stopped by user"
                     break
@@ -302,7 +312,7 @@ class Trainer:
                         raise
                     reason, oom = self._out_of_memory(), True
                     break
-                if not (math.isfinite(loss_v) and math.isfinite(norm_v)):
+                if not _sane(loss_v, norm_v):
                     reason, kept = self._diverged(loss_v, norm_v, lr)
                     diverged = True
                     break
@@ -312,7 +322,7 @@ class Trainer:
                 since_log += 1
 
                 do_eval = bool(c.eval_every) and self.step % c.eval_every == 0
-                if not (do_eval or self.step % c.log_every == 0 or self.step == c.steps):
+                if not (do_eval or self.step % c.log_every == 0 or self.step == until):
                     continue
                 now = time.perf_counter()
                 tok_s = tokens_per_step * since_log / max(now - t_mark, 1e-9)
@@ -345,8 +355,8 @@ class Trainer:
     def _train_step(self) -> tuple[float, float]:
         """Forward, loss, backward, clip, step. Returns (loss, pre-clip global grad norm).
 
-        The optimizer step is skipped when either is not finite, so a bad gradient never
-        reaches the weights.
+        The optimizer step is skipped when either is not finite (or the loss is past MAX_LOSS),
+        so a bad gradient never reaches the weights.
         """
         c = self.config
         if self.train_stream.at_row_start:
@@ -362,19 +372,29 @@ class Trainer:
         else:  # still report the norm, without the no-op rescale
             norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
         loss_v, norm_v = torch.stack([loss.detach(), norm.to(loss.dtype)]).tolist()  # the one sync
-        if math.isfinite(loss_v) and math.isfinite(norm_v):
+        if _sane(loss_v, norm_v):
             self.optimizer.step()
         return loss_v, norm_v
 
     # ------------------------------------------------------------- failure handling
     def _diverged(self, loss_v: float, norm_v: float, lr: float) -> tuple[str, int | None]:
-        """Keep the last good weights and say what happened."""
+        """Keep the last good weights and say what happened.
+
+        Good weights are weights whose loss was finite. If only the gradient went bad, the
+        current weights qualify; if the loss itself did, they do not (sampling from them would
+        give nan or nonsense), so the last snapshot that gave a finite loss comes back.
+        """
         failed = self.step + 1
-        what = f"loss became {_nonfinite_name(loss_v)}" if not math.isfinite(loss_v) else \
-            f"gradient norm became {_nonfinite_name(norm_v)}"
+        if not math.isfinite(loss_v):
+            what = f"loss became {_nonfinite_name(loss_v)}"
+        elif loss_v > MAX_LOSS:
+            what = f"loss exploded to {loss_v:.3g} nats per token (perplexity inf)"
+        else:
+            what = f"gradient norm became {_nonfinite_name(norm_v)}"
         with self._lock:
             self.optimizer.zero_grad(set_to_none=True)
-            current_ok = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+            current_ok = loss_v <= MAX_LOSS and all(bool(torch.isfinite(p).all())
+                                                   for p in self.model.parameters())
             if current_ok:
                 kept = self.step
             elif self._good is not None:
@@ -383,12 +403,12 @@ class Trainer:
                 self.step = kept  # the step count follows the weights
             else:
                 kept = None
-            # Moments built from exploding gradients would poison a later run(); start them afresh.
+            # Moments built from exploding gradients would poison a later run(); start afresh.
             self.optimizer.state.clear()
             self._state = None
         if kept is None:
-            return (f"{what} at step {failed} (lr={lr:g}): training stopped; no finite weights "
-                    f"were left to restore", None)
+            return (f"{what} at step {failed} (lr={lr:g}): training stopped; no weights with a "
+                    f"finite loss were left to restore", None)
         return (f"{what} at step {failed} (lr={lr:g}): training stopped and the weights from step "
                 f"{kept} were kept", kept)
 
