@@ -1,0 +1,1153 @@
+"""Mode 2, Training: train a model live, watch its curves, compare runs.
+
+A thread worker runs ``Trainer.run`` for the newest run. The training thread never touches a
+widget: its ``on_metrics`` callback appends to a lock-protected list on the run, and a 0.3 s
+UI timer drains every run's list, updates the status line and redraws the chart (only the
+chart that is on screen, and only when something changed). Series are smoothed over every
+point and then downsampled to about two points per chart column, so a 100,000-step run
+redraws as fast as a 100-step one.
+
+Every few seconds (and at the end) the training thread takes ``trainer.snapshot()`` and
+posts it as a message; the screen hands it to ``app.set_model`` so the other modes read the
+newest weights. The worker stops within one training step when the user stops the run, the
+screen goes away or the app quits (its stop event also reads the worker's cancel flag).
+
+Torch is imported only inside the worker and inside form validation once the engine is up,
+so this module is cheap to import before the first frame.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Label, Select, Static
+from textual.worker import get_current_worker
+from textual_plotext import PlotextPlot
+
+from ..engine.errors import ConfigError, RnnTuiError
+from ..widgets.plots import downsample, ema, log_safe, plot_width_points
+
+LN2 = math.log(2.0)
+
+# ------------------------------------------------------------------------ constants
+SMOOTHING_LEVELS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
+CHARTS = ("loss", "grad", "speed", "all")
+CHART_TITLES = {"loss": "loss", "grad": "grad norm (pre-clip)", "speed": "tokens/s"}
+UNITS = ("nats", "bits", "ppl")
+UNIT_TITLES = {"nats": "loss (nats/tok)", "bits": "loss (bits/tok)", "ppl": "perplexity"}
+XAXES = ("step", "time", "wall")
+XAXIS_TITLES = {"step": "step", "time": "training time (s)", "wall": "wall clock"}
+# One colour per run, in order; they read on dark and light backgrounds.
+RUN_COLORS = (
+    (86, 156, 255),  # blue
+    (255, 145, 60),  # orange
+    (96, 206, 120),  # green
+    (232, 96, 210),  # magenta
+    (240, 214, 70),  # yellow
+    (80, 220, 226),  # cyan
+    (250, 100, 100),  # red
+    (180, 150, 255),  # violet
+)
+CANVAS_RGB = (30, 30, 36)
+
+SNAPSHOT_EVERY_S = 3.0  # how often training hands fresh weights to the other modes
+DRAIN_EVERY_S = 0.3
+
+# Form fields: name -> (label, kind); kind "int", "float", "str", or a tuple of choices.
+FORM_DEFAULTS: dict[str, Any] = {
+    "corpus": "grammar",
+    "level": "char",
+    "cell": "lstm",
+    "hidden": 64,
+    "layers": 1,
+    "init": "default",
+    "optimizer": "adam",
+    "lr": 3e-3,
+    "seq_len": 64,
+    "clip": 1.0,
+    "steps": 1000,
+}
+# TrainConfig fields that are not in the form; the app's `train_defaults` may set them.
+EXTRA_DEFAULTS: dict[str, Any] = {"batch": 32, "embed": 32, "eval_every": 100, "seed": 0}
+
+
+# Choices known without importing torch (kept equal to engine.model's by a test).
+CELL_CHOICES = ("rnn", "lstm", "gru")
+INIT_CHOICES = ("default", "orthogonal", "xavier", "identity", "spectral", "echo")
+FORM_FIELDS: dict[str, tuple[str, Any]] = {
+    "corpus": ("corpus", "str"),
+    "level": ("level", ("char", "word")),
+    "cell": ("cell", CELL_CHOICES),
+    "hidden": ("hidden", "int"),
+    "layers": ("layers", "int"),
+    "init": ("init", INIT_CHOICES),
+    "optimizer": ("optim", ("adam", "adamw", "sgd")),
+    "lr": ("lr", "float"),
+    "seq_len": ("seq len", "int"),
+    "clip": ("clip", "float"),
+    "steps": ("steps", "int"),
+}
+
+
+# ------------------------------------------------------------------------ helpers
+def _mix(rgb: tuple[int, int, int], other: tuple[int, int, int], t: float) -> tuple[int, int, int]:
+    return tuple(int(round(a * (1 - t) + b * t)) for a, b in zip(rgb, other))  # type: ignore[return-value]
+
+
+def _hex(rgb: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """'0:42', '12:05', '1:02:03'; '?' when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def fmt_rate(value: float | None) -> str:
+    """Tokens per second: '850', '12.3k', '1.2M'."""
+    if value is None or not math.isfinite(value):
+        return "?"
+    if value >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    if value >= 1e4:
+        return f"{value / 1e3:.0f}k"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f}k"
+    return f"{value:.0f}"
+
+
+def fmt_loss(nats: float | None, unit: str) -> str:
+    if nats is None or not math.isfinite(nats):
+        return "nan" if nats is not None else "–"
+    if unit == "bits":
+        return f"{nats / LN2:.3f} bits"
+    if unit == "ppl":
+        return f"ppl {math.exp(min(nats, 700)):.2f}"
+    return f"{nats:.3f} nats"
+
+
+def convert_loss(nats: np.ndarray, unit: str) -> np.ndarray:
+    """Nats per token to the unit shown: nats, bits per token or perplexity."""
+    if unit == "bits":
+        return nats / LN2
+    if unit == "ppl":
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.exp(np.minimum(nats, 700.0))
+    return nats
+
+
+def parse_form(values: dict[str, str], extras: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Form text -> TrainConfig keyword arguments. Raises ConfigError naming the bad field."""
+    out: dict[str, Any] = dict(EXTRA_DEFAULTS)
+    out.update(extras or {})
+    for name, (label, kind) in FORM_FIELDS.items():
+        raw = values.get(name, "")
+        text = str(raw).strip() if raw is not None else ""
+        if kind == "int":
+            try:
+                out[name] = int(text)
+            except ValueError:
+                raise ConfigError(f"{label}: expected a whole number, got {text!r}") from None
+        elif kind == "float":
+            try:
+                value = float(text)
+            except ValueError:
+                raise ConfigError(f"{label}: expected a number, got {text!r}") from None
+            if not math.isfinite(value):
+                raise ConfigError(f"{label}: expected a finite number, got {text!r}")
+            out[name] = value
+        else:
+            if not text:
+                raise ConfigError(f"{label}: needs a value")
+            out[name] = text
+    return out
+
+
+class _Columns:
+    """Growing numpy columns of a run's metrics (written only by the UI thread)."""
+
+    NAMES = ("step", "epoch", "loss", "grad", "tps", "time", "wall", "val")
+
+    def __init__(self) -> None:
+        self._cap = 256
+        self._n = 0
+        self._data = {n: np.empty(self._cap) for n in self.NAMES}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def append(self, row: dict[str, float]) -> None:
+        if self._n == self._cap:
+            self._cap *= 2
+            for n in self.NAMES:
+                grown = np.empty(self._cap)
+                grown[: self._n] = self._data[n][: self._n]
+                self._data[n] = grown
+        for n in self.NAMES:
+            self._data[n][self._n] = row[n]
+        self._n += 1
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._data[name][: self._n]
+
+
+@dataclass
+class RunRecord:
+    """One training run: its config, its metrics, its trainer while it lives."""
+
+    index: int
+    config: Any  # TrainConfig
+    color: tuple[int, int, int]
+    started: float = field(default_factory=time.time)
+    state: str = "starting"  # starting, running, paused, stopping, done, stopped, diverged, failed
+    trainer: Any = None
+    stop: threading.Event | None = None
+    cols: _Columns = field(default_factory=_Columns)
+    pending: list = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    message: str = ""  # why it ended, when it did not just finish
+    saved_to: str = ""
+    _smooth_cache: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        c = self.config
+        layers = f"x{c.layers}" if c.layers > 1 else ""
+        return f"#{self.index} {c.cell} H{c.hidden}{layers} lr {c.lr:g}"
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("starting", "running", "paused", "stopping")
+
+    def push(self, metrics, wall: float) -> None:
+        """Training thread: queue one StepMetrics."""
+        with self.lock:
+            self.pending.append((metrics, wall))
+
+    def drain(self) -> int:
+        """UI thread: move queued metrics into the columns. Returns how many."""
+        with self.lock:
+            items, self.pending = self.pending, []
+        for m, wall in items:
+            val = m.val_loss if m.val_loss is not None else math.nan
+            self.cols.append({
+                "step": m.step, "epoch": m.epoch, "loss": m.loss, "grad": m.grad_norm,
+                "tps": m.tokens_per_s, "time": m.wall_time, "wall": wall, "val": val,
+            })
+        return len(items)
+
+    def smoothed(self, name: str, weight: float) -> np.ndarray:
+        """EMA of a column over every point, extended incrementally as points arrive."""
+        raw = self.cols[name]
+        if weight <= 0:
+            return raw
+        key = (name, weight)
+        cached = self._smooth_cache.get(key)
+        n = len(raw)
+        if cached is None or cached[0] > n:
+            out = ema(raw, weight)
+            acc, count = _ema_state(raw, weight)
+            self._smooth_cache[key] = (n, out, acc, count)
+            return out
+        done, out, acc, count = cached
+        if done == n:
+            return out
+        tail = np.empty(n - done)
+        for i, v in enumerate(raw[done:]):
+            if math.isfinite(v):
+                acc = weight * acc + (1 - weight) * v
+                count += 1
+                tail[i] = acc / (1 - weight**count)
+            else:
+                tail[i] = math.nan
+        out = np.concatenate([out, tail])
+        self._smooth_cache[key] = (n, out, acc, count)
+        return out
+
+
+def _ema_state(raw: np.ndarray, weight: float) -> tuple[float, int]:
+    """The un-debiased accumulator and count of finite values after the whole series."""
+    finite = raw[np.isfinite(raw)]
+    count = int(finite.size)
+    if not count:
+        return 0.0, 0
+    # acc_n = (1 - w) * sum_j w**(n-1-j) v_j, summed in reverse so the powers stay small.
+    powers = weight ** np.arange(count)[::-1]
+    return float((1 - weight) * np.sum(powers * finite)), count
+
+
+# ------------------------------------------------------------------------ messages
+@dataclass
+class TrainingStarted(Message):
+    run_index: int
+    trainer: Any
+
+
+@dataclass
+class ModelSnapshot(Message):
+    """Fresh weights from a training run, for the other modes. A newer one supersedes it."""
+
+    run_index: int
+    lm: Any
+    final: bool = False
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ModelSnapshot) and not message.final
+
+
+@dataclass
+class TrainingEnded(Message):
+    run_index: int
+    result: Any = None  # TrainResult, or None when it never started
+    error: str = ""  # a RnnTuiError's message (bad corpus, device...), shown to the user
+
+
+@dataclass
+class CheckpointSaved(Message):
+    run_index: int
+    path: str = ""
+    error: str = ""
+
+
+# ------------------------------------------------------------------------ widgets
+class TrainingChart(PlotextPlot):
+    """One plotext chart; the screen tells it what to draw through :meth:`draw`."""
+
+    DEFAULT_CSS = """
+    TrainingChart {
+        width: 1fr;
+        height: 1fr;
+        min-height: 6;
+    }
+    """
+
+    def __init__(self, kind: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.kind = kind
+        self.points_drawn = 0  # for tests: how many points the last draw plotted
+        self._last: tuple | None = None
+        self.render_seconds = 0.0  # what the last plotext build cost on the UI thread
+
+    def render(self):
+        start = time.perf_counter()
+        try:
+            return super().render()
+        finally:
+            self.render_seconds = time.perf_counter() - start
+
+    def on_resize(self) -> None:
+        # Points and ticks depend on the width: draw again at the new size.
+        if self._last is not None:
+            self.draw(*self._last)
+
+    def draw(self, runs: list[RunRecord], view: "ChartView") -> None:
+        self._last = (runs, view)
+        if not self.size.width:
+            return  # not laid out yet: on_resize draws it
+        plt = self.plt
+        plt.clear_data()
+        kind = self.kind
+        unit = view.unit
+        title = UNIT_TITLES[unit] if kind == "loss" else CHART_TITLES[kind]
+        if view.smoothing:
+            title += f" · smooth {view.smoothing:g}"
+        plt.xlabel(XAXIS_TITLES[view.xaxis])
+        plt.yscale("log" if view.log_y else "linear")
+        plt.xscale("log" if view.log_x else "linear")
+        n_points = plot_width_points(self.size.width)
+        drawn = 0
+        bounds: list[float] = []  # [min x, max x] over everything drawn
+        grad_max = 0.0
+        for run in runs:
+            if not len(run.cols):
+                continue
+            x = run.cols[XAXIS_COLUMN[view.xaxis]]
+            if view.log_x:
+                x = log_safe(x)
+            col = {"loss": "loss", "grad": "grad", "speed": "tps"}[kind]
+            raw = run.cols[col]
+            smooth = run.smoothed(col, view.smoothing)
+            if kind == "loss":
+                raw, smooth = convert_loss(raw, unit), convert_loss(smooth, unit)
+            faint = _mix(run.color, CANVAS_RGB, 0.62)
+            if view.smoothing > 0:  # the raw curve, faint, behind the smoothed one
+                drawn += self._line(x, raw, faint, max(16, n_points // 2), view, bounds)
+            drawn += self._line(x, smooth, run.color, n_points, view, bounds)
+            if kind == "loss":
+                val = run.cols["val"]
+                ok = np.isfinite(val)
+                if ok.any():
+                    light = _mix(run.color, (255, 255, 255), 0.5)
+                    vx, vy = x[ok], convert_loss(val[ok], unit)
+                    drawn += self._line(vx, vy, light, max(16, n_points // 2), view, bounds)
+                    if vx.size <= 60:  # mark the measured points themselves
+                        drawn += self._line(vx, vy, light, n_points, view, bounds, marker="•", scatter=True)
+            if kind == "grad" and run.config.clip:
+                grad_max = max(grad_max, float(np.nanmax(raw)) if np.isfinite(raw).any() else 0.0)
+        if kind == "grad":
+            clips = sorted({r.config.clip for r in runs if len(r.cols) and r.config.clip})
+            if clips:
+                title += " · clip " + ",".join(f"{c:g}" for c in clips)
+            for clip in clips:  # only when the curve gets near it, or it squashes the curve
+                if grad_max >= 0.5 * clip and not (view.log_y and clip <= 0):
+                    plt.horizontal_line(clip, color=(150, 150, 150))
+        plt.title(title)
+        if bounds and not view.log_x:
+            lo, hi = bounds[0], bounds[1]
+            ticks = nice_ticks(lo, hi, max(2, min(6, self.size.width // 12)))
+            if view.xaxis == "wall":
+                labels = [time.strftime("%H:%M:%S", time.localtime(t)) for t in ticks]
+                if len(labels) > 3:
+                    ticks, labels = ticks[::2], labels[::2]
+            else:
+                labels = [fmt_tick(t) for t in ticks]
+            plt.xticks(ticks, labels)
+        else:
+            _reset_xticks(plt)
+        self.points_drawn = drawn
+        self.refresh()
+
+    def _line(self, x, y, colour, n_points: int, view: "ChartView", bounds: list[float],
+              marker: str = "braille", scatter: bool = False) -> int:
+        if view.log_y:
+            y = log_safe(y)
+        xs, ys = downsample(x, y, n_points)
+        if not xs.size:
+            return 0
+        if scatter:
+            self.plt.scatter(xs.tolist(), ys.tolist(), color=colour, marker=marker)
+        else:
+            self.plt.plot(xs.tolist(), ys.tolist(), color=colour, marker=marker)
+        lo, hi = float(xs[0]), float(xs[-1])
+        if bounds:
+            bounds[0], bounds[1] = min(bounds[0], lo), max(bounds[1], hi)
+        else:
+            bounds.extend([lo, hi])
+        return int(xs.size)
+
+
+XAXIS_COLUMN = {"step": "step", "time": "time", "wall": "wall"}
+
+
+def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """Round tick positions (multiples of 1, 2 or 5 x 10^k) covering [lo, hi]."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return []
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / max(1, n - 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step) * step
+    ticks = []
+    t = first
+    while t <= hi + 1e-9 * step:
+        ticks.append(round(t, 10))
+        t += step
+    return ticks or [lo]
+
+
+def fmt_tick(value: float) -> str:
+    """Short tick labels: 250, 1.5k, 20k, 1.2M, 0.5."""
+    a = abs(value)
+    if a >= 1e6:
+        return f"{value / 1e6:g}M"
+    if a >= 1e4:
+        return f"{value / 1e3:g}k"
+    if a >= 1000:
+        return f"{value / 1e3:g}k"
+    return f"{value:g}"
+
+
+def _reset_xticks(plt) -> None:
+    """Back to automatic x ticks (plotext's xticks(None) fails once ticks were set)."""
+    monitor = plt.monitor
+    monitor.xticks = [None, None]
+    monitor.xlabels = [None, None]
+    monitor.xfrequency = [5, 5]
+
+
+@dataclass
+class ChartView:
+    """What the charts show; changed by keys."""
+
+    chart: str = "loss"
+    smoothing: float = DEFAULT_SMOOTHING
+    unit: str = "nats"
+    xaxis: str = "step"
+    log_y: bool = False
+    log_x: bool = False
+
+    def describe(self) -> Text:
+        t = Text(no_wrap=True, overflow="ellipsis")
+        items = [
+            ("c", "chart", self.chart),
+            (",.", "smooth", f"{self.smoothing:g}"),
+            ("u", "units", self.unit),
+            ("w", "x", self.xaxis),
+            ("y", "log-y", "on" if self.log_y else "off"),
+            ("x", "log-x", "on" if self.log_x else "off"),
+        ]
+        for i, (key, name, value) in enumerate(items):
+            if i:
+                t.append(" │ ", style="dim")
+            t.append(f"{name} ", style="dim")
+            t.append(value, style="bold")
+            t.append(f" {key}", style="dim italic")
+        return t
+
+
+# ------------------------------------------------------------------------ the screen
+class TrainingScreen(Screen):
+    """Train a model, watch the loss, gradient norm and speed, compare runs."""
+
+    MODE = "training"
+    AUTO_FOCUS = ""  # keys go to the screen's bindings until the user tabs into the form
+
+    BINDINGS = [
+        Binding("space", "toggle_run", "Start/pause", id="training.toggle",
+                tooltip="Start a run with the form's settings; pause or resume the current run"),
+        Binding("s", "stop", "Stop", id="training.stop", tooltip="Stop the current run (it stays on the chart)"),
+        Binding("ctrl+s", "save", "Save", id="training.save",
+                tooltip="Save the newest run's weights to runs/<time>-<cell>/"),
+        Binding("c", "cycle_chart", "Chart", id="training.chart",
+                tooltip="Show loss, gradient norm, tokens/s, or all three"),
+        Binding("u", "cycle_units", "Units", id="training.units",
+                tooltip="Loss in nats, bits per token or perplexity"),
+        Binding("f", "toggle_form", "Form", id="training.form", tooltip="Show or hide the settings form"),
+        Binding("comma,minus", "smoothing(-1)", "Smooth-", show=False, id="training.smooth_less",
+                tooltip="Less smoothing of the curves"),
+        Binding("full_stop,plus,equals_sign", "smoothing(1)", "Smooth+", show=False, id="training.smooth_more",
+                tooltip="More smoothing of the curves (up to 0.999)"),
+        Binding("y", "toggle_log_y", "Log y", show=False, id="training.log_y", tooltip="Logarithmic y axis"),
+        Binding("x", "toggle_log_x", "Log x", show=False, id="training.log_x", tooltip="Logarithmic x axis"),
+        Binding("w", "cycle_xaxis", "X axis", show=False, id="training.xaxis",
+                tooltip="x axis by step, training time or wall-clock time"),
+        Binding("delete", "clear_runs", "Clear runs", show=False, id="training.clear",
+                tooltip="Remove finished runs from the chart"),
+        Binding("escape", "leave_form", "Leave form", show=False, id="training.leave_form",
+                tooltip="Move the keyboard focus out of the form"),
+    ]
+
+    DEFAULT_CSS = """
+    TrainingScreen #tr-banner {
+        display: none;
+        height: auto;
+        background: $error;
+        color: $text;
+        text-style: bold;
+        padding: 0 1;
+    }
+    TrainingScreen #tr-banner.-shown { display: block; }
+    TrainingScreen #tr-body { height: 1fr; }
+    TrainingScreen #tr-form {
+        width: 30;
+        height: 1fr;
+        padding: 0 1 0 0;
+        border-right: vkey $panel-lighten-2;
+        scrollbar-size-vertical: 1;
+    }
+    TrainingScreen #tr-form.-hidden { display: none; }
+    TrainingScreen .tr-row { height: 1; }
+    TrainingScreen .tr-row Label { width: 8; color: $text-muted; }
+    TrainingScreen .tr-row Input { width: 1fr; height: 1; }
+    TrainingScreen .tr-row Select { width: 1fr; }
+    TrainingScreen #tr-form-title { color: $text-muted; text-style: bold; }
+    TrainingScreen #tr-form-error { color: $error; height: auto; }
+    TrainingScreen #tr-runs { height: auto; color: $text-muted; }
+    TrainingScreen #tr-charts { width: 1fr; height: 1fr; }
+    TrainingScreen #tr-lower { height: 1fr; }
+    TrainingScreen #tr-legend { height: auto; max-height: 3; }
+    TrainingScreen #tr-status { height: auto; max-height: 2; padding: 0 1; background: $boost; }
+    TrainingScreen #tr-view { height: 1; padding: 0 1; color: $text-muted; }
+    TrainingScreen .tr-hidden { display: none; }
+    """
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.runs: list[RunRecord] = []
+        self.view = ChartView()
+        self._dirty = True  # the chart needs a redraw
+        self._last_draw = 0.0
+
+    # ---------------------------------------------------------------- layout
+    def compose(self) -> ComposeResult:
+        from . import ModeBar
+
+        defaults = self._defaults()
+        yield Header()
+        yield ModeBar("training")
+        yield Static("", id="tr-banner", markup=False)
+        with Horizontal(id="tr-body"):
+            with VerticalScroll(id="tr-form", can_focus=False):
+                yield Static("next run · enter starts", id="tr-form-title")
+                for name, (label, kind) in FORM_FIELDS.items():
+                    with Horizontal(classes="tr-row"):
+                        yield Label(label)
+                        value = defaults[name]
+                        if isinstance(kind, tuple):
+                            yield Select([(c, c) for c in kind], value=value if value in kind else kind[0],
+                                         allow_blank=False, compact=True, id=f"tr-{name}")
+                        else:
+                            yield Input(f"{value:g}" if isinstance(value, float) else str(value),
+                                        compact=True, id=f"tr-{name}", select_on_focus=True)
+                yield Static("", id="tr-form-error", markup=False)
+                yield Static("", id="tr-runs")
+            with Vertical(id="tr-charts"):
+                yield TrainingChart("loss", id="tr-chart-loss")
+                with Horizontal(id="tr-lower"):
+                    yield TrainingChart("grad", id="tr-chart-grad")
+                    yield TrainingChart("speed", id="tr-chart-speed")
+                yield Static("", id="tr-legend")
+        yield Static("", id="tr-status")
+        yield Static("", id="tr-view")
+        yield Footer()
+
+    def _defaults(self) -> dict[str, Any]:
+        values = dict(FORM_DEFAULTS)
+        app_defaults = getattr(self.app, "train_defaults", None) or {}
+        values.update({k: v for k, v in app_defaults.items() if k in FORM_FIELDS})
+        corpus = getattr(self.app, "corpus_spec", None)  # --corpus on the command line
+        if isinstance(corpus, str) and corpus and "corpus" not in app_defaults:
+            values["corpus"] = corpus
+        return values
+
+    def _extras(self) -> dict[str, Any]:
+        extras = dict(EXTRA_DEFAULTS)
+        app_defaults = getattr(self.app, "train_defaults", None) or {}
+        extras.update({k: v for k, v in app_defaults.items() if k not in FORM_FIELDS})
+        device = getattr(self.app, "device_name", None)  # --device on the command line
+        if isinstance(device, str) and device and "device" not in extras:
+            extras["device"] = device
+        return extras
+
+    def on_mount(self) -> None:
+        size = self.app.size
+        if size.width >= 120 and size.height >= 36:
+            self.view.chart = "all"
+        self._apply_chart_layout()
+        self._update_view_line()
+        self._update_status()
+        self._update_runs()
+        self.set_interval(DRAIN_EVERY_S, self._tick, name="training-drain")
+
+    def on_screen_resume(self) -> None:
+        self._dirty = True
+        self._redraw()
+
+    def on_resize(self) -> None:
+        self._dirty = True
+
+    def _apply_chart_layout(self) -> None:
+        chart = self.view.chart
+        loss = self.query_one("#tr-chart-loss", TrainingChart)
+        grad = self.query_one("#tr-chart-grad", TrainingChart)
+        speed = self.query_one("#tr-chart-speed", TrainingChart)
+        lower = self.query_one("#tr-lower")
+        loss.display = chart in ("loss", "all")
+        lower.display = chart != "loss"
+        grad.display = chart in ("grad", "all")
+        speed.display = chart in ("speed", "all")
+        self._dirty = True
+
+    # ---------------------------------------------------------------- form
+    def form_values(self) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for name, (_label, kind) in FORM_FIELDS.items():
+            widget = self.query_one(f"#tr-{name}")
+            values[name] = str(widget.value)
+        return values
+
+    def set_form(self, **values: Any) -> None:
+        """Fill form fields (tests and the command palette use this)."""
+        for name, value in values.items():
+            widget = self.query_one(f"#tr-{name}")
+            if isinstance(widget, Select):
+                widget.value = value
+            else:
+                widget.value = f"{value:g}" if isinstance(value, float) else str(value)
+
+    def build_config(self):
+        """The form as a TrainConfig; raises ConfigError (shown next to the form by callers)."""
+        kwargs = parse_form(self.form_values(), self._extras())
+        from ..engine.train import TrainConfig
+
+        return TrainConfig(**kwargs)
+
+    def _show_form_error(self, message: str) -> None:
+        self.query_one("#tr-form-error", Static).update(message)
+        if message and self.query_one("#tr-form").has_class("-hidden"):
+            self.query_one("#tr-form").remove_class("-hidden")
+
+    def _engine_loaded(self) -> bool:
+        import sys
+
+        return "torch" in sys.modules and bool(getattr(self.app, "engine_ready", True))
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def _form_changed(self, event) -> None:
+        if not self._engine_loaded():
+            return
+        try:
+            self.build_config()
+        except RnnTuiError as exc:
+            self._show_form_error(str(exc))
+        else:
+            self._show_form_error("")
+
+    @on(Input.Submitted)
+    def _form_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if self._current_active() is None:
+            self.action_toggle_run()
+
+    def action_leave_form(self) -> None:
+        self.set_focus(None)
+
+    def action_toggle_form(self) -> None:
+        form = self.query_one("#tr-form")
+        form.toggle_class("-hidden")
+        if form.has_class("-hidden") and self.focused is not None and form in self.focused.ancestors:
+            self.set_focus(None)
+        self._dirty = True
+
+    # ---------------------------------------------------------------- running
+    def _current_active(self) -> RunRecord | None:
+        for run in reversed(self.runs):
+            if run.active:
+                return run
+        return None
+
+    def action_toggle_run(self) -> None:
+        run = self._current_active()
+        if run is None:
+            self.start_run()
+        elif run.state == "running":
+            if run.trainer is not None:
+                run.trainer.pause()
+                run.state = "paused"
+        elif run.state == "paused":
+            if run.trainer is not None:
+                run.trainer.resume()
+                run.state = "running"
+        self._update_status()
+        self._update_runs()
+
+    def action_toggle_training(self) -> None:
+        """The palette's "train" command (app.action_train) lands here."""
+        self.action_toggle_run()
+
+    def start_run(self) -> RunRecord | None:
+        """Validate the form and start a new run; returns it, or None with the error shown."""
+        if not getattr(self.app, "engine_ready", True):
+            self.notify("the engine is still loading; try again in a moment", severity="warning")
+            return None
+        try:
+            config = self.build_config()
+        except RnnTuiError as exc:
+            self._show_form_error(str(exc))
+            self.notify(str(exc), title="cannot start training", severity="error", markup=False)
+            return None
+        problem = _corpus_problem(config.corpus)
+        if problem:
+            self._show_form_error(problem)
+            self.notify(problem, title="cannot start training", severity="error", markup=False)
+            return None
+        self._show_form_error("")
+        index = (self.runs[-1].index + 1) if self.runs else 1
+        run = RunRecord(index=index, config=config, color=RUN_COLORS[(index - 1) % len(RUN_COLORS)])
+        run.stop = threading.Event()
+        self.runs.append(run)
+        self.banner("")
+        self._train(run)
+        if self.size.width < 110:  # give the chart the width while training
+            form = self.query_one("#tr-form")
+            if self.focused is not None and form in self.focused.ancestors:
+                self.set_focus(None)
+            form.add_class("-hidden")
+        self._update_status()
+        self._update_runs()
+        self._dirty = True
+        return run
+
+    def action_stop(self) -> None:
+        run = self._current_active()
+        if run is None:
+            self.notify("nothing is training", severity="information")
+            return
+        run.state = "stopping"
+        if run.stop is not None:
+            run.stop.set()
+        if run.trainer is not None:
+            run.trainer.request_stop()
+        self._update_status()
+        self._update_runs()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="training")
+    def _train(self, run: RunRecord) -> None:
+        """Thread worker: build the trainer and run it; the stop event also reads cancellation."""
+        worker = get_current_worker()
+        stop = _CancelAwareEvent(run.stop, worker)
+        try:
+            from ..engine.train import Trainer
+
+            last_snap = [time.monotonic()]
+            holder: dict[str, Any] = {}
+
+            def on_metrics(m) -> None:  # training thread, between steps (no lock held)
+                run.push(m, time.time())
+                now = time.monotonic()
+                if now - last_snap[0] >= SNAPSHOT_EVERY_S and "trainer" in holder:
+                    last_snap[0] = now
+                    self.post_message(ModelSnapshot(run.index, holder["trainer"].snapshot()))
+
+            trainer = Trainer(run.config, on_metrics=on_metrics)
+            holder["trainer"] = trainer
+            if stop.is_set():
+                self.post_message(TrainingEnded(run.index, None, ""))
+                return
+            self.post_message(TrainingStarted(run.index, trainer))
+            result = trainer.run(stop)
+            if trainer.step > 0 and not worker.is_cancelled:
+                self.post_message(ModelSnapshot(run.index, trainer.snapshot(), final=True))
+            self.post_message(TrainingEnded(run.index, result, ""))
+        except RnnTuiError as exc:
+            self.post_message(TrainingEnded(run.index, None, str(exc)))
+        except Exception as exc:  # a bug or an unexpected torch error: report, never a traceback
+            from ..engine.device import is_oom
+
+            if is_oom(exc):
+                text = "the device ran out of memory: try a smaller model, batch or sequence length"
+            else:
+                text = f"{type(exc).__name__}: {exc}"
+            self.post_message(TrainingEnded(run.index, None, text))
+
+    def _run(self, index: int) -> RunRecord | None:
+        for run in self.runs:
+            if run.index == index:
+                return run
+        return None
+
+    def on_training_started(self, message: TrainingStarted) -> None:
+        run = self._run(message.run_index)
+        if run is None:
+            return
+        run.trainer = message.trainer
+        if run.state == "starting":
+            run.state = "running"
+        elif run.state == "stopping":
+            message.trainer.request_stop()
+        try:
+            self.app.trainer = message.trainer
+        except Exception:
+            pass
+        self._update_status()
+        self._update_runs()
+
+    def on_model_snapshot(self, message: ModelSnapshot) -> None:
+        set_model = getattr(self.app, "set_model", None)
+        if set_model is None or message.lm is None:
+            return
+        try:
+            try:  # the periodic hand-over is silent; the app announces the final weights
+                set_model(message.lm, announce=message.final)
+            except TypeError:
+                set_model(message.lm)
+        except RnnTuiError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+
+    def on_training_ended(self, message: TrainingEnded) -> None:
+        run = self._run(message.run_index)
+        if run is None:
+            return
+        run.drain()
+        result = message.result
+        if message.error:
+            run.state = "failed"
+            run.message = message.error
+            self._show_form_error(message.error)
+            self.notify(message.error, title="training failed", severity="error", markup=False, timeout=10)
+            if not len(run.cols):  # nothing to show: do not keep an empty run around
+                self.runs.remove(run)
+        elif result is None:
+            run.state = "stopped"
+        elif result.diverged:
+            run.state = "diverged"
+            run.message = result.stopped_reason or "training diverged"
+            self.banner(f"⚠ DIVERGED: {run.message}")
+            self.notify(run.message, title=f"run #{run.index} diverged", severity="error", markup=False)
+        elif result.out_of_memory:
+            run.state = "failed"
+            run.message = result.stopped_reason or "out of memory"
+            self.banner(f"⚠ {run.message}")
+            self.notify(run.message, severity="error", markup=False)
+        elif result.stopped_reason:
+            run.state = "stopped"
+            run.message = result.stopped_reason
+        else:
+            run.state = "done"
+        self._dirty = True
+        self._update_status()
+        self._update_runs()
+        self._redraw()
+
+    # ---------------------------------------------------------------- saving
+    def action_save(self) -> None:
+        run = next((r for r in reversed(self.runs) if r.trainer is not None), None)
+        if run is None:
+            self.notify("nothing to save yet: start a run with space", severity="warning")
+            return
+        runs_dir = Path(getattr(self.app, "runs_dir", None) or "runs")
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        target = runs_dir / f"{stamp}-{run.config.cell}"
+        n = 2
+        while target.exists():
+            target = runs_dir / f"{stamp}-{run.config.cell}-{n}"
+            n += 1
+        self._save(run, target)
+
+    @work(thread=True, exclusive=False, exit_on_error=False, group="training-save")
+    def _save(self, run: RunRecord, target: Path) -> None:
+        try:
+            path = run.trainer.save(target)
+        except RnnTuiError as exc:
+            self.post_message(CheckpointSaved(run.index, "", str(exc)))
+        except OSError as exc:
+            self.post_message(CheckpointSaved(run.index, "", f"cannot write {target}: {exc.strerror or exc}"))
+        else:
+            self.post_message(CheckpointSaved(run.index, str(path), ""))
+
+    def on_checkpoint_saved(self, message: CheckpointSaved) -> None:
+        if message.error:
+            self.notify(message.error, title="save failed", severity="error", markup=False)
+            return
+        run = self._run(message.run_index)
+        if run is not None:
+            run.saved_to = message.path
+        self.notify(f"saved run #{message.run_index} to {message.path}", title="checkpoint saved", markup=False)
+        self._update_runs()
+
+    # ---------------------------------------------------------------- view keys
+    def action_smoothing(self, direction: int) -> None:
+        levels = SMOOTHING_LEVELS
+        current = self.view.smoothing
+        if direction > 0:
+            bigger = [v for v in levels if v > current + 1e-12]
+            self.view.smoothing = bigger[0] if bigger else levels[-1]
+        else:
+            smaller = [v for v in levels if v < current - 1e-12]
+            self.view.smoothing = smaller[-1] if smaller else levels[0]
+        self._view_changed()
+
+    def action_toggle_log_y(self) -> None:
+        self.view.log_y = not self.view.log_y
+        self._view_changed()
+
+    def action_toggle_log_x(self) -> None:
+        self.view.log_x = not self.view.log_x
+        self._view_changed()
+
+    def action_cycle_xaxis(self) -> None:
+        self.view.xaxis = XAXES[(XAXES.index(self.view.xaxis) + 1) % len(XAXES)]
+        self._view_changed()
+
+    def action_cycle_units(self) -> None:
+        self.view.unit = UNITS[(UNITS.index(self.view.unit) + 1) % len(UNITS)]
+        self._view_changed()
+        self._update_status()
+
+    def action_cycle_chart(self) -> None:
+        self.view.chart = CHARTS[(CHARTS.index(self.view.chart) + 1) % len(CHARTS)]
+        self._apply_chart_layout()
+        self._view_changed()
+
+    def action_clear_runs(self) -> None:
+        before = len(self.runs)
+        self.runs = [r for r in self.runs if r.active]
+        if len(self.runs) == before:
+            self.notify("no finished runs to clear")
+        self._dirty = True
+        self._update_runs()
+        self._redraw()
+
+    def _view_changed(self) -> None:
+        self._update_view_line()
+        self._dirty = True
+        self._redraw()
+
+    # ---------------------------------------------------------------- drawing
+    def _tick(self) -> None:
+        got = 0
+        for run in self.runs:
+            got += run.drain()
+        if got:
+            self._dirty = True
+            self._update_status()
+        if self._dirty:
+            # Plotext builds on the UI thread; with many long runs on a big chart keep that
+            # under a quarter of the time so keys stay responsive.
+            cost = sum(c.render_seconds for c in self.query(TrainingChart) if c.display)
+            if time.monotonic() - self._last_draw >= max(DRAIN_EVERY_S * 0.9, 4 * cost):
+                self._redraw()
+
+    def _redraw(self) -> None:
+        if not self.is_current and self.app.is_running:
+            return  # drawn on resume
+        if not self._dirty:
+            return
+        self._dirty = False
+        self._last_draw = time.monotonic()
+        for chart in self.query(TrainingChart):
+            if chart.display and chart.parent is not None and (chart.parent.display or chart.parent is self):
+                chart.draw(self.runs, self.view)
+        self._update_legend()
+
+    def _update_view_line(self) -> None:
+        self.query_one("#tr-view", Static).update(self.view.describe())
+
+    def _update_legend(self) -> None:
+        text = Text(no_wrap=False, overflow="fold")
+        shown = [r for r in self.runs if len(r.cols) or r.active]
+        if not shown:
+            text.append("no runs yet · space starts one with the form's settings", style="dim")
+        for i, run in enumerate(shown):
+            if i:
+                text.append("  ")
+            text.append("━━ ", style=_hex(run.color))
+            text.append(run.label, style=_hex(run.color))
+            text.append(f" {run.state}", style="dim")
+        if any(np.isfinite(r.cols["val"]).any() for r in shown if len(r.cols)) and self.view.chart in ("loss", "all"):
+            text.append("  ·· validation", style="dim")
+        self.query_one("#tr-legend", Static).update(text)
+
+    def _update_runs(self) -> None:
+        lines = Text()
+        for run in self.runs[-4:]:
+            if lines:
+                lines.append("\n")
+            lines.append("■ ", style=_hex(run.color))
+            lines.append(f"#{run.index} {run.config.cell} {run.state}")
+            if run.saved_to:
+                lines.append(" (saved)", style="dim")
+        self.query_one("#tr-runs", Static).update(lines)
+        self._update_legend()
+
+    def eta(self, run: RunRecord) -> float | None:
+        """Seconds left, from the pace of the last ~20 s of training."""
+        cols = run.cols
+        n = len(cols)
+        if n < 2 or run.state not in ("running",):
+            return None
+        t, s = cols["time"], cols["step"]
+        lo = int(np.searchsorted(t, t[-1] - 20.0))
+        lo = min(lo, n - 2)
+        dt, ds = t[-1] - t[lo], s[-1] - s[lo]
+        if dt <= 0 or ds <= 0:
+            return None
+        return (run.config.steps - s[-1]) * dt / ds
+
+    def _status_run(self) -> RunRecord | None:
+        return self.runs[-1] if self.runs else None
+
+    def status_text(self, run: RunRecord | None = None) -> Text:
+        run = run or self._status_run()
+        t = Text(no_wrap=False, overflow="fold")
+        if run is None:
+            t.append("idle", style="bold")
+            t.append(" · space: start training with the form's settings · f: show/hide the form", style="dim")
+            return t
+        icon = {"running": "▶", "paused": "⏸", "starting": "…", "stopping": "■", "done": "✓",
+                "stopped": "■", "diverged": "⚠", "failed": "✗"}.get(run.state, "")
+        t.append(f"{icon} #{run.index} {run.state}", style=f"bold {_hex(run.color)}")
+        cols = run.cols
+        if not len(cols):
+            t.append(" · building the model…" if run.state == "starting" else "", style="dim")
+            return t
+        step = int(cols["step"][-1])
+        loss = float(cols["loss"][-1])
+        t.append(f" · step {step}/{run.config.steps}")
+        t.append(f" · epoch {cols['epoch'][-1]:.2f}")
+        t.append(f" · loss {loss:.3f}" if math.isfinite(loss) else " · loss nan")
+        t.append(f" · {loss / LN2:.3f} bits/tok" if math.isfinite(loss) else "")
+        if self.view.unit == "ppl" and math.isfinite(loss):
+            t.append(f" · ppl {math.exp(min(loss, 700)):.2f}")
+        val = cols["val"][np.isfinite(cols["val"])]
+        if val.size:
+            t.append(f" · val {fmt_loss(float(val[-1]), self.view.unit)}")
+        tps = cols["tps"][-20:]
+        tps = tps[np.isfinite(tps)]
+        if tps.size:  # one step's rate is noisy: the median of the last 20
+            t.append(f" · {fmt_rate(float(np.median(tps)))} tok/s")
+        if run.state == "running":
+            t.append(f" · ETA {fmt_duration(self.eta(run))}")
+        return t
+
+    def _update_status(self) -> None:
+        self.query_one("#tr-status", Static).update(self.status_text())
+
+    def banner(self, text: str) -> None:
+        banner = self.query_one("#tr-banner", Static)
+        banner.update(text)
+        banner.set_class(bool(text), "-shown")
+
+    # ---------------------------------------------------------------- teardown
+    def on_unmount(self) -> None:
+        for run in self.runs:
+            if run.stop is not None:
+                run.stop.set()
+            if run.trainer is not None:
+                run.trainer.request_stop()
+
+    def on_worker_state_changed(self, event) -> None:
+        from . import report_worker_error
+
+        report_worker_error(self, event)
+
+
+class _CancelAwareEvent(threading.Event):
+    """A stop event that also reads as set once the worker is cancelled (app quitting)."""
+
+    def __init__(self, base: threading.Event | None, worker) -> None:
+        super().__init__()
+        self._base = base
+        self._worker = worker
+
+    def is_set(self) -> bool:  # type: ignore[override]
+        return (super().is_set() or (self._base is not None and self._base.is_set())
+                or self._worker.is_cancelled)
+
+
+def _corpus_problem(spec: str) -> str:
+    """A message when the corpus is neither bundled nor a readable file; '' when it looks fine."""
+    from ..engine.corpus import BUNDLED_CORPORA
+
+    if spec.strip().lower() in BUNDLED_CORPORA:
+        return ""
+    path = Path(spec).expanduser()
+    if not path.exists():
+        return (f"corpus {spec!r} is not a bundled corpus ({', '.join(BUNDLED_CORPORA)}) "
+                f"and no such file exists")
+    if path.is_dir():
+        return f"corpus {spec!r} is a directory, not a text file"
+    return ""
