@@ -256,3 +256,14 @@ def test_describe_counts_parameters(tmp_path):
     assert info["corpus"] == "tiny" and info["init"] == "echo"
     assert info["metrics"]["step"] == 10 and info["source"] == str(run)
     json.dumps(info)  # plain values only
+
+
+def test_resaving_a_loaded_model_describes_the_new_weights(saved, tmp_path):
+    run, _, vocab = saved
+    lm = load_model(run, "cpu")
+    with torch.no_grad():
+        lm.model.head.bias.add_(1.0)
+    again = save_checkpoint(tmp_path / "again", lm.model, lm.vocab, lm.meta)
+    reloaded = load_model(again, "cpu")  # a stale sha256 or source would break this
+    assert torch.equal(reloaded.model.head.bias, lm.model.head.bias)
+    assert reloaded.meta["source"] == str(again) and reloaded.meta["corpus"] == "tiny"

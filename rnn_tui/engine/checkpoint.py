@@ -73,10 +73,21 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write bytes to `path` so a reader sees either the old file or the whole new one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); a checkpoint is an ordinary file (0666 & ~umask).
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -122,8 +133,8 @@ def save_checkpoint(run_dir: str | os.PathLike, model: RNNLM, vocab, meta: dict 
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CheckpointError(f"cannot create checkpoint directory {target}: {exc.strerror or exc}") from None
-    # safetensors wants contiguous CPU tensors; clone so we never alias live training memory.
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    # safetensors wants contiguous CPU tensors (it serialises them right here, to bytes).
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     blob = st_save(tensors, metadata={"format": "pt", "rnn_tui_format": str(FORMAT_VERSION)})
     metrics = meta.pop("metrics", None) or {}
     config = {
@@ -136,12 +147,12 @@ def save_checkpoint(run_dir: str | os.PathLike, model: RNNLM, vocab, meta: dict 
         "train": meta.pop("train", None),
         "metrics": {k: metrics.get(k) for k in METRIC_KEYS} | {
             k: v for k, v in metrics.items() if k not in METRIC_KEYS},
-        "created": meta.pop("created", None) or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "tensors_sha256": hashlib.sha256(blob).hexdigest(),
     }
-    meta.pop("source", None)  # where a checkpoint lives is not part of it
-    meta.pop("format_version", None)
-    meta.pop("tensors_sha256", None)
+    # Re-saving a loaded model's meta must not carry over what describes the old file.
+    for key in ("source", "format_version", "tensors_sha256", "model", "vocab", "created"):
+        meta.pop(key, None)
     config.update(meta)  # anything extra the caller wants kept
     text = json.dumps(_jsonable(config), indent=2, ensure_ascii=False) + "\n"
     nxt = target / NEXT_WEIGHTS_NAME

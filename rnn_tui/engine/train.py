@@ -176,7 +176,7 @@ class TrainResult:
     final: StepMetrics | None
     best_val_loss: float | None
     val_loss: float | None  # validation loss at the end of this run() call
-    stopped_reason: str | None  # None: ran to config.steps; "stopped by user"; or why it stopped
+    stopped_reason: str | None  # None: ran to the end; "stopped by user"; else why it stopped
     diverged: bool = False
     kept_step: int | None = None  # after divergence: the step whose weights were kept
     out_of_memory: bool = False
@@ -207,6 +207,9 @@ class Trainer:
         self.corpus = corpus if corpus is not None else load_corpus(config.corpus, config.level, seed=config.seed)
         self.vocab = vocab if vocab is not None else self.corpus.vocab
         n_vocab = len(self.vocab.tokens)
+        if n_vocab != len(self.corpus.vocab.tokens):
+            raise ConfigError(f"the vocabulary has {n_vocab} tokens but the corpus was encoded with "
+                              f"{len(self.corpus.vocab.tokens)}: encode the corpus with the model's vocabulary")
         if model is None:
             model = build_model(config.model_config(n_vocab), seed=config.seed)
         elif model.config.vocab_size != n_vocab:
