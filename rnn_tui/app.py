@@ -140,11 +140,14 @@ class RnnTuiApp(App):
         lm: "LoadedModel | None" = None,
         cursor_blink: bool = True,
         watch_css: bool = False,
+        start_engine: bool = True,
     ) -> None:
         """``lm`` installs an already-built model (tests); otherwise ``model`` (a run
         directory or bundled name, default "lstm") is loaded in the boot worker.
         ``corpus`` (a bundled name or a text file) is what the training screen trains on;
-        given without a model, a fresh LSTM for its vocabulary is built."""
+        given without a model, a fresh LSTM for its vocabulary is built.
+        ``start_engine=False`` holds the boot worker until ``start_engine()`` (tests of the
+        "loading engine…" state); ``cursor_blink=False`` keeps snapshots still."""
         super().__init__(watch_css=watch_css)
         self.model_spec = model
         self.corpus_spec = corpus
@@ -157,11 +160,18 @@ class RnnTuiApp(App):
         self.trainer = None  # the live Trainer, owned by the training screen
         self.cursor_blink = cursor_blink
         self._preloaded = lm
+        self._autostart = start_engine
 
     # ------------------------------------------------------------------- startup
     def on_mount(self) -> None:
         self.sub_title = LOADING_TEXT
-        self._boot()
+        if self._autostart:
+            self.start_engine()
+
+    def start_engine(self) -> None:
+        """Import torch and load the first model in a thread worker (once)."""
+        if not self.engine_ready:
+            self._boot()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="boot")
     def _boot(self) -> None:

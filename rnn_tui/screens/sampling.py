@@ -21,7 +21,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from . import LOADING_TEXT, ModeBar, report_worker_error
 from .stepper import Panel
@@ -131,6 +131,7 @@ class SamplingScreen(Screen):
         self.shown: SampleRecord | None = None
         self.running: SampleRecord | None = None
         self._count = 0
+        self._started: dict[int, SampleRecord] = {}  # number -> record, until its SampleDone
 
     # ---------------------------------------------------------------- compose
     def compose(self) -> ComposeResult:
@@ -184,13 +185,13 @@ class SamplingScreen(Screen):
             text.append(value, style="bold")
         run = self.running
         if run is not None:
-            done = max((len(t) for t in run.texts), default=0)
             text.append("   sampling… ", style="bold #ffaf00")
             text.append("ctrl+c stops", style="#8a8a8a")
         elif self.shown is not None and self.shown.done:
-            rate = f" · {self.shown.tokens_per_s:,.0f} tok/s" if self.shown.tokens_per_s else ""
             state = "stopped" if self.shown.stopped else "done"
-            text.append(f"   #{self.shown.number} {state}{rate}", style="#8a8a8a")
+            n = len(self.shown.texts)
+            what = f"{n} temperatures" if n > 1 else f"{self.shown.length} tokens"
+            text.append(f"   #{self.shown.number} {state} · {what}", style="#8a8a8a")
         self.query_one("#sampling-settings", Static).update(text)
 
     def action_temperature(self, direction: int) -> None:
@@ -244,6 +245,7 @@ class SamplingScreen(Screen):
                               self.seed, texts=[""] * len(temperatures))
         self.running = record
         self.shown = record
+        self._started[record.number] = record
         self.seed += 1  # the next sample differs; the history keeps this one's seed
         self._show_settings()
         self.query_one("#sampling-output").refresh()
@@ -294,12 +296,13 @@ class SamplingScreen(Screen):
             self.query_one("#sampling-output").refresh()
 
     def on_sample_done(self, message: SampleDone) -> None:
-        run = self.running
-        if run is None or run.number != message.number:
+        run = self._started.pop(message.number, None)
+        if run is None:
             return
         run.texts = list(message.texts)
         run.done, run.stopped, run.tokens_per_s = True, message.stopped, message.tokens_per_s
-        self.running = None
+        if self.running is run:
+            self.running = None
         self.history.insert(0, run)
         self._refresh_history()
         if message.note:
@@ -310,10 +313,10 @@ class SamplingScreen(Screen):
         self.query_one("#sampling-output").refresh()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if report_worker_error(self, event) or event.state == WorkerState.CANCELLED:
-            if self.running is not None and event.worker.group == "sampling":
-                self.running.done = True
-                self.running.stopped = True
+        # A cancelled worker still posts SampleDone (stopped=True); a failed one does not.
+        if report_worker_error(self, event) and event.worker.group == "sampling":
+            if self.running is not None:
+                self._started.pop(self.running.number, None)
                 self.running = None
                 self._show_settings()
 
@@ -332,7 +335,7 @@ class SamplingScreen(Screen):
         options = self.query_one("#sampling-history", OptionList)
         options.clear_options()
         for rec in self.history:
-            first = " | ".join(t.replace("\n", " ⏎ ")[:60] for t in rec.texts)
+            first = " | ".join(t.replace("\n", " ⏎ ")[:40] for t in rec.texts)[:120]
             label = Text(no_wrap=True, overflow="ellipsis")
             label.append(f"#{rec.number} ", style="bold")
             label.append(rec.settings_text(), style="#8a8a8a")

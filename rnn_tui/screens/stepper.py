@@ -152,6 +152,7 @@ class StepperScreen(Screen):
         self._pending: tuple | None = None
         self._heat_rows = 10  # units visible, for page up/down
         self._order: np.ndarray | None = None
+        self._notified: str | None = None  # sentence whose skipped characters were reported
 
     # ---------------------------------------------------------------- compose
     def compose(self) -> ComposeResult:
@@ -236,7 +237,7 @@ class StepperScreen(Screen):
         if old_sentence != message.key[1]:
             self.step = 0
             self.row_offset = 0
-            if tr.unknown_message:
+            if tr.unknown_message and self._notified != message.key[1]:
                 self.notify(f"skipped: {tr.unknown_message}", severity="warning", markup=False, timeout=6)
         self.step = min(self.step, len(tr.tokens) - 1)
         self.layer_index = min(self.layer_index, len(tr.layers) - 1)
@@ -355,7 +356,7 @@ class StepperScreen(Screen):
                         severity="error", markup=False)
         elif enc.message():
             self.notify(f"skipped: {enc.message()}", severity="warning", markup=False, timeout=6)
-            self._key = (self._key[0], text) if self._key else None  # don't notify twice
+            self._notified = text  # on_trace_ready need not say it again
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_edit":
@@ -425,10 +426,10 @@ class StepperScreen(Screen):
         if memory is not None:
             parts.append(memory_row(memory, self.step, c0, n_cols, cw, lw))
         key = Text(no_wrap=True, overflow="crop")
-        key.append_text(legend("diverging", min(24, max(10, width // 3))))
-        if memory is not None and width >= 50:
-            key.append("   mem ", style=DIM)
-            key.append_text(legend("log", min(18, width - key.cell_len - 2), MEMORY_FLOOR, 1.0))
+        key.append_text(legend("diverging", min(24, max(12, width // 3))))
+        if memory is not None and width >= 36:
+            key.append("  mem ", style=DIM)
+            key.append_text(legend("log", min(18, width - key.cell_len - 1), MEMORY_FLOOR, 1.0))
         parts.append(key)
         return Group(*parts)
 
@@ -456,7 +457,7 @@ class StepperScreen(Screen):
     def _bars(self, t: int, width: int, rows: int) -> RenderableType:
         tr = self.trace
         k = max(1, min(rows, tr.topk_probs.shape[1]))
-        bars = ProbBars.from_trace(tr, t, width=width)
+        bars = _Bars.from_trace(tr, t, width=width)
         bars.items = bars.items[:k]
         if len(bars._rows()) > rows:  # the extra "actual" line does not fit: one guess less
             bars.items = bars.items[: max(1, k - 1)]
@@ -493,6 +494,13 @@ class StepperScreen(Screen):
 
 
 # ------------------------------------------------------------------ pure helpers
+class _Bars(ProbBars):
+    """ProbBars with a short "◀" marker: the loss is already on the line above the bars,
+    so the bars keep the width."""
+
+    def _tail(self, in_top: bool) -> str:
+        return "" if self.marked_token is None else " ◀"
+
 def cell_width_for(avail: int, n_tokens: int, level: str) -> int:
     """Columns per time step: as wide as fits, 1..2 for characters, up to 6 for words."""
     top = 6 if level == "word" else 2

@@ -1,0 +1,398 @@
+"""Pilot tests: drive every screen of the TUI by keyboard, on tiny seeded models (real engine)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from textual.worker import WorkerFailed
+
+from rnn_tui.app import DEFAULT_SENTENCE, RnnTuiApp
+from rnn_tui.screens import ModeBar
+from rnn_tui.screens.help import HelpScreen, TextPrompt
+from rnn_tui.screens.sampling import PRESET_TEMPERATURES, SamplingScreen
+from rnn_tui.screens.stepper import StepperScreen, token_strip
+
+from conftest import make_tiny_lm
+
+SIZE = (80, 24)
+
+
+async def settle(pilot, rounds: int = 2) -> None:
+    """Let workers finish and their messages be handled (a trace posts twice)."""
+    for _ in range(rounds):
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerFailed:
+            pass  # reported to the user as a notification; the tests look for that
+        await pilot.pause()
+
+
+def app_with(lm=None, **kw) -> RnnTuiApp:
+    return RnnTuiApp(lm=lm if lm is not None else make_tiny_lm(), cursor_blink=False, **kw)
+
+
+def notes(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+def test_first_frame_does_not_import_torch():
+    code = "import sys, rnn_tui.app; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+async def test_loading_state_then_ready():
+    app = app_with(start_engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert not app.engine_ready
+        assert app.lm is None
+        assert "loading engine" in app.sub_title
+        screen = app.screen
+        assert isinstance(screen, StepperScreen)
+        assert screen.query_one("#stepper-loading").display
+        assert not screen.query_one("#stepper-main").display
+        app.start_engine()
+        await settle(pilot)
+        assert app.engine_ready
+        assert app.title == "rnn-tui"
+        assert app.sub_title == f"{app.lm.label} — cpu"
+        assert not screen.query_one("#stepper-loading").display
+        assert screen.trace is not None
+        assert len(screen.trace.tokens) == len(DEFAULT_SENTENCE)
+
+
+async def test_stepper_keys():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        s = app.screen
+        assert isinstance(s, StepperScreen)
+        assert s.step == 0
+        await pilot.press("right", "right", "l")
+        assert s.step == 3
+        await pilot.press("left", "h")
+        assert s.step == 1
+        await pilot.press("end")
+        assert s.step == len(DEFAULT_SENTENCE) - 1
+        await pilot.press("right")  # stays on the last token
+        assert s.step == len(DEFAULT_SENTENCE) - 1
+        await pilot.press("home")
+        assert s.step == 0
+        # Sorting cycles index -> activation -> variance -> index.
+        assert s.sort == "index"
+        await pilot.press("s")
+        assert s.sort == "activation"
+        await pilot.press("s")
+        assert s.sort == "variance"
+        hidden = s.trace.hidden[0]
+        order = s._unit_order()
+        var = hidden.var(axis=0)
+        assert var[order[0]] == pytest.approx(var.max())
+        await pilot.press("s")
+        assert s.sort == "index"
+        # H=24 does not fit at 80x24: the heatmap scrolls, and stops at the end.
+        assert s._heat_rows < 24
+        await pilot.press("down", "down")
+        assert s.row_offset == 2
+        await pilot.press("pagedown", "pagedown", "pagedown")
+        assert s.row_offset == 24 - s._heat_rows
+        await pilot.press("up")
+        assert s.row_offset == 24 - s._heat_rows - 1
+        await pilot.press("pageup", "pageup", "pageup")
+        assert s.row_offset == 0
+        # The memory row arrives after the trace: ||dh_t/dh_k|| for this sentence.
+        assert s.memory and 0 in s.memory
+        assert s.memory[0].norms.shape == (len(DEFAULT_SENTENCE),) * 2
+
+
+async def test_stepper_draws_the_current_token_and_gates():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        s = app.screen
+        await pilot.press("right", "right", "right", "right")  # "c" of "cat"
+        probs = str(s.query_one("#stepper-probs").render())
+        tokens = s.query_one("#stepper-tokens").render()
+        gates = s.query_one("#stepper-gates").render()
+        from rich.console import Console
+
+        console = Console(width=80, record=True, color_system=None)
+        console.print(tokens)
+        console.print(s.query_one("#stepper-probs").render())
+        console.print(gates)
+        text = console.export_text()
+        assert DEFAULT_SENTENCE in text
+        assert "after “c” (5/39)" in text
+        assert "next “a”" in text  # the actual next token is named with its loss
+        assert "nats" in text
+        for gate in ("i input", "f forget", "o output", "c cell"):
+            assert gate in text
+        assert probs  # rendered without a drawing error
+        assert "cannot draw" not in text
+
+
+async def test_edit_sentence_reports_skipped_characters():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        s = app.screen
+        await pilot.press("e")
+        inp = s.query_one("#sentence-input")
+        assert inp.display and inp.has_focus
+        inp.value = ""
+        await pilot.press(*"The dog, 42 sleeps")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert not inp.display
+        assert app.sentence == "The dog, 42 sleeps"
+        assert app.sentence_version == 1
+        assert "".join(s.trace.tokens) == "he dog  sleeps"
+        skipped = [n for n in notes(app) if "skipped" in n]
+        assert skipped, notes(app)
+        for ch in ("T", ",", "4", "2"):
+            assert ch in skipped[-1]
+        assert s.step == 0
+        # Escape leaves the editor without changing anything.
+        await pilot.press("e", "x", "escape")
+        assert not inp.display
+        assert app.sentence == "The dog, 42 sleeps"
+
+
+async def test_unreadable_sentence_is_an_error_not_a_crash():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.set_sentence("12345")
+        await settle(pilot)
+        assert app.is_running
+        assert any("none" in n or "nothing to probe" in n for n in notes(app)), notes(app)
+
+
+async def test_stacked_model_layer_selector_and_gru_gates():
+    lm = make_tiny_lm("gru", hidden=16, layers=2)
+    app = app_with(lm)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        s = app.screen
+        assert s.trace.hidden.shape[0] == 2
+        assert s.layer_index == 0
+        await pilot.press("]")
+        assert s.layer_index == 1
+        await pilot.press("]")
+        assert s.layer_index == 0
+        await pilot.press("[")
+        assert s.layer_index == 1
+        from rich.console import Console
+
+        console = Console(width=80, record=True, color_system=None)
+        console.print(s.query_one("#stepper-heat").render())
+        console.print(s.query_one("#stepper-gates").render())
+        text = console.export_text()
+        assert "layer 2/2" in text
+        assert "r reset" in text and "z update" in text
+
+
+async def test_vanilla_rnn_has_no_gate_panel():
+    app = app_with(make_tiny_lm("rnn"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert not app.screen.query_one("#stepper-gates").display
+
+
+def test_token_strip_word_level_categories():
+    lm = make_tiny_lm("lstm", level="word")
+    tokens = tuple(lm.vocab.encode("the cat sleeps", on_unknown="skip").tokens)
+    strip = token_strip(tokens, 1, 60, "word", lm.categories)
+    lines = strip.plain.split("\n")
+    assert lines[0].startswith("the cat sleeps")
+    assert lines[1].split() == ["fn", "n.a", "v.int"]
+    spans = [span for span in strip.spans if span.start <= 4 < span.end]
+    assert spans  # the current token is styled
+
+
+async def test_mode_switching_and_tab_bar():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for key, mode in (("4", "sampling"), ("2", "training"), ("3", "gradients"), ("1", "stepper")):
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.current_mode == mode
+            bar = app.screen.query(ModeBar)
+            if bar:
+                assert bar.first().mode == mode
+
+
+async def test_help_lists_bindings_and_panels():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        from rich.console import Console
+
+        console = Console(width=100, record=True, color_system=None)
+        for part in app.screen.query(".help-part"):
+            console.print(part.content)
+        text = console.export_text()
+        for phrase in ("Step forward one token", "Sort units", "hidden state", "memory",
+                       "Temperature up by 0.1", "Command palette", "Stepper", "Sampling"):
+            assert phrase in text, phrase
+        await pilot.press("escape")
+        assert isinstance(app.screen, StepperScreen)
+
+
+async def test_command_palette_goes_to_sampling_and_changes_sentence():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Go to Sampling")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.current_mode == "sampling"
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Change sentence")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.pause()
+        assert app.current_mode == "stepper"
+        inp = app.screen.query_one("#sentence-input")
+        assert inp.display and inp.has_focus
+
+
+async def test_palette_commands_are_offered():
+    from rnn_tui.commands import RnnCommands
+
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        provider = RnnCommands(app.screen)
+        names = [name for name, _, _ in provider._commands()]
+        for wanted in ("Switch cell: GRU", "Load model…", "Load model: bundled rnn", "Train",
+                       "Save checkpoint", "Change sentence…", "Go to Stepper", "Go to Training",
+                       "Go to Gradients", "Go to Sampling", "Toggle dark mode", "Help", "Quit"):
+            assert wanted in names
+
+
+async def test_load_model_prompt_bad_path_notifies():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.action_load_model_prompt()
+        await pilot.pause()
+        assert isinstance(app.screen, TextPrompt)
+        await pilot.press(*"/no/such/run")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.is_running
+        assert any("/no/such/run" in n for n in notes(app)), notes(app)
+        assert app.lm is not None  # the old model stays
+
+
+async def test_bad_model_at_start_is_a_notification():
+    app = RnnTuiApp(model="/no/such/run", cursor_blink=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.is_running
+        assert app.engine_ready and app.lm is None
+        assert any("/no/such/run" in n for n in notes(app)), notes(app)
+        assert "no model" in str(app.screen.query_one("#stepper-loading").render())
+
+
+async def test_set_model_redraws_the_stepper():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        before = app.screen.trace.hidden.copy()
+        app.set_model(make_tiny_lm("gru", seed=3))
+        await settle(pilot)
+        assert app.model_version == 2
+        assert "gru" in app.sub_title
+        assert not np.allclose(app.screen.trace.hidden, before)
+
+
+async def test_sampling_console():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await pilot.pause()
+        s = app.screen
+        assert isinstance(s, SamplingScreen)
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        assert s.temperature == pytest.approx(0.6)
+        await pilot.press("right_square_bracket")
+        assert s.temperature == pytest.approx(0.7)
+        await pilot.press("k", "k")
+        assert s.top_k == 3
+        await pilot.press("minus", "minus")
+        assert s.length == 50
+        # Edit the prompt, sample with enter.
+        await pilot.press("p")
+        prompt = s.query_one("#prompt")
+        assert prompt.has_focus
+        prompt.value = ""
+        await pilot.press(*"the dog", "enter")
+        await settle(pilot)
+        assert len(s.history) == 1
+        rec = s.history[0]
+        assert rec.prime == "the dog" and rec.temperatures == (0.7,) and rec.top_k == 3
+        assert len(rec.texts[0]) == 50  # char level: one character per token
+        assert rec.done and not rec.stopped
+        assert s.seed == rec.seed + 1
+        # Compare: three temperatures, same prime and seed, side by side.
+        await pilot.press("c")
+        await settle(pilot)
+        rec = s.history[0]
+        assert rec.temperatures == PRESET_TEMPERATURES
+        assert len(rec.texts) == 3 and all(len(t) == 50 for t in rec.texts)
+        from rnn_tui.engine.sampling import sample
+
+        again = sample(app.lm, "the dog", temperature=1.5, top_k=3, length=50, seed=rec.seed)
+        assert again.text == rec.texts[2]
+        assert len(s.history) == 2
+
+
+async def test_sampling_stop_with_ctrl_c():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await pilot.pause()
+        s = app.screen
+        for _ in range(6):
+            await pilot.press("plus")
+        assert s.length == 1600
+        s.action_compare()  # 4800 tokens: far more than can finish before the key
+        await pilot.press("ctrl+c")
+        await settle(pilot)
+        assert s.running is None
+        rec = s.history[0] if s.history else None
+        assert rec is not None and rec.stopped
+        assert sum(len(t) for t in rec.texts) < 3 * 1600
+        assert app.is_running  # ctrl+c stopped the sample, not the app
+
+
+async def test_train_action_switches_to_training():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.action_train()
+        await pilot.pause()
+        await pilot.pause()
+        assert app.current_mode == "training"
+        assert app.is_running
+        stop = getattr(app.screen, "action_stop", None)
+        if stop is not None:
+            stop()
+        await settle(pilot)
