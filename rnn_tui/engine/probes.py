@@ -258,6 +258,11 @@ class GradientProfile(_Result):
                     f"({zeros} of {n_in} positions in the top layer are exactly zero)")
         return f"{where}, the first token's gradient is {self.ratio_first_last:.2g} of the last one's"
 
+    def to_json(self) -> dict:
+        data = super().to_json()
+        data["description"] = self.describe()
+        return data
+
 
 def _safe_norm(g: torch.Tensor) -> torch.Tensor:
     """Row norms in float64 that do not underflow: |g| = m * |g / m| with m = max |g_i|.
@@ -290,10 +295,12 @@ def gradient_profile(lm, text: str, mode: str = "last", on_unknown: str = "skip"
                          "(the last one is what the model predicts)")
     cfg = lm.config
     # The graph keeps a few copies of every gate per step, and the logits.
-    _check_values(lm, len(ids), 3 * cfg.vocab_size + 8 * cfg.layers * cfg.hidden, "gradient profile")
+    _check_values(lm, len(ids), 3 * cfg.vocab_size + 24 * cfg.layers * cfg.hidden, "gradient profile")
     model = lm.model
     if model.head.weight.dtype != dtype:
-        model = copy.deepcopy(model).to(dtype)
+        # Apple's MPS has no float64: that copy runs on the CPU.
+        device = "cpu" if (dtype == torch.float64 and model.device.type == "mps") else model.device
+        model = copy.deepcopy(model).to(device=device, dtype=dtype)
     T, L = len(ids), cfg.layers
     with torch.enable_grad():
         y = torch.as_tensor(ids, device=model.device)
@@ -355,9 +362,11 @@ class JacobianMap(_Result):
     offset: int = 0
 
 
-def jacobian_fit(dim: int) -> int:
+def jacobian_fit(dim: int, lstm: bool = False) -> int:
     """How many tokens a Jacobian map of state size `dim` may take within the work limits."""
-    by_work = math.isqrt(int(2 * MAX_JACOBIAN_WORK / float(dim) ** 3)) if dim ** 3 <= 2 * MAX_JACOBIAN_WORK else 0
+    # sum over t of t GEMMs of D x D by D x D; an LSTM's diagonal c-columns halve each one.
+    per_pair = float(dim) ** 3 / (2.0 if lstm else 1.0)
+    by_work = math.isqrt(int(2 * MAX_JACOBIAN_WORK / per_pair)) if per_pair <= 2 * MAX_JACOBIAN_WORK else 0
     by_memory = MAX_JACOBIAN_BYTES // (3 * 8 * dim * dim)
     return int(min(MAX_JACOBIAN_TOKENS, by_work, by_memory))
 
@@ -390,31 +399,50 @@ def _step_jacobians(model, layer: int, xs: torch.Tensor, prev: torch.Tensor, h: 
     return torch.cat(parts)
 
 
-def _product_log_norms(J: torch.Tensor) -> torch.Tensor:
+def _product_log_norms(J: torch.Tensor, lstm: bool = False) -> torch.Tensor:
     """ln ||J_t ... J_(k+1)||_F for all k < t, ln sqrt(D) on the diagonal, NaN above. [T, T] float64.
 
     For each t the products for every k are updated at once: P_(t,k) = J_t P_(t-1,k).
+    lstm=True uses the LSTM structure: the c_(t-1) columns of J_t are two diagonal blocks
+    (dh_t/dc_(t-1) = diag(o tanh'(c_t) f), dc_t/dc_(t-1) = diag(f)), halving the GEMM.
     """
     T, D = J.shape[0], J.shape[1]
     J = J.double()
-    log_norms = torch.full((T, T), float("nan"), dtype=torch.float64, device=J.device)
+    dev = J.device
+    log_norms = torch.full((T, T), float("nan"), dtype=torch.float64, device=dev)
     log_norms.diagonal().fill_(0.5 * math.log(D))
-    # P[:, k, :] is the running product J_t ... J_(k+1) divided by exp(log_scale[k]). The
-    # [D, T, D] layout makes "J_t times every P_k" a single GEMM on a [D, t*D] view.
-    P = torch.zeros((D, T, D), dtype=torch.float64, device=J.device)
-    log_scale = torch.zeros(T, dtype=torch.float64, device=J.device)
-    eye = torch.eye(D, dtype=torch.float64, device=J.device)
+    # buf[:, k, :] is the running product J_t ... J_(k+1) divided by exp(log_scale[k]). The
+    # [D, T, D] layout makes "J_t times every P_k" a single GEMM on a [D, t*D] view, written
+    # straight into the other buffer.
+    bufs = (torch.empty((D, T, D), dtype=torch.float64, device=dev),
+            torch.empty((D, T, D), dtype=torch.float64, device=dev))
+    log_scale = torch.zeros(T, dtype=torch.float64, device=dev)
+    eye = torch.eye(D, dtype=torch.float64, device=dev)
+    H = D // 2
+    if lstm:
+        dense = J[:, :, :H].contiguous()  # [T, 2H, H]: the h_(t-1) columns
+        diag = torch.cat([J[:, :H, H:].diagonal(dim1=1, dim2=2), J[:, H:, H:].diagonal(dim1=1, dim2=2)], 1)
     for t in range(1, T):
-        P[:, t - 1, :] = eye  # the new k = t-1 starts as the identity
-        prod = (J[t] @ P[:, :t, :].reshape(D, t * D)).view(D, t, D)
-        n = prod.square().sum(dim=(0, 2)).sqrt()  # [t]
+        src, dst = bufs[t % 2], bufs[(t + 1) % 2]
+        src[:, t - 1, :] = eye  # the new k = t-1 starts as the identity
+        out = dst[:, :t, :]
+        src2d, out2d = src[:, :t, :].reshape(D, t * D), out.reshape(D, t * D)
+        if lstm:
+            torch.mm(dense[t], src2d[:H], out=out2d)
+            out2d[:H].addcmul_(diag[t, :H, None], src2d[H:])
+            out2d[H:].addcmul_(diag[t, H:, None], src2d[H:])
+        else:
+            torch.mm(J[t], src2d, out=out2d)
+        n = out.square().sum(-1).sum(0).sqrt()  # [t]
         log_norms[t, :t] = n.log() + log_scale[:t]
-        # Renormalise finite non-zero products: the log-scale carries their size, so a long
-        # decay or growth never under/overflows the product itself. Zero stays zero (-inf).
-        ok = torch.isfinite(n) & (n > 0)
-        scale = torch.where(ok, n, torch.ones_like(n))
-        P[:, :t, :] = prod / scale[None, :, None]
-        log_scale[:t] += scale.log()
+        # Renormalise the products that drift far from 1: the log-scale carries their size, so
+        # a long decay or growth never under/overflows the product itself (squares stay in
+        # range too). Zero stays zero (-inf), NaN stays NaN.
+        drift = torch.isfinite(n) & ((n > 1e60) | ((n < 1e-60) & (n > 0)))
+        if bool(drift.any()):
+            idx = drift.nonzero()[:, 0]
+            out[:, idx, :] = out[:, idx, :] / n[idx][None, :, None]
+            log_scale[idx] += n[idx].log()
     return log_norms
 
 
@@ -424,7 +452,7 @@ def jacobian_map(lm, text: str, layer: int = -1, on_unknown: str = "skip",
     cfg = lm.config
     li = _layer_index(lm, layer)
     D = 2 * cfg.hidden if cfg.cell == "lstm" else cfg.hidden
-    fit = jacobian_fit(D)
+    fit = jacobian_fit(D, lstm=cfg.cell == "lstm")
     if fit < 1:
         raise ProbeLimitError(
             f"jacobian map: a state of size {D} is too large (the work grows as T^2 * D^3); "
@@ -443,7 +471,7 @@ def jacobian_map(lm, text: str, layer: int = -1, on_unknown: str = "skip",
         J = _step_jacobians(model, li, xs, prev, h)  # [T, D, D] float64
         step_norms = J.flatten(1).norm(dim=1)
 
-        log_norms_np = _product_log_norms(J).cpu().numpy()
+        log_norms_np = _product_log_norms(J, lstm=cfg.cell == "lstm").cpu().numpy()
     with np.errstate(over="ignore"):
         norms = np.exp(log_norms_np)
     log10 = log_norms_np / math.log(10.0)
