@@ -127,9 +127,9 @@ def _time(fn, repeat: int) -> float:
 
 
 def bench_probes(cells=("rnn", "lstm", "gru"), hidden: int = 512, repeat: int = 5,
-                 jacobian_tokens: int = 32, device: str = "cpu",
+                 device: str = "cpu",
                  log: Callable[[str], None] = print) -> list[dict]:
-    from .probes import gradient_profile, jacobian_map, trace
+    from .probes import gradient_profile, jacobian_fit, jacobian_map, trace
 
     dev = pick_device(device)
     rows = []
@@ -140,7 +140,8 @@ def bench_probes(cells=("rnn", "lstm", "gru"), hidden: int = 512, repeat: int = 
                      "tokens": len(text), "ms": _time(lambda: trace(lm, text), repeat)})
         rows.append({"kind": "probe", "probe": "gradient_profile", "cell": cell, "hidden": hidden,
                      "tokens": len(text), "ms": _time(lambda: gradient_profile(lm, text), repeat)})
-        short = text[:jacobian_tokens]
+        # The Jacobian map costs T^2 D^3: time it on as many tokens as its budget allows.
+        short = text[: min(len(text), jacobian_fit(hidden * (2 if cell == "lstm" else 1), cell == "lstm"))]
         rows.append({"kind": "probe", "probe": "jacobian_map", "cell": cell, "hidden": hidden,
                      "tokens": len(short), "ms": _time(lambda: jacobian_map(lm, short), max(1, repeat // 2))})
     return rows
