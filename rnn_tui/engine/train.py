@@ -278,6 +278,7 @@ class Trainer:
         """
         c = self.config
         until = c.steps if until is None else until
+        start_step = self.step
         tokens_per_step = c.batch * c.seq_len
         reason, diverged, kept, oom = None, False, None, False
         stopped = (lambda: self._stop.is_set() or stop.is_set()) if stop is not None else self._stop.is_set
@@ -349,7 +350,7 @@ class Trainer:
         # reported (not attached to its StepMetrics) so a caller timing steps never times it.
         if self.step > 0 and self._val_step != self.step and not oom:
             self._validate()
-        if self.run_dir is not None and self.step > 0:
+        if self.run_dir is not None and (self.step != start_step or diverged):  # diverged: the kept weights
             self.save(self.run_dir)
         return TrainResult(steps_done=self.step, final=self.history[-1] if self.history else None,
                            best_val_loss=self.best_val_loss, val_loss=self.last_val_loss,
