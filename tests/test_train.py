@@ -202,10 +202,10 @@ def test_clip_reports_the_pre_clip_norm(small_grammar):
 
 
 # ------------------------------------------------------------------ divergence and OOM
-def test_divergence_stops_and_keeps_finite_weights(small_grammar):
+def test_divergence_stops_and_keeps_finite_weights(small_grammar, tmp_path):
     cfg = TrainConfig(cell="rnn", embed=8, hidden=16, seq_len=16, batch=8, optimizer="sgd", lr=1e6,
                       clip=0, steps=200, device="cpu")
-    trainer = Trainer(cfg, corpus=small_grammar)
+    trainer = Trainer(cfg, corpus=small_grammar, run_dir=tmp_path)
     initial = _params(trainer.model)
     result = trainer.run()
     assert result.diverged
@@ -215,6 +215,7 @@ def test_divergence_stops_and_keeps_finite_weights(small_grammar):
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
     assert _same(trainer.model, initial)  # the weights whose loss was finite
     assert trainer.step == 0
+    assert _same(load_model(tmp_path, "cpu").model, initial)  # and they are what the run dir holds
 
 
 def test_divergence_mid_run_restores_the_last_snapshot(small_grammar):
