@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .checkpoint import FORMAT_VERSION, save_checkpoint
 from .device import DEVICE_CHOICES, describe_device, is_oom, pick_device
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .model import CELLS, INITS, NONLINEARITIES, LoadedModel, ModelConfig, RNNLM, build_model
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -459,8 +459,12 @@ class Trainer:
     def _open_metrics(self) -> None:
         if self.run_dir is None or self._metrics_file is not None:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._metrics_file = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        path = self.run_dir / "metrics.jsonl"
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._metrics_file = open(path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
 
     def _log(self, m: StepMetrics) -> None:
         self.history.append(m)
