@@ -267,3 +267,22 @@ def test_resaving_a_loaded_model_describes_the_new_weights(saved, tmp_path):
     reloaded = load_model(again, "cpu")  # a stale sha256 or source would break this
     assert torch.equal(reloaded.model.head.bias, lm.model.head.bias)
     assert reloaded.meta["source"] == str(again) and reloaded.meta["corpus"] == "tiny"
+
+
+def test_saved_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        vocab = _vocab()
+        run = save_checkpoint(tmp_path / "r", _model(vocab), vocab, META)
+    finally:
+        os.umask(old)
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        assert (run / name).stat().st_mode & 0o777 == 0o644, name  # not a temp file's 0600
+
+
+@pytest.mark.parametrize("name", BUNDLED_MODELS)
+def test_bundled_defaults_load_when_present(name):
+    if not (checkpoint.DEFAULTS_DIR / name / CONFIG_NAME).exists():
+        pytest.skip("bundled defaults not generated (python scripts/make_defaults.py)")
+    lm = load_model(name, "cpu")
+    assert lm.config.cell == name and lm.meta["corpus"] == "grammar"

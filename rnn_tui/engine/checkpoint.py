@@ -35,7 +35,7 @@ import hashlib
 import json
 import math
 import os
-import tempfile
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -84,7 +84,9 @@ _UMASK = _read_umask()
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write bytes to `path` so a reader sees either the old file or the whole new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not tempfile.mkstemp: its files are 0600. Mode 0666 lets the umask decide, like any file.
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         # mkstemp makes the file private (0600); a checkpoint is an ordinary file (0666 & ~umask).
         os.fchmod(fd, 0o666 & ~_UMASK)
