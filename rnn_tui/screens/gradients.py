@@ -133,10 +133,10 @@ class GradientChart(PlotextPlot):
         entries, mode = self._data
         plt = self.plt
         plt.clear_data()
-        plt.yscale("log")
         plt.title(f"‖dL/dh_t‖ by position · loss: {'last token' if mode == 'last' else 'sum of all'}")
         plt.xlabel("position t (token)")
         profiles = [e for e in entries if e.profile is not None]
+        plt.yscale("log" if profiles else "linear")  # plotext cannot build an empty log chart
         # One floor for every curve, so the underflow marks line up.
         all_vals = np.concatenate([np.ravel(e.profile.dh[-1]) for e in profiles] +
                                   [np.ravel(e.profile.dx) for e in profiles if e.name == "current"]) \

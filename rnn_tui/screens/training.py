@@ -225,6 +225,7 @@ class RunRecord:
     cols: _Columns = field(default_factory=_Columns)
     pending: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    finished: threading.Event = field(default_factory=threading.Event)  # set when the thread is done
     message: str = ""  # why it ended, when it did not just finish
     saved_to: str = ""
     _smooth_cache: dict = field(default_factory=dict)
@@ -424,6 +425,9 @@ class TrainingChart(PlotextPlot):
             plt.xticks(ticks, labels)
         else:
             _reset_xticks(plt)
+        if not drawn:  # plotext cannot build an empty chart on log axes
+            plt.yscale("linear")
+            plt.xscale("linear")
         self.points_drawn = drawn
         self.refresh()
 
@@ -522,6 +526,7 @@ class TrainingScreen(Screen):
     """Train a model, watch the loss, gradient norm and speed, compare runs."""
 
     MODE = "training"
+    snapshot_every_s = SNAPSHOT_EVERY_S  # how often the other modes get fresh weights
     AUTO_FOCUS = ""  # keys go to the screen's bindings until the user tabs into the form
 
     BINDINGS = [
@@ -818,7 +823,7 @@ class TrainingScreen(Screen):
             def on_metrics(m) -> None:  # training thread, between steps (no lock held)
                 run.push(m, time.time())
                 now = time.monotonic()
-                if now - last_snap[0] >= SNAPSHOT_EVERY_S and "trainer" in holder:
+                if now - last_snap[0] >= self.snapshot_every_s and "trainer" in holder:
                     last_snap[0] = now
                     self.post_message(ModelSnapshot(run.index, holder["trainer"].snapshot()))
 
@@ -842,6 +847,8 @@ class TrainingScreen(Screen):
             else:
                 text = f"{type(exc).__name__}: {exc}"
             self.post_message(TrainingEnded(run.index, None, text))
+        finally:
+            run.finished.set()
 
     def _run(self, index: int) -> RunRecord | None:
         for run in self.runs:

@@ -1,0 +1,334 @@
+"""Pilot tests for mode 2, Training: the real engine on tiny models, driven by keyboard."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rnn_tui.app
+from rnn_tui.app import RnnTuiApp
+from rnn_tui.screens.training import (
+    CELL_CHOICES,
+    INIT_CHOICES,
+    SMOOTHING_LEVELS,
+    RunRecord,
+    TrainingChart,
+    TrainingScreen,
+    convert_loss,
+    fmt_duration,
+    nice_ticks,
+    parse_form,
+)
+
+from conftest import make_tiny_lm
+
+SIZE = (80, 24)
+# Tiny and quick: a few milliseconds a step on one CPU core.
+TINY = dict(hidden=16, embed=8, seq_len=16, batch=8, eval_every=20, steps=40)
+
+
+@pytest.fixture(autouse=True)
+def quick_snapshots(monkeypatch):
+    monkeypatch.setattr(TrainingScreen, "snapshot_every_s", 0.5)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models train ~30x faster on one intra-op thread than on two busy cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class TrainingFirstApp(RnnTuiApp):
+    """The real app, opening on the training screen (the stepper's first trace is not needed)."""
+
+    DEFAULT_MODE = "training"
+    CSS_PATH = str(Path(rnn_tui.app.__file__).with_name("app.tcss"))  # relative to the app's module
+
+
+def make_app(tmp_path, **train) -> RnnTuiApp:
+    app = TrainingFirstApp(lm=make_tiny_lm(), cursor_blink=False, device="cpu")
+    app.runs_dir = tmp_path / "runs"
+    app.train_defaults = {**TINY, **train}
+    return app
+
+
+async def open_training(pilot) -> TrainingScreen:
+    await wait_for(pilot, lambda: pilot.app.engine_ready, what="the engine")
+    screen = pilot.app.screen
+    assert isinstance(screen, TrainingScreen)
+    return screen
+
+
+async def wait_for(pilot, condition, timeout: float = 20.0, what: str = "condition",
+                   every: float = 0.05) -> None:
+    """Poll (letting the UI run) until condition() is true."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(every)
+
+
+async def tap(pilot, *keys: str) -> None:
+    """Press keys without Pilot.press's wait for an idle CPU, which never comes while a
+    training thread runs (Pilot would wait up to a second per key). Each key is handled
+    before this returns: the app forwards it to the screen's queue, and a callback queued
+    on the screen after that runs after it."""
+    app = pilot.app
+    for key in keys:
+        done = asyncio.Event()
+        app.simulate_key(key)
+        app.call_later(lambda: app.screen.call_later(done.set))
+        await asyncio.wait_for(done.wait(), 10)
+        await pilot.pause(0)
+
+
+def last_step(run: RunRecord) -> int:
+    return int(run.cols["step"][-1]) if len(run.cols) else 0
+
+
+def notes(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+# ------------------------------------------------------------------------ pure helpers
+def test_form_choices_match_the_engine():
+    from rnn_tui.engine.model import CELLS, INITS
+    from rnn_tui.engine.train import OPTIMIZERS
+
+    assert CELL_CHOICES == CELLS
+    assert INIT_CHOICES == INITS
+    from rnn_tui.screens.training import FORM_FIELDS
+
+    assert FORM_FIELDS["optimizer"][1] == OPTIMIZERS
+
+
+def test_parse_form_names_the_bad_field():
+    from rnn_tui.engine.errors import ConfigError
+
+    good = {"corpus": "grammar", "level": "char", "cell": "gru", "hidden": "16", "layers": "1",
+            "init": "default", "optimizer": "adam", "lr": "1e-3", "seq_len": "8", "clip": "0",
+            "steps": "5"}
+    kwargs = parse_form(good)
+    assert kwargs["hidden"] == 16 and kwargs["lr"] == 1e-3 and kwargs["cell"] == "gru"
+    with pytest.raises(ConfigError, match="hidden"):
+        parse_form({**good, "hidden": "sixteen"})
+    with pytest.raises(ConfigError, match="lr"):
+        parse_form({**good, "lr": "nan"})
+
+
+def test_units_ticks_and_durations():
+    nats = np.array([math.log(2.0), 0.0])
+    assert np.allclose(convert_loss(nats, "bits"), [1.0, 0.0])
+    assert np.allclose(convert_loss(nats, "ppl"), [2.0, 1.0])
+    assert nice_ticks(1, 300, 4) == [100, 200, 300]
+    assert fmt_duration(62) == "1:02" and fmt_duration(3723) == "1:02:03" and fmt_duration(None) == "?"
+
+
+def test_incremental_smoothing_equals_full_ema():
+    from rnn_tui.engine.train import TrainConfig
+    from rnn_tui.widgets.plots import ema
+
+    run = RunRecord(index=1, config=TrainConfig(), color=(1, 2, 3))
+    values = np.random.default_rng(0).normal(size=300)
+    values[17] = math.nan
+    for i, v in enumerate(values[:200]):
+        run.cols.append({"step": i, "epoch": 0, "loss": v, "grad": 1, "tps": 1, "time": i, "wall": i,
+                         "val": math.nan})
+    run.smoothed("loss", 0.9)  # cached, then extended point by point
+    for i, v in enumerate(values[200:], start=200):
+        run.cols.append({"step": i, "epoch": 0, "loss": v, "grad": 1, "tps": 1, "time": i, "wall": i,
+                         "val": math.nan})
+    got = run.smoothed("loss", 0.9)
+    np.testing.assert_allclose(got, ema(values, 0.9), rtol=1e-9, equal_nan=True)
+
+
+# ------------------------------------------------------------------------ the screen
+async def test_train_pause_resume_stop_save(tmp_path):
+    from rnn_tui.engine.checkpoint import load_model
+
+    app = make_app(tmp_path, steps=100000)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        assert "idle" in str(screen.status_text())
+        version = app.model_version
+        await pilot.press("space")
+        run = screen.runs[-1]
+        assert run.config.hidden == 16
+        await wait_for(pilot, lambda: last_step(run) >= 5, what="training steps")
+        assert run.state == "running"
+        assert app.trainer is run.trainer
+        status = str(screen.status_text())
+        for word in ("step", "epoch", "loss", "bits/tok", "tok/s", "ETA"):
+            assert word in status, status
+        chart = screen.query_one("#tr-chart-loss", TrainingChart)
+        await wait_for(pilot, lambda: chart.points_drawn > 0, what="a drawn chart")
+        drawn = chart.points_drawn
+        await wait_for(pilot, lambda: chart.points_drawn > drawn, what="the series to grow")
+
+        await tap(pilot, "space")  # pause
+        assert run.state == "paused"
+        # The step in flight lands, then nothing more.
+        trainer = run.trainer
+        seen = [trainer.step, -1]
+
+        def settled() -> bool:
+            seen[0], seen[1] = trainer.step, seen[0]
+            return seen[0] == seen[1]
+
+        await wait_for(pilot, settled, timeout=10, what="the step in flight", every=0.4)
+        paused_at = trainer.step
+        await pilot.pause(0.8)
+        assert trainer.step == paused_at
+        assert last_step(run) == paused_at  # everything it logged reached the screen
+        assert "paused" in str(screen.status_text())
+
+        await tap(pilot, "space")  # resume
+        assert run.state == "running"
+        await wait_for(pilot, lambda: last_step(run) > paused_at + 2, what="training to resume")
+        await wait_for(pilot, lambda: app.model_version > version, what="a model snapshot", timeout=10)
+
+        await tap(pilot, "ctrl+s")
+        await wait_for(pilot, lambda: any("saved run #1 to" in n for n in notes(app)), what="the checkpoint")
+        lm = load_model(run.saved_to, "cpu")
+        assert lm.config.hidden == 16 and lm.config.cell == "lstm"
+        assert str(tmp_path / "runs") in run.saved_to and run.saved_to.endswith("-lstm")
+
+        await tap(pilot, "s")
+        await wait_for(pilot, lambda: run.state == "stopped", what="the run to stop")
+        assert run.finished.is_set()
+        stopped_at = last_step(run)
+        await pilot.pause(0.4)
+        assert last_step(run) == stopped_at
+
+
+async def test_keys_stay_responsive_while_training(tmp_path):
+    app = make_app(tmp_path, steps=100000)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("space")
+        run = screen.runs[-1]
+        await wait_for(pilot, lambda: last_step(run) >= 3, what="training steps")
+        before = screen.view.smoothing
+        start = time.perf_counter()
+        app.simulate_key("full_stop")
+        await wait_for(pilot, lambda: screen.view.smoothing > before, timeout=5, what="the key")
+        elapsed = time.perf_counter() - start
+        assert "smooth" in str(screen.query_one("#tr-view").render())
+        assert elapsed < 0.5, f"a key took {elapsed:.2f}s while training"
+        assert run.state == "running"
+        await tap(pilot, "s")
+        await wait_for(pilot, run.finished.is_set, what="the worker to end")
+
+
+async def test_quitting_while_training_stops_the_worker(tmp_path):
+    app = make_app(tmp_path, steps=100000)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("space")
+        run = screen.runs[-1]
+        await wait_for(pilot, lambda: last_step(run) >= 3, what="training steps")
+        start = time.perf_counter()
+        app.simulate_key("ctrl+q")
+        await pilot.pause(0.1)
+    assert run.finished.wait(3.0), "the training thread kept running after quit"
+    assert time.perf_counter() - start < 5.0
+
+
+async def test_divergence_shows_a_banner(tmp_path):
+    app = make_app(tmp_path, lr=1e4, optimizer="sgd", clip=0.0, steps=50)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("space")
+        run = screen.runs[-1]
+        await wait_for(pilot, lambda: run.state == "diverged", what="divergence")
+        banner = screen.query_one("#tr-banner")
+        assert banner.display and banner.has_class("-shown")
+        text = str(banner.render())
+        assert "DIVERGED" in text and "kept" in text
+        # A new run clears the banner.
+        screen.set_form(lr=1e-3, optimizer="adam", steps=5)
+        await pilot.press("space")
+        assert not banner.has_class("-shown")
+        await wait_for(pilot, lambda: screen.runs[-1].state == "done", what="the second run")
+
+
+async def test_bad_form_values_are_shown_and_nothing_is_lost(tmp_path):
+    app = make_app(tmp_path, steps=8)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: screen.runs[-1].state == "done", what="the first run")
+        assert len(screen.runs) == 1
+        # Keyboard into the form: hidden size 0 is refused by TrainConfig, next to the form.
+        await pilot.press("f")  # the form hides itself while training on a narrow screen
+        hidden = screen.query_one("#tr-hidden")
+        hidden.focus()
+        await pilot.press("0", "enter")
+        error = str(screen.query_one("#tr-form-error").render())
+        assert "hidden" in error and "positive" in error
+        assert len(screen.runs) == 1
+        # A corpus path that does not exist: a clear notification, the old run stays.
+        screen.set_form(hidden=16, corpus=str(tmp_path / "missing.txt"))
+        await pilot.press("escape", "space")
+        await wait_for(pilot, lambda: any("missing.txt" in n and "no such file" in n for n in notes(app)),
+                       what="the notification")
+        assert "missing.txt" in str(screen.query_one("#tr-form-error").render())
+        assert len(screen.runs) == 1 and screen.runs[0].state == "done"
+        assert screen.form_values()["corpus"].endswith("missing.txt")  # the form keeps it
+
+
+async def test_runs_overlay_and_view_keys(tmp_path):
+    app = make_app(tmp_path, steps=25)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_training(pilot)
+        assert screen.view.chart == "all"  # room for all three charts
+        await tap(pilot, "space")
+        await wait_for(pilot, lambda: screen.runs[-1].state == "done", what="run 1")
+        screen.set_form(cell="rnn")
+        await tap(pilot, "space")
+        await wait_for(pilot, lambda: len(screen.runs) == 2 and screen.runs[-1].state == "done", what="run 2")
+        assert [r.config.cell for r in screen.runs] == ["lstm", "rnn"]
+        assert screen.runs[0].color != screen.runs[1].color
+        legend = str(screen.query_one("#tr-legend").render())
+        assert "#1 lstm" in legend and "#2 rnn" in legend
+        await pilot.pause(0.4)
+        charts = [c for c in screen.query(TrainingChart)]
+        assert all(c.points_drawn > 0 for c in charts)
+
+        view = screen.view
+        await tap(pilot, "u")
+        assert view.unit == "bits"
+        await tap(pilot, "u")
+        assert view.unit == "ppl"
+        await tap(pilot, "y", "x", "w")
+        assert view.log_y and view.log_x and view.xaxis == "time"
+        await tap(pilot, "w")
+        assert view.xaxis == "wall"
+        await tap(pilot, "c")
+        assert view.chart == "loss"
+        for _ in range(len(SMOOTHING_LEVELS) + 1):
+            await tap(pilot, "full_stop")
+        assert view.smoothing == 0.999
+        for _ in range(len(SMOOTHING_LEVELS) + 1):
+            await tap(pilot, "comma")
+        assert view.smoothing == 0.0
+        await pilot.pause(0.4)
+        assert screen.query_one("#tr-chart-loss", TrainingChart).points_drawn > 0
+        await tap(pilot, "delete")
+        assert screen.runs == []
+
+
+async def test_bindings_have_ids_and_tooltips():
+    for binding in TrainingScreen.BINDINGS:
+        assert binding.id and binding.tooltip, binding
