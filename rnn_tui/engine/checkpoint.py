@@ -73,23 +73,13 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
-
-
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write bytes to `path` so a reader sees either the old file or the whole new one."""
-    # Not tempfile.mkstemp: its files are 0600. Mode 0666 lets the umask decide, like any file.
+    # Not tempfile.mkstemp: its files are 0600. Mode 0666 lets the kernel apply the umask, so a
+    # checkpoint gets the permissions of any other file the user writes.
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        # mkstemp makes the file private (0600); a checkpoint is an ordinary file (0666 & ~umask).
-        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
