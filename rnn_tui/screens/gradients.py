@@ -121,16 +121,20 @@ class GradientChart(PlotextPlot):
 
     def show(self, entries: list[ProfileEntry], mode: str) -> None:
         self._data = (entries, mode)
-        self.draw()
+        self.refresh()
 
-    def on_resize(self) -> None:
-        if self._data is not None:
-            self.draw()
+    def render(self):
+        # Plot at every render: plotext's build() applies the log scale to its data in place,
+        # so building the same data twice would take log(log(y)).
+        try:
+            if self._data is not None and self.size.width:
+                self._replot(*self._data)
+            return super().render()
+        except Exception as exc:  # plotext has corner cases; never a traceback on screen
+            self.plt.clear_data()
+            return Text(f"(this chart could not be drawn: {type(exc).__name__}: {exc})", style="dim")
 
-    def draw(self) -> None:
-        if self._data is None or not self.size.width:
-            return
-        entries, mode = self._data
+    def _replot(self, entries: list[ProfileEntry], mode: str) -> None:
         plt = self.plt
         plt.clear_data()
         plt.title(f"‖dL/dh_t‖ by position · loss: {'last token' if mode == 'last' else 'sum of all'}")
@@ -182,7 +186,6 @@ class GradientChart(PlotextPlot):
             every = max(1, math.ceil(n / max(2, self.size.width // 6)))
             ticks = list(range(0, n, every))
             plt.xticks(ticks, [token_label(longest[i], 4) for i in ticks])
-        self.refresh()
 
     def _curve(self, t: np.ndarray, y: np.ndarray, colour, marker: str) -> None:
         keep = np.isfinite(y) & (y > 0)
@@ -466,11 +469,16 @@ class GradientsScreen(Screen):
                 head.append(" · " + ", ".join(others), style="dim")
         norms = np.asarray(jac.norms, float)
         lower = norms[np.isfinite(norms) & (norms > 0)]
-        vmin = float(lower.min()) if lower.size else 1e-6
-        vmax = float(lower.max()) if lower.size else 1.0
+        # Two significant digits, so the legend's end labels stay short.
+        vmin = float(f"{lower.min():.2g}") if lower.size else 1e-6
+        vmax = float(f"{lower.max():.2g}") if lower.size else 1.0
+        if vmax <= vmin:  # a flat map still needs a range
+            vmax = vmin * 10 if vmin > 0 else 1.0
         width = max(20, self.query_one("#gr-jacobian").size.width - 2)
         cell = 2 if len(jac.tokens) * 2 + 10 <= width else 1
-        items = [head, legend("log", min(width, 40), vmin, vmax),
+        key = Text("colour = norm, log scale  ", style="dim")
+        key.append_text(legend("log", min(width - key.cell_len, 36), vmin, vmax))
+        items = [head, key,
                  TriangleHeatmap(norms, jac.tokens, cell_width=cell, vmin=vmin, vmax=vmax)]
         if jac.unknown_message:
             items.append(Text(jac.unknown_message, style="dim"))

@@ -350,21 +350,25 @@ class TrainingChart(PlotextPlot):
         self.render_seconds = 0.0  # what the last plotext build cost on the UI thread
 
     def render(self):
+        # Plot from the stored runs at every render: plotext's build() applies the log scale
+        # to its data in place, so building the same data twice would take log(log(y)).
         start = time.perf_counter()
         try:
+            if self._last is not None and self.size.width:
+                self._replot(*self._last)
             return super().render()
+        except Exception as exc:  # plotext has corner cases; never a traceback on screen
+            self.plt.clear_data()
+            return Text(f"(this chart could not be drawn: {type(exc).__name__}: {exc})", style="dim")
         finally:
             self.render_seconds = time.perf_counter() - start
 
-    def on_resize(self) -> None:
-        # Points and ticks depend on the width: draw again at the new size.
-        if self._last is not None:
-            self.draw(*self._last)
-
     def draw(self, runs: list[RunRecord], view: "ChartView") -> None:
+        """Show these runs this way (plotted at the next render)."""
         self._last = (runs, view)
-        if not self.size.width:
-            return  # not laid out yet: on_resize draws it
+        self.refresh()
+
+    def _replot(self, runs: list[RunRecord], view: "ChartView") -> None:
         plt = self.plt
         plt.clear_data()
         kind = self.kind
@@ -429,7 +433,6 @@ class TrainingChart(PlotextPlot):
             plt.yscale("linear")
             plt.xscale("linear")
         self.points_drawn = drawn
-        self.refresh()
 
     def _line(self, x, y, colour, n_points: int, view: "ChartView", bounds: list[float],
               marker: str = "braille", scatter: bool = False) -> int:

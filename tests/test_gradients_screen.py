@@ -1,0 +1,188 @@
+"""Pilot tests for mode 3, Gradients: real probes on tiny seeded models."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+import rnn_tui.app
+import rnn_tui.screens.gradients as gradients
+from rnn_tui.app import DEFAULT_SENTENCE, RnnTuiApp
+from rnn_tui.screens.gradients import GradientChart, GradientsScreen, ratio_words, underflow_floor
+
+from conftest import make_tiny_lm
+
+SIZE = (80, 24)
+
+
+class GradientsFirstApp(RnnTuiApp):
+    """The real app, opening on the gradients screen."""
+
+    DEFAULT_MODE = "gradients"
+    CSS_PATH = str(Path(rnn_tui.app.__file__).with_name("app.tcss"))
+
+
+@pytest.fixture(autouse=True)
+def tiny_bundled(monkeypatch):
+    """Stand-ins for the bundled rnn/lstm/gru: tiny, seeded, independent of the defaults."""
+    cache = {}
+
+    def load(name):
+        if name not in cache:
+            cache[name] = make_tiny_lm(name, seed=1)
+        return cache[name]
+
+    monkeypatch.setattr(gradients, "load_bundled", load)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def underflowing_rnn():
+    """A vanilla RNN whose recurrence shrinks everything 50x a step: over the default
+    sentence the early gradients underflow to exactly zero in float32."""
+    from rnn_tui.engine.model import set_spectral_radius
+
+    lm = make_tiny_lm("rnn")
+    set_spectral_radius(lm.model, 0.02)
+    return lm
+
+
+async def wait_for(pilot, condition, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def computed(pilot) -> GradientsScreen:
+    screen = pilot.app.screen
+    assert isinstance(screen, GradientsScreen)
+    await wait_for(pilot, lambda: screen.result is not None and screen._pending_key is None,
+                   what="the gradients")
+    await pilot.pause()
+    return screen
+
+
+def text_of(screen, selector: str, width: int = 100) -> str:
+    """The plain text of a Static's content (Rich Text or a Group of renderables)."""
+    content = screen.query_one(selector).content
+    if isinstance(content, str):
+        return content
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(content)
+    return console.export_text()
+
+
+def test_ratio_words_and_floor():
+    assert ratio_words(0.5, False).endswith("(kept)")
+    assert ratio_words(1e-2, False).endswith("(fades)")
+    assert ratio_words(1e-9, False).endswith("(vanishes)")
+    assert ratio_words(0.0, True) == "exactly 0 (underflow)"
+    assert underflow_floor(np.array([0.0, 1e-8, 1.0])) == pytest.approx(1e-9)
+    assert underflow_floor(np.array([0.0])) > 0
+
+
+async def test_profiles_for_every_cell_in_plain_words():
+    app = GradientsFirstApp(lm=make_tiny_lm("lstm"), cursor_blink=False, device="cpu")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await computed(pilot)
+        names = [e.name for e in screen.result.entries]
+        assert names == ["current", "rnn", "lstm", "gru"]
+        assert all(e.profile is not None for e in screen.result.entries)
+        words = text_of(screen, "#gr-words")
+        assert "first token's gradient is" in words  # GradientProfile.describe()
+        for name in ("this", "rnn", "lstm", "gru"):
+            assert f"■ {name} " in words
+        chart = screen.query_one(GradientChart)
+        assert chart.underflow_points == 0
+        assert "computing" not in text_of(screen, "#gr-info")
+
+        # m: the loss summed over every prediction.
+        await pilot.press("m")
+        assert screen.loss_mode == "sum"
+        screen = await computed(pilot)
+        assert screen.result.entries[0].profile.mode == "sum"
+        assert "summed over all" in text_of(screen, "#gr-words")
+
+        # The Jacobian view: the map, its legend and the spectral radius.
+        assert screen.view == "profile"  # 24 rows: one view at a time
+        await pilot.press("j")
+        assert screen.view == "jacobian"
+        assert screen.query_one("#gr-jacobian").display
+        assert not screen.query_one("#gr-profile").display
+        await pilot.pause()
+        jac = text_of(screen, "#gr-jac")
+        assert "spectral radius" in jac and "Jacobian map" in jac and "log scale" in jac
+        jm = screen.result.jacobian
+        assert jm.norms.shape == (len(DEFAULT_SENTENCE), len(DEFAULT_SENTENCE))
+        await pilot.press("j")
+        assert screen.view == "both"
+
+
+async def test_underflow_is_drawn_and_named_not_a_crash():
+    app = GradientsFirstApp(lm=underflowing_rnn(), cursor_blink=False, device="cpu")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await computed(pilot)
+        current = screen.result.entries[0]
+        assert current.name == "current" and current.profile.underflow_h[-1].any()
+        chart = screen.query_one(GradientChart)
+        assert chart.underflow_points > 0
+        words = text_of(screen, "#gr-words")
+        assert "underflowed to exactly zero" in words
+        assert "exactly 0 in float32" in words
+        assert "exactly 0 (underflow)" in words  # the first/last line for this model
+        # The chart renders (log axis, the zeros at a floor).
+        assert "1e-" in str(chart.render())
+        assert "1e-" in str(chart.render())  # a second build of the same log chart works too
+
+
+async def test_model_and_sentence_changes_recompute():
+    app = GradientsFirstApp(lm=make_tiny_lm("lstm"), cursor_blink=False, device="cpu")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await computed(pilot)
+        first = screen.result
+        app.set_model(make_tiny_lm("gru", seed=3))
+        await wait_for(pilot, lambda: screen.result is not first and screen._pending_key is None,
+                       what="a recompute for the new model")
+        assert screen.result.spectrum.main == "n"  # GRU's candidate block
+        second = screen.result
+        app.set_sentence("the dog was happy")
+        await wait_for(pilot, lambda: screen.result is not second and screen._pending_key is None,
+                       what="a recompute for the new sentence")
+        assert len(screen.result.entries[0].profile.tokens) == len("the dog was happy")
+        assert "'the dog was happy'" in text_of(screen, "#gr-info")
+
+
+async def test_missing_bundled_models_are_named(monkeypatch):
+    from rnn_tui.engine.errors import CheckpointError
+
+    def missing(name):
+        raise CheckpointError(f"bundled model {name!r} is missing")
+
+    monkeypatch.setattr(gradients, "load_bundled", missing)
+    app = GradientsFirstApp(lm=make_tiny_lm("lstm"), cursor_blink=False, device="cpu")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await computed(pilot)
+        words = text_of(screen, "#gr-words")
+        assert "rnn: n/a" in words
+        assert "not drawn" in words and "missing" in words
+        assert screen.query_one(GradientChart).render()  # the current model still draws
+
+
+def test_bindings_have_ids_and_tooltips():
+    for binding in GradientsScreen.BINDINGS:
+        assert binding.id and binding.tooltip, binding
