@@ -18,12 +18,15 @@ SIZES = [(80, 24), (120, 40)]
 
 
 async def settle(pilot) -> None:
+    """Workers done, their messages handled, and no toast left whose timeout races the picture."""
     for _ in range(2):
         try:
             await pilot.app.workers.wait_for_complete()
         except WorkerFailed:
             pass
         await pilot.pause()
+    pilot.app.clear_notifications()
+    await pilot.pause()
 
 
 def make_app(**kw) -> RnnTuiApp:

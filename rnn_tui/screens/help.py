@@ -16,16 +16,16 @@ from . import MODE_TABS
 # HELP = {"panel": "two lines"}; that wins).
 FALLBACK_HELP: dict[str, dict[str, str]] = {
     "training": {
-        "loss": "Training and validation loss per step, live while you train.\n"
-                "Validation rising while training falls means the model is memorising.",
-        "gradients": "Gradient norms per layer as training runs.\n"
-                     "Spikes are exploding gradients; clipping caps them.",
+        "curves": "Training and validation loss (or gradient norm, bits per token) per step, live;\n"
+                  "earlier runs stay on the chart to compare. Validation rising = memorising.",
+        "form": "The settings of the next run: cell, sizes, optimiser, learning rate, clipping.\n"
+                "The other screens follow the newest weights while it trains.",
     },
     "gradients": {
-        "dL/dh_t": "How much the loss at the end still depends on each earlier hidden state.\n"
-                   "A vanilla RNN's bars fade to nothing within a few steps; LSTM/GRU reach further.",
-        "jacobian": "||d h_t / d h_k|| for every pair of steps, on a log scale.\n"
-                    "The colour fading away from the diagonal is the memory fading.",
+        "dL/dh_t": "How much the loss still depends on each earlier hidden state, log scale,\n"
+                   "overlaid for the bundled RNN, LSTM and GRU: the vanilla RNN's fade fastest.",
+        "jacobian": "||d state_t / d state_k|| for every pair of steps (log colours), and the\n"
+                    "spectral radius: colour fading away from the diagonal is memory fading.",
     },
 }
 
@@ -92,8 +92,9 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [
         Binding("escape,question_mark,q", "dismiss", "Close", id="help.close",
                 tooltip="Close the help"),
-        Binding("up,k", "scroll('up')", "Up", show=False),
-        Binding("down,j", "scroll('down')", "Down", show=False),
+        Binding("up,k", "scroll('up')", "Up", show=False, id="help.up", tooltip="Scroll the help up"),
+        Binding("down,j", "scroll('down')", "Down", show=False, id="help.down",
+                tooltip="Scroll the help down"),
     ]
 
     def compose(self) -> ComposeResult:

@@ -86,6 +86,18 @@ class Panel(Widget):
         super().__init__(id=id, classes=classes)
         self._builder = builder
 
+    def get_content_height(self, container, viewport, width: int) -> int:
+        """For ``height: auto``: the builder's lines at this width."""
+        if width < 1:
+            return 0
+        console = self.app.console
+        try:
+            lines = console.render_lines(self._builder(width, 1000), console.options.update_width(width),
+                                         pad=False)
+        except Exception:
+            return 1
+        return len(lines)
+
     def render(self) -> RenderableType:
         size = self.content_size
         if size.width < 1 or size.height < 1:
@@ -242,7 +254,10 @@ class StepperScreen(Screen):
         self.step = min(self.step, len(tr.tokens) - 1)
         self.layer_index = min(self.layer_index, len(tr.layers) - 1)
         self._show_loading(None)
-        self.query_one("#stepper-gates").display = bool(tr.gates)
+        gates = self.query_one("#stepper-gates")
+        gates.display = bool(tr.gates)
+        gates.refresh(layout=True)  # its height follows the model's hidden size
+        self.refresh_bindings()  # the layer keys depend on the model
         self._redraw()
 
     def on_memory_ready(self, message: MemoryReady) -> None:
@@ -286,8 +301,7 @@ class StepperScreen(Screen):
     def action_cycle_sort(self) -> None:
         self.sort = SORT_MODES[(SORT_MODES.index(self.sort) + 1) % len(SORT_MODES)]
         self.row_offset = 0
-        self.notify(f"units sorted by {SORT_LABEL[self.sort]}", timeout=2)
-        self._redraw()
+        self._redraw()  # the heatmap's title says the order
 
     def action_scroll(self, delta: int) -> None:
         self._scroll_to(self.row_offset + delta)
@@ -443,7 +457,7 @@ class StepperScreen(Screen):
         title.append("next token", style="bold")
         title.append(f"  after “{cur}” ({t + 1}/{len(tr.tokens)})", style=DIM)
         if tr.next_ids[t] < 0:
-            return Group(title, Text("end of the sentence: the guesses for what would follow", style=DIM),
+            return Group(title, Text("end of the text: what would follow", style=DIM, no_wrap=True, overflow="ellipsis"),
                          self._bars(t, width, max(1, height - 3)))
         loss = float(tr.next_loss[t])
         p = float(tr.next_prob[t])
