@@ -382,6 +382,7 @@ class TrainingChart(PlotextPlot):
         n_points = plot_width_points(self.size.width)
         drawn = 0
         bounds: list[float] = []  # [min x, max x] over everything drawn
+        self._y_bounds = (math.inf, -math.inf)
         grad_max = 0.0
         for run in runs:
             if not len(run.cols):
@@ -429,6 +430,14 @@ class TrainingChart(PlotextPlot):
             plt.xticks(ticks, labels)
         else:
             _reset_xticks(plt)
+        if kind == "speed" and drawn and not view.log_y:  # 50k, not 50000.0
+            y_lo, y_hi = self._y_bounds
+            if y_hi - y_lo < 1e-9 * max(1.0, abs(y_hi)):
+                y_lo, y_hi = y_lo * 0.9, y_hi * 1.1 + 1
+            ticks = nice_ticks(y_lo, y_hi, max(2, min(5, self.size.height // 3)))
+            plt.yticks(ticks, [fmt_tick(t) for t in ticks])
+        else:
+            _reset_yticks(plt)
         if not drawn:  # plotext cannot build an empty chart on log axes
             plt.yscale("linear")
             plt.xscale("linear")
@@ -445,6 +454,8 @@ class TrainingChart(PlotextPlot):
             self.plt.scatter(xs.tolist(), ys.tolist(), color=colour, marker=marker)
         else:
             self.plt.plot(xs.tolist(), ys.tolist(), color=colour, marker=marker)
+        y_lo, y_hi = float(np.min(ys)), float(np.max(ys))
+        self._y_bounds = (min(self._y_bounds[0], y_lo), max(self._y_bounds[1], y_hi))
         lo, hi = float(xs[0]), float(xs[-1])
         if bounds:
             bounds[0], bounds[1] = min(bounds[0], lo), max(bounds[1], hi)
@@ -484,6 +495,13 @@ def fmt_tick(value: float) -> str:
     if a >= 1000:
         return f"{value / 1e3:g}k"
     return f"{value:g}"
+
+
+def _reset_yticks(plt) -> None:
+    monitor = plt.monitor
+    monitor.yticks = [None, None]
+    monitor.ylabels = [None, None]
+    monitor.yfrequency = [7, 7]
 
 
 def _reset_xticks(plt) -> None:
@@ -1001,6 +1019,15 @@ class TrainingScreen(Screen):
         self._update_runs()
         self._redraw()
 
+    def refresh_runs(self) -> None:
+        """Redraw everything that shows the runs (after runs were added or removed)."""
+        for run in self.runs:
+            run.drain()
+        self._dirty = True
+        self._update_status()
+        self._update_runs()
+        self._redraw()
+
     def _view_changed(self) -> None:
         self._update_view_line()
         self._dirty = True
@@ -1098,7 +1125,7 @@ class TrainingScreen(Screen):
         loss = float(cols["loss"][-1])
         t.append(f" · step {step}/{run.config.steps}")
         t.append(f" · epoch {cols['epoch'][-1]:.2f}")
-        t.append(f" · loss {loss:.3f}" if math.isfinite(loss) else " · loss nan")
+        t.append(f" · loss {loss:.3f} nats" if math.isfinite(loss) else " · loss nan")
         t.append(f" · {loss / LN2:.3f} bits/tok" if math.isfinite(loss) else "")
         if self.view.unit == "ppl" and math.isfinite(loss):
             t.append(f" · ppl {math.exp(min(loss, 700)):.2f}")
