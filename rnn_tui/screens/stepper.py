@@ -466,7 +466,7 @@ class StepperScreen(Screen):
         info.append("next ", style=DIM)
         info.append(f"“{nxt}”", style="bold #ffaf00")
         info.append(f"  p={p:.3f}  {loss:.2f} nats", style=DIM)
-        return Group(title, info, self._bars(t, width, max(1, height - 3)))
+        return Group(title, info, self._bars(t, width, max(1, height - 2)))
 
     def _bars(self, t: int, width: int, rows: int) -> RenderableType:
         tr = self.trace
