@@ -420,7 +420,8 @@ class TrainingChart(PlotextPlot):
         plt.title(title)
         if bounds and not view.log_x:
             lo, hi = bounds[0], bounds[1]
-            ticks = nice_ticks(lo, hi, max(2, min(6, self.size.width // 12)))
+            ticks = nice_ticks(lo, hi, max(3, min(6, self.size.width // 10)),
+                               min_step=1.0 if view.xaxis == "step" else 0.0)
             if view.xaxis == "wall":
                 labels = [time.strftime("%H:%M:%S", time.localtime(t)) for t in ticks]
                 if len(labels) > 3:
@@ -467,16 +468,21 @@ class TrainingChart(PlotextPlot):
 XAXIS_COLUMN = {"step": "step", "time": "time", "wall": "wall"}
 
 
-def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """Round tick positions (multiples of 1, 2 or 5 x 10^k) covering [lo, hi]."""
+def nice_ticks(lo: float, hi: float, n: int = 5, min_step: float = 0.0) -> list[float]:
+    """Round tick positions (multiples of 1, 2, 2.5 or 5 x 10^k) covering [lo, hi]: the
+    finest such spacing that gives at most ``n`` ticks (and no finer than ``min_step``)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return []
     if hi <= lo:
         return [lo]
-    raw = (hi - lo) / max(1, n - 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step) * step
+    n = max(2, n)
+    mag = 10 ** math.floor(math.log10((hi - lo) / (n - 1)))
+    step = first = 0.0
+    for m in (0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5, 10, 20):
+        step = max(m * mag, min_step)
+        first = math.ceil(lo / step - 1e-9) * step
+        if math.floor((hi - first) / step + 1e-9) + 1 <= n:
+            break
     ticks = []
     t = first
     while t <= hi + 1e-9 * step:
