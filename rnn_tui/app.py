@@ -166,7 +166,9 @@ class RnnTuiApp(App):
     def on_mount(self) -> None:
         self.sub_title = LOADING_TEXT
         if self._autostart:
-            self.start_engine()
+            # After the first frame: importing torch in a thread still competes for the GIL
+            # and would hold the first paint back by hundreds of milliseconds.
+            self.call_after_refresh(self.start_engine)
 
     def start_engine(self) -> None:
         """Import torch and load the first model in a thread worker (once)."""
