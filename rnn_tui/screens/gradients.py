@@ -202,6 +202,12 @@ class GradientsScreen(Screen):
     """Gradient norm by timestep for RNN / LSTM / GRU, the Jacobian map, the spectrum."""
 
     MODE = "gradients"
+    HELP = {
+        "dL/dh_t": "How much the loss at the last token (m: or summed over all) depends on each earlier\n"
+                   "hidden state, log scale, for this model and the bundled RNN, LSTM and GRU. × = exactly 0.",
+        "jacobian": "||d state_t / d state_k|| for every k <= t (log colours) and the spectral radius of the\n"
+                    "recurrent matrix: colour fading away from the diagonal is memory fading. j switches views.",
+    }
 
     BINDINGS = [
         Binding("m", "toggle_mode", "Loss: last/sum", id="gradients.mode",

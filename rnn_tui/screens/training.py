@@ -553,6 +553,14 @@ class TrainingScreen(Screen):
     """Train a model, watch the loss, gradient norm and speed, compare runs."""
 
     MODE = "training"
+    HELP = {
+        "curves": "Loss (raw faint, smoothed bright, validation dotted), gradient norm before clipping,\n"
+                  "tokens/s; one colour per run. , . smoothing · u nats/bits/ppl · y x log axes · w step/time/clock",
+        "form": "The next run's settings (tab in; enter or space starts; f hides it). Errors show under it.\n"
+                "While it trains the other modes follow the newest weights; ctrl+s saves runs/<time>-<cell>/.",
+        "status": "Step, epoch, loss in nats and bits per token, validation loss, tokens/s and ETA.\n"
+                  "A red banner says when a run diverged (the last good weights are kept).",
+    }
     snapshot_every_s = SNAPSHOT_EVERY_S  # how often the other modes get fresh weights
     AUTO_FOCUS = ""  # keys go to the screen's bindings until the user tabs into the form
 
