@@ -286,6 +286,14 @@ async def test_bad_form_values_are_shown_and_nothing_is_lost(tmp_path):
         assert "missing.txt" in str(screen.query_one("#tr-form-error").render())
         assert len(screen.runs) == 1 and screen.runs[0].state == "done"
         assert screen.form_values()["corpus"].endswith("missing.txt")  # the form keeps it
+        # A file that exists but is not text: the engine's CorpusError, from the worker.
+        binary = tmp_path / "weights.bin"
+        binary.write_bytes(b"\x00\x01\x02" * 100)
+        screen.set_form(corpus=str(binary))
+        await pilot.press("space")
+        await wait_for(pilot, lambda: any("binary" in n for n in notes(app)), what="the corpus error")
+        assert "binary" in str(screen.query_one("#tr-form-error").render())
+        assert len(screen.runs) == 1 and screen.runs[0].state == "done"  # the failed run left nothing
 
 
 async def test_runs_overlay_and_view_keys(tmp_path):
