@@ -42,7 +42,9 @@ def test_same_seed_same_text_and_different_seeds_differ():
     assert a.text != c.text
     assert set(a.text) <= set(VOCAB.tokens)
     assert a.settings == {"temperature": 1.0, "top_k": 0, "length": 60, "seed": 7, "greedy": False}
-    assert a.tokens_per_s > 0 and not a.stopped
+    assert a.tokens_per_s > 0 and not a.stopped and a.seed_used == 7
+    fresh = sample(lm, "the ", length=60)  # a random seed, recorded so the text can be made again
+    assert fresh.settings["seed"] is None and sample(lm, "the ", length=60, seed=fresh.seed_used).text == fresh.text
     json.dumps(a.to_json())
 
 
@@ -147,6 +149,8 @@ def test_training_mode_dropout_does_not_leak_into_samples():
     assert lm.model.training  # sampling did not flip the mode
     lm.model.eval()
     assert text == sample(lm, "the ", length=30, greedy=True).text
+    double = LoadedModel(lm.model.double().train(), VOCAB)  # the step-wise prime path in float64
+    assert sample(double, "the ", length=30, greedy=True).text == text
 
 
 def test_long_prime_goes_in_chunks():

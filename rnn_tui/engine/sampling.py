@@ -65,6 +65,10 @@ def _advance(model, ids: np.ndarray, state):
             out, state = model.rnn(model.embed(chunk), state)
             last = out[0, -1]
         else:
+            if state is None:  # init_state makes float32 whatever the model's dtype
+                state = model.init_state(1)
+                dtype = model.head.weight.dtype
+                state = tuple(t.to(dtype) for t in state) if isinstance(state, tuple) else state.to(dtype)
             step = model.stepwise(chunk, state)
             state, last = step.state, step.hidden[-1][-1][0]
     return model.head(last), state
@@ -118,6 +122,7 @@ class SampleStream:
         self.count = 0
         self.seconds = 0.0
         self.stopped = False
+        self.seed_used: int | None = None  # the generator's seed, also when `seed` was None
         self._gen = self._run(lm, ids, prime, stop)
 
     def __iter__(self) -> "SampleStream":
@@ -137,6 +142,8 @@ class SampleStream:
             gen.seed()
         else:
             gen.manual_seed(s["seed"])
+        self.seed_used = gen.initial_seed()
+        # `seconds` counts only time spent in here, not while the consumer holds a piece.
         start = time.perf_counter()
         if len(ids) == 0:
             stoi = {t: i for i, t in enumerate(vocab.tokens)}
@@ -156,8 +163,9 @@ class SampleStream:
                 piece = (" " + piece) if space else piece
                 space = True
             self.count += 1
-            self.seconds = time.perf_counter() - start
+            self.seconds += time.perf_counter() - start
             yield piece
+            start = time.perf_counter()
             if n + 1 < s["length"]:
                 if stop is not None and stop.is_set():
                     self.stopped = True
@@ -190,11 +198,13 @@ class SampleResult:
     tokens_per_s: float = 0.0
     stopped: bool = False  # ended early because `stop` was set
     unknown_message: str | None = None
+    seed_used: int | None = None  # the generator's seed (drawn at random when seed was None)
 
     def to_json(self) -> dict:
         return {"prime": self.prime, "text": self.text, "settings": dict(self.settings),
                 "tokens": self.tokens, "tokens_per_s": round(self.tokens_per_s, 1),
-                "stopped": self.stopped, "unknown_message": self.unknown_message}
+                "stopped": self.stopped, "unknown_message": self.unknown_message,
+                "seed_used": self.seed_used}
 
 
 def sample(lm, prime: str = "", temperature: float = 1.0, top_k: int = 0, length: int = 200,
@@ -206,4 +216,5 @@ def sample(lm, prime: str = "", temperature: float = 1.0, top_k: int = 0, length
     text = "".join(stream)
     rate = stream.count / stream.seconds if stream.seconds > 0 else 0.0
     return SampleResult(prime=prime, text=text, settings=dict(stream.settings), tokens=stream.count,
-                        tokens_per_s=rate, stopped=stream.stopped, unknown_message=stream.unknown_message)
+                        tokens_per_s=rate, stopped=stream.stopped, unknown_message=stream.unknown_message,
+                        seed_used=stream.seed_used)
