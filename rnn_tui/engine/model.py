@@ -130,7 +130,8 @@ class RNNLM(nn.Module):
 
     def init_state(self, batch: int, device=None):
         device = device or self.head.weight.device
-        h = torch.zeros(self.config.layers, batch, self.config.hidden, device=device)
+        h = torch.zeros(self.config.layers, batch, self.config.hidden, device=device,
+                        dtype=self.head.weight.dtype)
         return (h, torch.zeros_like(h)) if self.config.cell == "lstm" else h
 
     @property
@@ -145,14 +146,19 @@ class RNNLM(nn.Module):
 
     def cell_step(self, layer: int, x: torch.Tensor, state, internals: dict | None = None):
         """One step of one layer. `state` is h, or (h, c) for LSTM. Pure tensor code."""
-        w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
+        w_ih, _, b_ih, _ = self.layer_weights(layer)
+        return self._recur(layer, x @ w_ih.T + b_ih, state, internals)
+
+    def _recur(self, layer: int, gi: torch.Tensor, state, internals: dict | None = None):
+        """The recurrent half of a step, given the input projection gi = W_ih x + b_ih."""
+        _, w_hh, _, b_hh = self.layer_weights(layer)
         cell = self.config.cell
         if cell == "rnn":
-            pre = x @ w_ih.T + b_ih + state @ w_hh.T + b_hh
+            pre = gi + state @ w_hh.T + b_hh
             return torch.tanh(pre) if self.config.nonlinearity == "tanh" else torch.relu(pre)
         if cell == "lstm":
             h, c = state
-            gates = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+            gates = gi + h @ w_hh.T + b_hh
             i, f, g, o = gates.chunk(4, dim=-1)
             i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
             c_new = f * c + i * g
@@ -161,7 +167,6 @@ class RNNLM(nn.Module):
                 internals.update(i=i, f=f, g=g, o=o, c=c_new)
             return h_new, c_new
         # GRU: torch applies the reset gate to (W_hn h + b_hn), not to h itself.
-        gi = x @ w_ih.T + b_ih
         gh = state @ w_hh.T + b_hh
         i_r, i_z, i_n = gi.chunk(3, dim=-1)
         h_r, h_z, h_n = gh.chunk(3, dim=-1)
@@ -189,20 +194,24 @@ class RNNLM(nn.Module):
         layer_states = [
             (state[0][k], state[1][k]) if cfg.cell == "lstm" else state[k] for k in range(cfg.layers)
         ]
-        tops = []
-        for t in range(steps):
-            x = inputs[:, t]
-            for k in range(cfg.layers):
+        # Layer by layer: layer k at step t needs only layer k-1 at step t and itself at t-1,
+        # so each layer's input projection is one matrix multiply over all steps, and the
+        # Python loop does only the recurrent half (what makes probes fast on a CPU).
+        x_seq = inputs
+        for k in range(cfg.layers):
+            w_ih, _, b_ih, _ = self.layer_weights(k)
+            gi_seq = x_seq @ w_ih.T + b_ih  # [B, T, G*H]
+            for t in range(steps):
                 bag: dict = {}
-                layer_states[k] = self.cell_step(k, x, layer_states[k], bag if names else None)
+                layer_states[k] = self._recur(k, gi_seq[:, t], layer_states[k], bag if names else None)
                 h = layer_states[k][0] if cfg.cell == "lstm" else layer_states[k]
                 hidden[k].append(h)
                 for n in names:
                     collected[n][k].append(bag[n])
-                x = h
-            tops.append(x)
+            if steps:
+                x_seq = torch.stack(hidden[k], dim=1)
         if steps:
-            logits = self.head(torch.stack(tops, dim=1))
+            logits = self.head(x_seq)
         else:
             logits = inputs.new_zeros(batch, 0, cfg.vocab_size)
         internals = {
