@@ -14,7 +14,7 @@ from rnn_tui.engine import probes
 from rnn_tui.engine.corpus import TOY_ALPHABET, Vocab
 from rnn_tui.engine.errors import ConfigError, ProbeLimitError, VocabError
 from rnn_tui.engine.inspect import (
-    Attribution, CorpusStates, attribution, encode_corpus_states, find_matches, select_units,
+    CorpusStates, attribution, encode_corpus_states, find_matches, select_units,
     trace_values, values_for,
 )
 from rnn_tui.engine.model import LoadedModel, ModelConfig, build_model
@@ -251,27 +251,36 @@ def test_grad_x_input_equals_independent(cell):
     np.testing.assert_allclose(att64.scores[: pos + 1], want, rtol=1e-9, atol=1e-12)
 
 
-def test_occlusion_is_causal_and_exact():
+def test_occlusion_is_causal_and_exact(monkeypatch):
     lm = make("lstm", layers=2)
     text = "the cat sat on the mat"
-    pos = 9
+    pos = 16
     full = attribution(lm, text, position=pos, method="occlusion")
     assert full.neutral == "space"
     assert np.isnan(full.scores[pos + 1:]).all()
     # Nothing after the position can change it: the truncated text gives the same scores.
     cut = attribution(lm, text[: pos + 1], method="occlusion", target=full.target_id)
     np.testing.assert_allclose(full.scores[: pos + 1], cut.scores, atol=1e-6)
-    # Independent: drop of log p when token k is replaced by a space, by the fused float64 model.
+    # Independent: drop of log p when token k is replaced by a space, by the fused float64
+    # model run from scratch on each occluded text.
     ids = VOCAB.encode(text).ids
     base = float(logp_fused64(lm, ids, pos, full.target_id)[0])
-    for k in (0, 4, pos):
+    want = []
+    for k in range(pos + 1):
         occ = ids.copy()
         occ[k] = VOCAB.stoi[" "]
-        want = base - float(logp_fused64(lm, occ, pos, full.target_id)[0])
-        assert full.scores[k] == pytest.approx(want, abs=1e-5)
+        want.append(base - float(logp_fused64(lm, occ, pos, full.target_id)[0]))
+    np.testing.assert_allclose(full.scores[: pos + 1], want, atol=1e-5)
     assert full.scores[3] == 0.0  # occluding a space with a space changes nothing
+    # Small blocks and windows: the prefix-state reuse and the windowing give the same scores.
+    from rnn_tui.engine import inspect as ins
+    monkeypatch.setattr(ins, "_OCCLUSION_ROWS", 3)
+    monkeypatch.setattr(ins, "_OCCLUSION_WINDOW", 4)
+    small = attribution(lm, text, position=pos, method="occlusion")
+    np.testing.assert_allclose(small.scores[: pos + 1], want, atol=1e-5)
     z = attribution(lm, text, position=pos, method="occlusion", neutral="zero")
     assert z.neutral == "zero" and np.isfinite(z.scores[: pos + 1]).all()
+    assert not np.allclose(z.scores[: pos + 1], want)
 
 
 def test_attribution_targets_words_and_errors():
@@ -348,3 +357,17 @@ def test_tinyshakespeare_encode_and_search(bundled_lm):
             assert (st.values(m.start - 1, m.start, units) < 0.3).any()
     scores = [m.score for m in res.matches]
     assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu():
+    lm = make("lstm", layers=2)
+    gpu = LoadedModel(copy.deepcopy(lm.model).cuda(), VOCAB, lm.meta)
+    for value in ("hidden", "cell", "f"):
+        a = encode_corpus_states(lm, TEXT, value=value, storage="float32", streams=3, warmup=5, chunk=7)
+        b = encode_corpus_states(gpu, TEXT, value=value, storage="float32", streams=3, warmup=5, chunk=7)
+        np.testing.assert_allclose(a.data, b.data, atol=1e-4)
+    for method in ("grad_x_input", "occlusion"):
+        a = attribution(lm, "the cat sat on the mat", method=method)
+        b = attribution(gpu, "the cat sat on the mat", method=method)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)

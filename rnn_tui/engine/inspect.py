@@ -33,7 +33,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .corpus import Vocab, word_spans
@@ -49,9 +48,13 @@ DEFAULT_STREAMS = 256
 DEFAULT_WARMUP = 128
 # Steps of all streams run per fused call; bounds the [B, S, 4H] gate tensor (~32 MB at H=64).
 DEFAULT_CHUNK = 128
-# Token-steps occlusion may run (one sequence per past token): ~1-3 s on a 2-core CPU at H=64.
-MAX_OCCLUSION_WORK = 1 << 23
-# Floats one occlusion batch may hold (inputs and outputs of the fused module).
+# Token-steps occlusion may run (n (n + 1) / 2 for n tokens: 2047 tokens): a few seconds of
+# one CPU core at H=64.
+MAX_OCCLUSION_WORK = 1 << 21
+# Occlusion runs up to this many occluded copies side by side, in windows of this many steps,
+# within this many floats of inputs, outputs and gates.
+_OCCLUSION_ROWS = 256
+_OCCLUSION_WINDOW = 128
 _OCCLUSION_BATCH_FLOATS = 1 << 24
 
 STORAGES = ("uint8", "float16", "float32")
@@ -442,7 +445,8 @@ def encode_corpus_states(lm, text: str, value: str = "hidden", layer: int = -1,
                             half = np.maximum((vmax - vmin) * 0.75, 1e-3)
                             lo = ((vmax + vmin) / 2 - half).astype(np.float32)
                             step = (2 * half / 255.0).astype(np.float32)
-                        widened += _widen(store, lo, step, sel.amin(0).cpu().numpy(), sel.amax(0).cpu().numpy())
+                        widened += _widen(store, lo, step, sel.amin(0).cpu().numpy(),
+                                          sel.amax(0).cpu().numpy())
                     lo_t = torch.as_tensor(lo, device=sel.device)
                     step_t = torch.as_tensor(step, device=sel.device)
                     q = torch.round((sel - lo_t) / step_t)
@@ -730,6 +734,57 @@ def _fused_ok(model) -> bool:
     return not (model.rnn.training and model.config.layers > 1 and model.config.dropout > 0)
 
 
+def _expand_state(state, rows: int):
+    if isinstance(state, tuple):
+        return tuple(s.expand(-1, rows, -1).contiguous() for s in state)
+    return state.expand(-1, rows, -1).contiguous()
+
+
+def _occlusion_drops(model, x0: torch.Tensor, todo: np.ndarray, vec: torch.Tensor, tgt: int,
+                     base: float) -> np.ndarray:
+    """log p(target) minus the same with x_k replaced by vec, for each k in todo (sorted).
+
+    Occluding token k leaves the steps before k as they were, so a block of rows k in
+    [a, a + g) starts from the original state at a: n^2 / 2 token-steps instead of n^2. The
+    block runs in windows of _OCCLUSION_WINDOW steps, so memory stays g x window.
+    """
+    n, E = x0.shape[1], x0.shape[2]
+    cfg = model.config
+    per_row = _OCCLUSION_WINDOW * (E + 6 * cfg.hidden * cfg.layers)
+    g = int(max(1, min(_OCCLUSION_ROWS, _OCCLUSION_BATCH_FLOATS // per_row)))
+    fused = _fused_ok(model)
+
+    def run(x, state):
+        if fused:
+            out, state = model.rnn(x, state)
+            return out[:, -1], state
+        o = model.stepwise(inputs=x, state=state)
+        return o.hidden[-1][-1], o.state
+
+    blocks = [todo[i:i + g] for i in range(0, len(todo), g)]
+    drops = []
+    with torch.no_grad():
+        state, at = _zero_state(model), 0
+        for block in blocks:
+            a = int(block[0])
+            if a > at:  # the original text up to this block, once
+                _, state = run(x0[:, at:a], state)
+                at = a
+            rows = len(block)
+            st = _expand_state(state, rows)
+            rel = torch.as_tensor(block - a, device=x0.device)
+            last = None
+            for w in range(a, n, _OCCLUSION_WINDOW):
+                xs = x0[:, w:w + _OCCLUSION_WINDOW].expand(rows, -1, -1).clone()
+                hit = (rel >= w - a) & (rel < w - a + xs.shape[1])
+                if bool(hit.any()):
+                    xs[torch.nonzero(hit)[:, 0], rel[hit] - (w - a)] = vec
+                last, st = run(xs, st)
+            logp = torch.log_softmax(model.head(last).double(), -1)[:, tgt]
+            drops.append(base - logp)
+    return torch.cat(drops).cpu().numpy()
+
+
 def attribution(lm, text: str, position: int | None = None, method: str = "grad_x_input",
                 target: int | str | None = None, *, neutral: str = "auto", on_unknown: str = "skip",
                 window: int | None = None, dtype: torch.dtype = torch.float32) -> Attribution:
@@ -764,7 +819,8 @@ def attribution(lm, text: str, position: int | None = None, method: str = "grad_
             out, _ = model.rnn(x0, _zero_state(model))
             logp_all = torch.log_softmax(model.head(out[0, -1]).double(), -1)
         else:
-            logp_all = torch.log_softmax(model.stepwise(inputs=x0, state=_zero_state(model)).logits[0, -1].double(), -1)
+            last = model.stepwise(inputs=x0, state=_zero_state(model)).logits[0, -1]
+            logp_all = torch.log_softmax(last.double(), -1)
     actual = P < T - 1
     if target is None:
         tgt = int(ids[P + 1]) if actual else int(logp_all.argmax())
@@ -791,36 +847,19 @@ def attribution(lm, text: str, position: int | None = None, method: str = "grad_
         scores[: P + 1] = (g[0].double() * x0[0].double()).sum(-1).cpu().numpy()
     else:
         n = P + 1
-        if n * n > MAX_OCCLUSION_WORK:
-            fit = math.isqrt(MAX_OCCLUSION_WORK)
-            raise ProbeLimitError(f"occlusion: {n:,} tokens up to the position need {n:,} runs of "
-                                  f"{n:,} steps; at most {fit:,} tokens fit: use window={fit} or "
+        work = n * (n + 1) // 2
+        if work > MAX_OCCLUSION_WORK:
+            fit = (math.isqrt(8 * MAX_OCCLUSION_WORK + 1) - 1) // 2
+            raise ProbeLimitError(f"occlusion: {n:,} tokens up to the position need {work:,} token-steps; "
+                                  f"at most {fit:,} tokens fit: use window={fit} or "
                                   "method='grad_x_input'")
         used, vec = _neutral_vector(lm, model, neutral)
         # A token that already is the stand-in changes nothing: exactly 0, and not run.
         same = (x0[0] == vec).all(-1).cpu().numpy()
         todo = np.flatnonzero(~same)
-        cfg = lm.config
-        per_row = n * (cfg.embed + 6 * cfg.hidden * cfg.layers)
-        group = max(1, _OCCLUSION_BATCH_FLOATS // per_row)
-        drops = []
-        with torch.no_grad():
-            for a in range(0, len(todo), group):
-                rows = torch.as_tensor(todo[a:a + group], device=model.device)
-                xs = x0.expand(len(rows), n, x0.shape[-1]).clone()
-                xs[torch.arange(len(rows)), rows] = vec
-                state = _zero_state(model)
-                state = tuple(s.expand(-1, len(rows), -1).contiguous() for s in state) \
-                    if isinstance(state, tuple) else state.expand(-1, len(rows), -1).contiguous()
-                if _fused_ok(model):
-                    out, _ = model.rnn(xs, state)
-                    logits = model.head(out[:, -1])
-                else:
-                    logits = model.stepwise(inputs=xs, state=state).logits[:, -1]
-                drops.append(base - torch.log_softmax(logits.double(), -1)[:, tgt])
         scores[:n] = 0.0
-        if drops:
-            scores[todo] = torch.cat(drops).cpu().numpy()
+        if len(todo):
+            scores[todo] = _occlusion_drops(model, x0, todo, vec, tgt, base)
     table = lm.vocab.tokens
     return Attribution(
         tokens=tokens, ids=ids.copy(), position=P, target_id=tgt, target=table[tgt],
