@@ -180,7 +180,7 @@ async def test_train_pause_resume_stop_save(tmp_path):
         assert run.state == "paused"
         # The step in flight lands, then nothing more.
         trainer = run.trainer
-        seen = [trainer.step, -1]
+        seen = [-1, -2]  # the first look compares with nothing
 
         def settled() -> bool:
             seen[0], seen[1] = trainer.step, seen[0]
