@@ -12,6 +12,7 @@ them (``set_model``, ``set_sentence``).
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -180,9 +181,14 @@ class RnnTuiApp(App):
         """Import torch and the engine, pick the device, load the first model."""
         worker = get_current_worker()
         self.post_message(EngineStatus("importing torch…"))
-        import torch  # noqa: F401  (the slow part: seconds on a cold start)
+        import torch  # (the slow part: seconds on a cold start)
 
         from .engine.device import describe_device, pick_device
+
+        # Leave a core for the UI thread: with every core in torch's pool, a busy trainer and
+        # the event loop fight for them and small models step 10-100x slower.
+        cores = os.cpu_count() or 1
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
 
         if worker.is_cancelled:
             return

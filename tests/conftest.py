@@ -7,6 +7,10 @@ The TUI tests use the real engine on these models (no mocks): a 1-layer H=24 mod
 from __future__ import annotations
 
 import pytest
+import torch
+
+# Tiny models on a 2-core CI machine: a second intra-op thread only adds contention.
+torch.set_num_threads(1)
 
 TINY_HIDDEN = 24
 TINY_EMBED = 8
