@@ -90,7 +90,7 @@ def main() -> int:
 
     # ---------------------------------------------------------------- search
     print(f"\nfind_matches over {n:,} tokens (median of {args.repeat})")
-    print(f"{'query':<12}{'value':<8}{'thr':>5}{'off':>5}{'units':>6}{'runs':>8}{'ms':>8}  best match")
+    print(f"{'query':<12}{'value':<8}{'thr':>5}{'off':>6}{'units':>6}{'runs':>8}{'ms':>8}  best match")
     for sentence, span, value in QUERIES:
         tr = probes.trace(lm, sentence)
         vals = trace_values(tr, value)
@@ -99,7 +99,7 @@ def main() -> int:
             for off in (False, True):
                 units = select_units(vals, span, thr, off_outside=off)
                 if units.size == 0:
-                    print(f"{sentence[span[0]:span[1]]!r:<12}{value:<8}{thr:>5}{off!s:>5}     0  (no unit)")
+                    print(f"{sentence[span[0]:span[1]]!r:<12}{value:<8}{thr:>5}{off!s:>6}     0  (no unit)")
                     continue
                 sec, res = timed(lambda: find_matches(st, units, thr, span[1] - span[0],
                                                       off_outside=off), args.repeat)
@@ -108,18 +108,27 @@ def main() -> int:
                     m = res.matches[0]
                     best = (f"{m.snippet[max(0, m.mark_start - 12):m.mark_start]}[{m.snippet[m.mark_start:m.mark_end]}]"
                             f"{m.snippet[m.mark_end:m.mark_end + 12]}  score {m.score}")
-                print(f"{sentence[span[0]:span[1]]!r:<12}{value:<8}{thr:>5}{off!s:>5}{units.size:>6}"
+                print(f"{sentence[span[0]:span[1]]!r:<12}{value:<8}{thr:>5}{off!s:>6}{units.size:>6}"
                       f"{res.total:>8}{sec * 1e3:>8.1f}  {best}")
+
+    # Worst cases: runs covering most of the corpus, so the run pass reads every position.
+    st = states["hidden"]
+    for label, units, thr in (("1 unit", np.array([0]), -0.5), ("all 64", np.arange(64), -1.0)):
+        sec, res = timed(lambda: find_matches(st, units, thr, 1), args.repeat)
+        covered = sum(m.length for m in res.matches)
+        print(f"{label:<12}{'hidden':<8}{thr:>5}{'False':>6}{units.size:>6}{res.total:>8}{sec * 1e3:>8.1f}"
+              f"  (top {len(res.matches)} runs cover {covered:,} positions)")
 
     # ---------------------------------------------------------------- attribution
     print(f"\nattribution (median of {args.repeat})")
     sentence = ("first citizen: before we proceed any further, hear me speak. all: speak, speak. "
                 "first citizen: you are all resolved rather to die than to famish? all: resolved. ")
-    sentence = (sentence * 2)[:200]
     torch.set_num_threads(1)
-    for method in ("grad_x_input", "occlusion"):
-        sec, att = timed(lambda: attribution(lm, sentence, method=method), args.repeat)
-        print(f"{method:<13} {len(att.tokens)} tokens: {sec * 1e3:.0f} ms")
+    for size in (200, 1000):
+        text_n = (sentence * (size // len(sentence) + 1))[:size]
+        for method in ("grad_x_input", "occlusion"):
+            sec, att = timed(lambda: attribution(lm, text_n, method=method), args.repeat)
+            print(f"{method:<13} {len(att.tokens):>5} tokens: {sec * 1e3:>6.0f} ms  (1 thread)")
     return 0
 
 

@@ -126,6 +126,36 @@ def test_find_matches_ranks_the_planted_pattern_first(storage):
     json.dumps(res.to_json())
 
 
+@pytest.mark.parametrize("storage,value_range", [("float32", None), ("uint8", (-1.0, 1.0)),
+                                                 ("uint8", None)])
+def test_find_matches_scores_against_brute_force(monkeypatch, storage, value_range):
+    """Both reduction paths (in place for few dense runs, gathered otherwise) against a loop."""
+    from rnn_tui.engine import inspect as ins
+    rng = np.random.default_rng(1)
+    v = rng.uniform(-1.0, 1.0, size=(3000, 8)).astype(np.float32)
+    v[:, 3] = np.abs(v[:, 3])  # unit 3 on more often, so extras happen
+    states = CorpusStates.from_array(v, rng.integers(0, 28, 3000), VOCAB, storage=storage,
+                                     value_range=value_range)
+    units, thr = np.array([0, 5]), -0.6013
+    vals = states.values()
+    results = []
+    for few in (10**9, 0):
+        monkeypatch.setattr(ins, "_FEW_RUNS", few)
+        res = find_matches(states, units, thr, 2, top=10**6)
+        results.append(res)
+        assert res.total == len(res.matches) > 50
+        for m in res.matches:
+            block = vals[m.start:m.end]
+            assert (block[:, units] >= thr).all()
+            assert m.start == 0 or (vals[m.start - 1, units] < thr).any()
+            assert m.end == 3000 or (vals[m.end, units] < thr).any()
+            others = np.setdiff1d(np.arange(8), units)
+            assert m.extra == int((block[:, others] >= thr).all(0).sum())
+            assert m.mean == pytest.approx(float(block[:, units].mean()), abs=1e-5)
+    a, b = results
+    assert [(m.start, m.end, m.score) for m in a.matches] == [(m.start, m.end, m.score) for m in b.matches]
+
+
 def test_find_matches_edges_and_errors():
     v = np.full((10, 3), -1.0, dtype=np.float32)
     v[:3, 0] = 1.0          # a run at the very start
@@ -281,6 +311,15 @@ def test_occlusion_is_causal_and_exact(monkeypatch):
     z = attribution(lm, text, position=pos, method="occlusion", neutral="zero")
     assert z.neutral == "zero" and np.isfinite(z.scores[: pos + 1]).all()
     assert not np.allclose(z.scores[: pos + 1], want)
+
+
+def test_attribution_ignores_training_mode_dropout():
+    cfg = ModelConfig(vocab_size=len(VOCAB), cell="lstm", embed=6, hidden=8, layers=2, dropout=0.5)
+    lm = LoadedModel(build_model(cfg, seed=1).eval(), VOCAB, {})
+    ref = {m: attribution(lm, "the cat sat", method=m).scores for m in ("grad_x_input", "occlusion")}
+    lm.model.train()  # e.g. a trainer running: the fused module would drop units between layers
+    for m, want in ref.items():
+        np.testing.assert_allclose(attribution(lm, "the cat sat", method=m).scores, want, atol=1e-6)
 
 
 def test_attribution_targets_words_and_errors():

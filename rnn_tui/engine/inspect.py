@@ -60,6 +60,9 @@ _OCCLUSION_BATCH_FLOATS = 1 << 24
 STORAGES = ("uint8", "float16", "float32")
 METHODS = ("grad_x_input", "occlusion")
 NEUTRALS = ("auto", "space", "zero")
+# Up to this many runs, covering most of the stretch they span, find_matches reduces over the
+# corpus in place rather than gathering the runs' positions.
+_FEW_RUNS = 2048
 _ALIASES = {"h": "hidden", "c": "cell", "state": "hidden"}
 _SIGMOID = ("i", "f", "o", "r", "z")
 _TANH = ("g", "n")
@@ -578,6 +581,28 @@ def _gather_runs(cols: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tupl
     return cols.take(idx, axis=1), offsets
 
 
+def _unit_sums(states: CorpusStates, block: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """float64 [n]: the sum of the selected units' values at each position of block [H, n]."""
+    n = block.shape[1]
+    if states.storage != "uint8":
+        acc = np.zeros(n, dtype=np.float64)
+        for u in units:
+            acc += block[u]
+        return acc
+    lo, step = states.lo[units], states.step[units]
+    if np.all(step == step[0]):
+        # One grid for all (every fixed-range value): add the codes as integers, scale once.
+        acc = np.zeros(n, dtype=np.int32)
+        for u in units:
+            np.add(acc, block[u], out=acc)
+        return float(lo.sum()) + float(step[0]) * acc
+    acc, tmp = np.zeros(n, dtype=np.float64), np.empty(n, dtype=np.float64)
+    for u, s in zip(units, step):
+        np.multiply(block[u], float(s), out=tmp)
+        acc += tmp
+    return acc + float(lo.sum())
+
+
 def find_matches(states: CorpusStates, units, threshold: float, span_len: int,
                  off_outside: bool = False, top: int = 20, context: int = 30) -> UnitMatches:
     """Where else in the corpus the selected units are all >= threshold together.
@@ -637,25 +662,29 @@ def find_matches(states: CorpusStates, units, threshold: float, span_len: int,
     total = len(starts)
     if total == 0:
         return result(empty, empty, empty, empty, np.zeros(0), 0)
-    # Everything else only looks at the runs' own positions.
-    sub, offsets = _gather_runs(cols, starts, ends)
     lengths = ends - starts
+    if total <= _FEW_RUNS and 4 * int(lengths.sum()) >= int(ends[-1] - starts[0]):
+        # Few runs covering most of their stretch: reduce in place; a copy costs more than the gaps.
+        idx = np.empty(2 * total, dtype=np.int64)
+        idx[0::2], idx[1::2] = starts, ends
+        if idx[-1] == states.n_tokens:  # reduceat's last segment already runs to the end
+            idx = idx[:-1]
+        mins = np.minimum.reduceat(cols, idx, axis=1)[:, 0::2]
+        a, b = int(starts[0]), int(ends[-1])
+        local = np.empty(2 * total - 1, dtype=np.int64)  # the last run ends the block
+        local[0::2], local[1::2] = starts - a, ends[:-1] - a
+        sums = np.add.reduceat(_unit_sums(states, cols[:, a:b], units), local)[0::2]
+    else:
+        # Many runs: gather their positions once, then segment-reduce the compact copy.
+        sub, offsets = _gather_runs(cols, starts, ends)
+        mins = np.minimum.reduceat(sub, offsets, axis=1)
+        sums = np.add.reduceat(_unit_sums(states, sub, units), offsets)
     # Other units on throughout a run: their minimum over it is still on.
     others = np.setdiff1d(np.arange(H), units)
     others = others[~never[others]]
-    if len(others):
-        mins = np.minimum.reduceat(sub, offsets, axis=1)[others]
-        extra = np.count_nonzero(mins >= codes[others][:, None], axis=0)
-    else:
-        extra = np.zeros(total, dtype=np.int64)
+    extra = np.count_nonzero(mins[others] >= codes[others][:, None], axis=0)
     score = len(units) - extra
-    # Mean value of the selected units over each run.
-    if states.storage == "uint8":
-        per = (states.step[units][:, None] * sub[units]).sum(axis=0, dtype=np.float64)
-        per += float(states.lo[units].sum())
-    else:
-        per = sub[units].sum(axis=0, dtype=np.float64)
-    mean = np.add.reduceat(per, offsets) / (lengths * len(units))
+    mean = sums / (lengths * len(units))
     order = np.lexsort((starts, -mean, np.abs(lengths - span_len), -score))[:top]
     return result(starts[order], ends[order], score[order], extra[order], mean[order], total)
 
