@@ -26,7 +26,21 @@ crash at any point leaves a complete one on disk:
 
 config.json records the sha256 of its weights, and the loader takes whichever of
 `model.safetensors` / `model.next.safetensors` matches it, so a crash between 2 and 3 still
-loads the new checkpoint, and one before 2 the old. A failed save removes its own leftovers.
+loads the new checkpoint, and one before 2 the old. A failed save removes its own leftovers,
+and the next save first finishes (or discards) what a crashed one left behind.
+
+Resumable checkpoints. The latest checkpoint of a training run (RUN_DIR itself, not best/)
+also holds what `rnn-tui train --resume` needs to continue exactly:
+
+    RUN_DIR/
+        train_state.safetensors   optimizer tensors (Adam moments, step counts), the hidden
+                                  state carried between windows (truncated BPTT)
+        config.json["resume"]     its sha256, the step, the optimizer's param groups and
+                                  scalar state, the position in the training stream, ...
+
+It goes through the same three steps as the weights (`train_state.next.safetensors` first,
+the config.json commit, then the rename), so weights, optimizer state and step always belong
+together. Tensors are safetensors and everything else is JSON: nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -51,6 +65,8 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 NEXT_WEIGHTS_NAME = "model.next.safetensors"  # only between steps 1 and 3 of a save
+STATE_NAME = "train_state.safetensors"  # optimizer + carried state, for --resume (latest only)
+NEXT_STATE_NAME = "train_state.next.safetensors"
 MAIN_NAME = "model"  # save_checkpoint(name=MAIN_NAME) writes into the run directory itself
 BUNDLED_MODELS = ("rnn", "lstm", "gru")
 DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "defaults"
@@ -113,8 +129,13 @@ def checkpoint_dir(run_dir: str | os.PathLike, name: str = MAIN_NAME) -> Path:
 
 
 def save_checkpoint(run_dir: str | os.PathLike, model: RNNLM, vocab, meta: dict | None = None,
-                    name: str = MAIN_NAME) -> Path:
+                    name: str = MAIN_NAME, resume_tensors: dict[str, torch.Tensor] | None = None,
+                    resume_info: dict | None = None) -> Path:
     """Save `model` + `vocab` (+ meta: corpus, level, categories, train, metrics) atomically.
+
+    `resume_tensors` / `resume_info` (the Trainer's optimizer and loop state) are written in
+    the same atomic save, to `train_state.safetensors` and config.json["resume"]; a save
+    without them removes any older training state from the directory.
 
     Returns the checkpoint directory (RUN_DIR for name="model", RUN_DIR/<name> otherwise),
     which `load_model` accepts.
@@ -125,6 +146,10 @@ def save_checkpoint(run_dir: str | os.PathLike, model: RNNLM, vocab, meta: dict 
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CheckpointError(f"cannot create checkpoint directory {target}: {exc.strerror or exc}") from None
+    try:
+        _recover(target)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {target}: {exc.strerror or exc}") from None
     # safetensors wants contiguous CPU tensors (it serialises them right here, to bytes).
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     blob = st_save(tensors, metadata={"format": "pt", "rnn_tui_format": str(FORMAT_VERSION)})
@@ -143,23 +168,69 @@ def save_checkpoint(run_dir: str | os.PathLike, model: RNNLM, vocab, meta: dict 
         "tensors_sha256": hashlib.sha256(blob).hexdigest(),
     }
     # Re-saving a loaded model's meta must not carry over what describes the old file.
-    for key in ("source", "format_version", "tensors_sha256", "model", "vocab", "created"):
+    for key in ("source", "format_version", "tensors_sha256", "model", "vocab", "created", "resume"):
         meta.pop(key, None)
     config.update(meta)  # anything extra the caller wants kept
+    state_blob = None
+    if resume_tensors is not None or resume_info is not None:
+        state = {k: v.detach().to("cpu").contiguous() for k, v in (resume_tensors or {}).items()}
+        state_blob = st_save(state, metadata={"format": "pt", "rnn_tui_format": str(FORMAT_VERSION)})
+        config["resume"] = {**(resume_info or {}), "sha256": hashlib.sha256(state_blob).hexdigest()}
     text = json.dumps(_jsonable(config), indent=2, ensure_ascii=False) + "\n"
-    nxt = target / NEXT_WEIGHTS_NAME
+    nxt, state_nxt = target / NEXT_WEIGHTS_NAME, target / NEXT_STATE_NAME
     try:
-        _atomic_write(nxt, blob)  # 1: weights first, beside the old ones
         try:
+            _atomic_write(nxt, blob)  # 1: weights first, beside the old ones
+            if state_blob is not None:
+                _atomic_write(state_nxt, state_blob)  # 1b: the training state beside them
             _atomic_write(target / CONFIG_NAME, text.encode("utf-8"))  # 2: commit
         except BaseException:
             _unlink_quietly(nxt)  # never committed: the old checkpoint stays as it was
+            _unlink_quietly(state_nxt)
             raise
-        os.replace(nxt, target / WEIGHTS_NAME)  # 3: back to the usual name
+        os.replace(nxt, target / WEIGHTS_NAME)  # 3: back to the usual names
+        if state_blob is not None:
+            os.replace(state_nxt, target / STATE_NAME)
+        else:
+            _unlink_quietly(target / STATE_NAME)  # an older run's state no longer matches
         _fsync_dir(target)
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {target}: {exc.strerror or exc}") from None
     return target
+
+
+def _sha_file(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest() if hasattr(hashlib, "file_digest") \
+                else hashlib.sha256(fh.read()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def _recover(target: Path) -> None:
+    """Finish or discard what a crashed save left behind, before a new save reuses the names.
+
+    A "next" file that config.json names (crash after the commit point) is renamed into place;
+    one it does not name (crash before the commit point) is deleted. Without this a new save
+    would overwrite a committed "next" file and, if it crashed too, leave nothing loadable.
+    """
+    pairs = ((NEXT_WEIGHTS_NAME, WEIGHTS_NAME, "tensors_sha256"), (NEXT_STATE_NAME, STATE_NAME, None))
+    if not any((target / nxt).exists() for nxt, _, _ in pairs):
+        return
+    try:
+        config = json.loads((target / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    for nxt, final, key in pairs:
+        if not (target / nxt).exists():
+            continue
+        expected = config.get(key) if key else (config.get("resume") or {}).get("sha256")
+        if expected and _sha_file(target / nxt) == expected:
+            os.replace(target / nxt, target / final)
+        else:
+            _unlink_quietly(target / nxt)
+    _fsync_dir(target)
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -223,12 +294,16 @@ def _read_config(directory: Path) -> dict:
 
 
 def _read_weights(directory: Path, config: dict) -> dict[str, torch.Tensor]:
-    w_path = directory / WEIGHTS_NAME
-    expected = config.get("tensors_sha256")
-    # A save interrupted after its commit point leaves the new weights under the "next" name;
+    return _read_tensors(directory, config.get("tensors_sha256"), WEIGHTS_NAME, NEXT_WEIGHTS_NAME, "weights")
+
+
+def _read_tensors(directory: Path, expected: str | None, final: str, next_name: str,
+                  what: str) -> dict[str, torch.Tensor]:
+    w_path = directory / final
+    # A save interrupted after its commit point leaves the new file under the "next" name;
     # the sha256 says which file belongs to this config. The last retry covers a save
     # finishing (renaming "next" over the usual name) while we read.
-    candidates = [WEIGHTS_NAME, NEXT_WEIGHTS_NAME, WEIGHTS_NAME] if expected else [WEIGHTS_NAME]
+    candidates = [final, next_name, final] if expected else [final]
     blob, seen = None, False
     for name in candidates:
         try:
@@ -245,17 +320,82 @@ def _read_weights(directory: Path, config: dict) -> dict[str, torch.Tensor]:
             break
     else:
         if not seen:
-            raise CheckpointError(f"checkpoint {directory} has no weights file {WEIGHTS_NAME}")
+            raise CheckpointError(f"checkpoint {directory} has no {what} file {final}")
     try:
         tensors = st_load(blob)
     except Exception as exc:  # safetensors raises its own error type (and sometimes others)
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"weights file {w_path} is truncated or corrupt "
+        raise CheckpointError(f"{what} file {w_path} is truncated or corrupt "
                               f"({len(blob)} bytes): {detail}") from None
     if expected and hashlib.sha256(blob).hexdigest() != expected:
-        raise CheckpointError(f"weights file {w_path} does not match the sha256 recorded in "
+        raise CheckpointError(f"{what} file {w_path} does not match the sha256 recorded in "
                               f"{CONFIG_NAME}: it was replaced or edited after saving")
     return tensors
+
+
+def load_resume_state(spec) -> tuple[dict, dict[str, torch.Tensor], dict]:
+    """(config.json, training-state tensors, config["resume"]) of a run directory's latest checkpoint.
+
+    Raises CheckpointError when the directory has no training state (a best/ checkpoint, a
+    model saved by hand, or a run from before resumable checkpoints).
+    """
+    directory = _resolve(spec)
+    config = _read_config(directory)
+    info = config.get("resume")
+    if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
+        raise CheckpointError(f"checkpoint {directory} has no training state to resume from (only "
+                              f"the latest checkpoint of a run directory has one; best/ does not)")
+    tensors = _read_tensors(directory, info["sha256"], STATE_NAME, NEXT_STATE_NAME, "training state")
+    return config, tensors, info
+
+
+# ------------------------------------------------------------------------- optimizer state
+def optimizer_state_to_safe(state_dict: dict, prefix: str = "optimizer.") -> tuple[dict, dict]:
+    """Split `optimizer.state_dict()` into (tensors for safetensors, JSON-able info).
+
+    Tensors go under "<prefix><param index>.<name>"; non-tensor per-parameter values (SGD's
+    momentum_buffer=None, ...) and the param groups' hyperparameters go in the JSON part.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict] = {}
+    for index, entry in state_dict.get("state", {}).items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{prefix}{int(index)}.{key}"] = value.detach()
+            elif value is None or isinstance(value, (bool, int, float, str)):
+                scalars.setdefault(str(int(index)), {})[key] = value
+            else:
+                raise CheckpointError(f"optimizer state {key!r} of type {type(value).__name__} "
+                                      "cannot be saved without pickle")
+    groups, tuple_keys = [], set()
+    for group in state_dict.get("param_groups", []):
+        out = {}
+        for key, value in group.items():
+            if isinstance(value, torch.Tensor):
+                value = value.item() if value.numel() == 1 else value.tolist()
+            if isinstance(value, tuple):
+                tuple_keys.add(key)
+                value = list(value)
+            out[key] = value
+        groups.append(out)
+    return tensors, {"param_groups": groups, "scalars": scalars, "tuple_keys": sorted(tuple_keys)}
+
+
+def optimizer_state_from_safe(tensors: dict[str, torch.Tensor], info: dict,
+                              prefix: str = "optimizer.") -> dict:
+    """The inverse of `optimizer_state_to_safe`: a dict for `optimizer.load_state_dict`."""
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if not name.startswith(prefix):
+            continue
+        index, _, key = name[len(prefix):].partition(".")
+        state.setdefault(int(index), {})[key] = value
+    for index, entry in (info.get("scalars") or {}).items():
+        state.setdefault(int(index), {}).update(entry)
+    tuple_keys = set(info.get("tuple_keys") or ())
+    groups = [{k: tuple(v) if k in tuple_keys and isinstance(v, list) else v for k, v in g.items()}
+              for g in info.get("param_groups") or []]
+    return {"state": state, "param_groups": groups}
 
 
 def _check_shapes(directory: Path, model: RNNLM, tensors: dict[str, torch.Tensor]) -> None:

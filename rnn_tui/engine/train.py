@@ -4,26 +4,44 @@
     result = trainer.run()          # blocks; call from a worker thread to keep a UI live
     trainer.pause(); trainer.resume(); trainer.request_stop()   # from any thread
     lm = trainer.snapshot()         # a CPU copy of the model, safe to probe while training runs
+    trainer = Trainer.from_run("runs/x", overrides={"steps": 1000})   # continue a saved run
 
 Per step the loop does only: fetch a batch (already on the device), forward, cross entropy,
-backward, clip, optimizer step and one device->host sync for the loss and the gradient norm.
+backward, clip and the optimizer step. The loss and the gradient norm stay on the device
+until a logged step (every `log_every` steps, validation and checkpoint steps, the last step),
+which reads all of them with one device->host sync (and, under DDP, one all-reduce).
 Everything else (validation, snapshots for the NaN guard, checkpoints) happens every N steps.
+
+The NaN guard: at a logged step a non-finite loss or gradient norm (or a loss past MAX_LOSS)
+stops training. With log_every=1 that step's update is never applied and, when the loss was
+finite, the current weights are kept. With log_every > 1 the steps in between were applied
+unchecked, so the weights go back to the last snapshot known to give a finite loss.
+
+A run directory (run_dir) gets metrics.jsonl (one whole line per logged step, appended with a
+single write each), RUN_DIR/best/ (lowest validation loss) and the latest checkpoint in
+RUN_DIR itself every `save_every` steps and at the end, with the optimizer state and the
+carried hidden state so `Trainer.from_run` continues exactly where it stopped; optionally
+TensorBoard event files in RUN_DIR/tb/.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
+import os
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import FORMAT_VERSION, save_checkpoint
+from .checkpoint import (FORMAT_VERSION, MAIN_NAME, _atomic_write, load_resume_state,
+                         optimizer_state_from_safe, optimizer_state_to_safe, save_checkpoint)
 from .device import DEVICE_CHOICES, describe_device, is_oom, pick_device
 from .errors import CheckpointError, ConfigError
 from .model import CELLS, INITS, NONLINEARITIES, LoadedModel, ModelConfig, RNNLM, build_model
@@ -35,6 +53,14 @@ LN2 = math.log(2.0)
 # model that sure of the wrong answer has diverged even if the loss is still a finite number
 # (SGD at lr=1e6 on a vanilla RNN sits at ~1e5 nats without ever producing a nan).
 MAX_LOSS = math.log(torch.finfo(torch.float64).max)
+# What `--resume` may change; everything else defines the run and stays as it was saved.
+RESUMABLE = ("steps", "eval_every", "eval_batches", "log_every", "snapshot_every", "save_every",
+             "device", "amp")
+METRICS_NAME = "metrics.jsonl"
+TENSORBOARD_DIR = "tb"
+TENSORBOARD_SCALARS = ("loss", "bits", "grad_norm", "lr", "tokens_per_s")  # + val_loss when present
+TENSORBOARD_MISSING = ("tensorboard is not installed (pip install 'rnn-tui[tensorboard]'): "
+                       "metrics go to metrics.jsonl only")
 
 
 def _sane(loss_v: float, norm_v: float) -> bool:
@@ -66,8 +92,10 @@ class TrainConfig:
     eval_batches: int = 8
     seed: int = 0
     device: str = "auto"
-    log_every: int = 1
+    log_every: int = 1  # read loss/grad norm back from the device (and log) every N steps
     snapshot_every: int = 50  # keep a copy of good weights this often, for the NaN guard
+    save_every: int = 500  # with a run directory: the latest checkpoint every N steps (0: at the end only)
+    amp: bool = False  # bfloat16 autocast for the forward pass (meant for CUDA; works on CPU)
 
     def __post_init__(self) -> None:
         def choose(name, options):
@@ -106,6 +134,9 @@ class TrainConfig:
             whole(name, 1)
         whole("steps", 0)
         whole("eval_every", 0)  # 0: validate only at the end
+        whole("save_every", 0)  # 0: save only at the end
+        if not isinstance(self.amp, bool):
+            raise ConfigError(f"amp must be true or false, got {self.amp!r}")
         whole("seed", 0)
         number("lr", 0.0, low_open=True)
         number("dropout", 0.0, 1.0)
@@ -197,14 +228,27 @@ def _detach(state):
 # ------------------------------------------------------------------------- trainer
 class Trainer:
     def __init__(self, config: TrainConfig, *, run_dir=None, corpus=None, model: RNNLM | None = None,
-                 vocab=None, on_metrics=None):
-        from .corpus import BatchStream, load_corpus
+                 vocab=None, on_metrics=None, dist=None, tensorboard: bool | None = False,
+                 cache_dir=None):
+        """`dist`: a distributed.DistContext for DDP (None: one process). `tensorboard`: True to
+        write TensorBoard events to RUN_DIR/tb (a note in `notes` when it is not installed),
+        None to write them when it is installed, False not to. `cache_dir`: where a text file
+        corpus's encoding is cached (None: encode it every time)."""
+        from .corpus import BatchStream
 
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.on_metrics = on_metrics  # called in the training thread after each logged step
-        self.device = pick_device(config.device)
-        self.corpus = corpus if corpus is not None else load_corpus(config.corpus, config.level, seed=config.seed)
+        self.dist = dist
+        self.is_main = dist is None or dist.is_main  # only the main process writes anything
+        self.notes: list[str] = []  # things a front end should tell the user once
+        if dist is not None:
+            dist.check_batch(config.batch)
+            self.device = dist.device
+        else:
+            self.device = pick_device(config.device)
+        self._check_amp()
+        self.corpus = corpus if corpus is not None else self._load_corpus(cache_dir)
         self.vocab = vocab if vocab is not None else self.corpus.vocab
         n_vocab = len(self.vocab.tokens)
         if n_vocab != len(self.corpus.vocab.tokens):
@@ -219,9 +263,19 @@ class Trainer:
         self._template = copy.deepcopy(model).to("cpu").eval()
         self.model = model.to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]  # echo-state freezes W_hh
+        self._net = self.model  # what the training step calls: the model, or its DDP wrapper
+        self._rows = None  # under DDP: this rank's block of the global batch's rows
+        if dist is not None:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._net = DistributedDataParallel(self.model, device_ids=ids)  # broadcasts rank 0's weights
+            if dist.world_size > 1:
+                self._rows = dist.rows(config.batch)
         self.optimizer = self._make_optimizer()
 
         c, name = config, getattr(self.corpus, "name", config.corpus)
+        # The global batch on every rank: each takes its rows, so the windows are those of one process.
         self.train_stream = BatchStream(self.corpus.train, self.corpus.train_targets, c.batch, c.seq_len,
                                         self.device, name=name, split="training")
         # A short validation split gets fewer rows rather than an error; at least one is needed.
@@ -242,8 +296,125 @@ class Trainer:
         self._stop = threading.Event()
         self._good: dict[str, torch.Tensor] | None = None  # last weights known to give finite loss
         self._good_step: int | None = None
+        self._pending: list[tuple[int, dict]] = []  # snapshots whose next loss is not checked yet
+        self._window: list[tuple[torch.Tensor, torch.Tensor]] = []  # (loss, norm) since the last log
         self._wall = 0.0  # seconds of training so far, over all run() calls
-        self._metrics_file = None
+        self._clock: tuple[float, float] | None = None  # (perf_counter at run() start, wall then)
+        self._paused_s = 0.0
+        self._metrics_fd: int | None = None
+        self._tb = None
+        self._tb_writer_cls = self._find_tensorboard(tensorboard) if self.is_main else None
+
+    # ------------------------------------------------------------- resuming a saved run
+    @classmethod
+    def from_run(cls, run_dir, *, overrides: dict | None = None, corpus=None, on_metrics=None,
+                 dist=None, tensorboard: bool | None = False, cache_dir=None) -> "Trainer":
+        """A Trainer that continues the run saved in `run_dir` (its latest checkpoint).
+
+        The TrainConfig is the run's own; `overrides` may change the RESUMABLE settings (a
+        larger `steps` extends the run) and "corpus" (the same text moved elsewhere: its
+        vocabulary must be the run's). The step count, optimizer state, carried hidden state,
+        position in the training stream, best validation loss and training clock continue;
+        metrics.jsonl is appended to, after dropping lines past the checkpoint's step (left by
+        a run that went on after its last save) and any torn last line.
+        """
+        from .checkpoint import load_model
+
+        run_dir = Path(run_dir)
+        saved, tensors, info = load_resume_state(run_dir)
+        try:
+            config = TrainConfig.from_dict(saved.get("train") or {})
+        except (ConfigError, TypeError) as exc:
+            raise CheckpointError(f"{run_dir / 'config.json'} has a bad training config: {exc}") from None
+        changes = dict(overrides or {})
+        fixed = sorted(k for k, v in changes.items()
+                       if k not in RESUMABLE and k != "corpus" and v != getattr(config, k, v))
+        if fixed:
+            what = ", ".join(f"{k} (the run has {getattr(config, k)!r}, asked {changes[k]!r})" for k in fixed)
+            raise ConfigError(f"a resumed run keeps its configuration: {what} cannot change; "
+                              f"start a new run to change it")
+        unknown = sorted(set(changes) - {f.name for f in fields(TrainConfig)})
+        if unknown:
+            raise ConfigError(f"unknown training settings: {', '.join(unknown)}")
+        config = dataclasses.replace(config, **{k: v for k, v in changes.items()
+                                                if k in RESUMABLE or k == "corpus"})
+        lm = load_model(run_dir, device="cpu")
+        trainer = cls(config, run_dir=run_dir, corpus=corpus, model=lm.model, vocab=lm.vocab,
+                      on_metrics=on_metrics, dist=dist, tensorboard=tensorboard, cache_dir=cache_dir)
+        if trainer.corpus.vocab != lm.vocab:
+            raise ConfigError(f"corpus {config.corpus!r} does not have the vocabulary the run in {run_dir} "
+                              f"was trained with (was the text changed?)")
+        trainer._restore(tensors, info, run_dir)
+        if trainer.is_main:
+            trainer._trim_metrics()
+        return trainer
+
+    def _restore(self, tensors: dict[str, torch.Tensor], info: dict, run_dir: Path) -> None:
+        where = run_dir / "config.json"
+        kind = type(self.optimizer).__name__
+        if info.get("optimizer_class") != kind:
+            raise CheckpointError(f"{where}: the saved optimizer state is for "
+                                  f"{info.get('optimizer_class')}, the run uses {kind}")
+        try:
+            self.optimizer.load_state_dict(optimizer_state_from_safe(tensors, info.get("optimizer") or {}))
+            step = int(info["step"])
+            epoch, window = int(info["stream"]["epoch"]), int(info["stream"]["window"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{where}: the training state does not fit this run: {exc}") from None
+        if not 0 <= window < self.train_stream.windows_per_epoch or epoch < 0 or step < 0:
+            raise CheckpointError(f"{where}: the saved position in the training text (epoch {epoch}, "
+                                  f"window {window}) does not fit the corpus: was the text changed?")
+        self.train_stream.epoch, self.train_stream.window = epoch, window
+        self.step = step
+        self._state = self._carry_from(tensors, info.get("carry"), where)
+        self.best_val_loss = info.get("best_val_loss")
+        self.last_val_loss = info.get("last_val_loss")
+        self._val_step = info.get("val_step")
+        self._wall = float(info.get("wall_time") or 0.0)
+
+    def _carry_from(self, tensors, kind, where):
+        if not kind:
+            return None
+        names = ("carry.h", "carry.c") if kind == "h,c" else ("carry.h",)
+        c = self.config
+        want = (c.layers, c.batch, c.hidden)
+        parts = []
+        for name in names:
+            t = tensors.get(name)
+            if t is None or tuple(t.shape) != want:
+                raise CheckpointError(f"{where}: the saved hidden state {name} does not have shape {list(want)}")
+            if self._rows is not None:
+                t = t[:, self._rows]
+            parts.append(t.to(self.device, torch.float32).contiguous())
+        return tuple(parts) if len(parts) == 2 else parts[0]
+
+    def _trim_metrics(self) -> None:
+        """Drop metrics lines past the restored step (and a torn last line), atomically."""
+        if self.run_dir is None:
+            return
+        path = self.run_dir / METRICS_NAME
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+        lines = data.split(b"\n")
+        keep, changed = [], bool(lines[-1])  # bytes after the last newline: a torn line
+        for line in lines[:-1]:
+            try:
+                ok = int(json.loads(line)["step"]) <= self.step
+            except (ValueError, KeyError, TypeError):
+                ok = False
+            if ok:
+                keep.append(line)
+            else:
+                changed = True
+        if changed:
+            try:
+                _atomic_write(path, b"".join(line + b"\n" for line in keep))
+            except OSError as exc:
+                raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
 
     # ------------------------------------------------------------- control (any thread)
     def pause(self) -> None:
@@ -268,6 +439,71 @@ class Trainer:
         cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
         return cls(self.params, lr=c.lr, weight_decay=c.weight_decay)
 
+    def _load_corpus(self, cache_dir):
+        from .corpus import load_corpus
+
+        c = self.config
+
+        def load():
+            return load_corpus(c.corpus, c.level, seed=c.seed, cache_dir=cache_dir)
+
+        if self.dist is None or self.dist.world_size == 1:
+            return load()
+        # Rank 0 first (it fills the encoding cache), then the others; a failure reaches all.
+        corpus, error, failure = None, None, None
+        if self.dist.is_main:
+            try:
+                corpus = load()
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after the others hear of it
+                failure, error = exc, str(exc) or type(exc).__name__
+        error = self.dist.broadcast_object(error)
+        if failure is not None:
+            raise failure
+        if error is not None:
+            raise ConfigError(f"rank 0 could not load the corpus: {error}")
+        return corpus if corpus is not None else load()
+
+    def _check_amp(self) -> None:
+        if not self.config.amp:
+            return
+        kind = self.device.type
+        if kind == "cuda":
+            try:
+                ok = torch.cuda.is_bf16_supported(including_emulation=False)
+            except TypeError:
+                ok = torch.cuda.is_bf16_supported()
+            if not ok:
+                raise ConfigError("--amp uses bfloat16 autocast, which this GPU does not support natively "
+                                  "(it needs compute capability 8.0 or newer, e.g. A100, H100): drop --amp")
+        elif kind == "cpu":
+            self.notes.append("--amp on the CPU: bfloat16 autocast runs, but it is usually slower than "
+                              "float32 unless the CPU has bfloat16 units; --amp is meant for CUDA")
+        else:
+            try:
+                with torch.autocast(device_type=kind, dtype=torch.bfloat16):
+                    pass
+            except (RuntimeError, ValueError) as exc:
+                raise ConfigError(f"--amp: bfloat16 autocast is not available on {kind}: {exc}") from None
+
+    def _autocast(self):
+        if not self.config.amp:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def _find_tensorboard(self, wanted: bool | None):
+        if wanted is False or self.run_dir is None:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except Exception as exc:  # noqa: BLE001 - ImportError, or a broken install (protobuf)
+            if wanted:
+                missing = isinstance(exc, ImportError)
+                self.notes.append(TENSORBOARD_MISSING if missing else
+                                  f"tensorboard cannot be used ({type(exc).__name__}: {exc}): "
+                                  "metrics go to metrics.jsonl only")
+            return None
+        return SummaryWriter
+
     # ------------------------------------------------------------- the loop
     def run(self, stop: threading.Event | None = None, until: int | None = None) -> TrainResult:
         """Train until `until` steps in total (default `config.steps`), or until stopped.
@@ -279,114 +515,195 @@ class Trainer:
         c = self.config
         until = c.steps if until is None else until
         start_step = self.step
-        tokens_per_step = c.batch * c.seq_len
+        tokens_per_step = c.batch * c.seq_len  # the global batch, over all ranks
         reason, diverged, kept, oom = None, False, None, False
         stopped = (lambda: self._stop.is_set() or stop.is_set()) if stop is not None else self._stop.is_set
         self.model.train()
-        self._open_metrics()
+        self._open_outputs()
         lr = self.optimizer.param_groups[0]["lr"]
         t_run = time.perf_counter()
-        wall0, paused_s = self._wall, 0.0
-        t_mark, since_log = t_run, 0  # tokens/s covers the steps since the last log
+        self._clock, self._paused_s = (t_run, self._wall), 0.0
+        t_mark = t_run  # tokens/s covers the steps since the last log
         try:
-            while self.step < until:
-                if stopped():
-                    reason = "stopped by user"
-                    break
-                if not self._running.is_set():
-                    t_pause = time.perf_counter()
-                    while not self._running.wait(0.05):  # poll: an external `stop` must wake us too
-                        if stopped():
-                            break
-                    dt = time.perf_counter() - t_pause
-                    paused_s += dt
-                    t_mark += dt
-                    continue
+            try:
+                while self.step < until:
+                    if stopped():
+                        reason = "stopped by user"
+                        break
+                    if not self._running.is_set():
+                        t_pause = time.perf_counter()
+                        while not self._running.wait(0.05):  # poll: an external `stop` must wake us too
+                            if stopped():
+                                break
+                        dt = time.perf_counter() - t_pause
+                        self._paused_s += dt
+                        t_mark += dt
+                        continue
 
-                # Every snapshot_every steps keep a copy of the weights (on the device, no sync);
-                # it becomes the fallback for the NaN guard once it has given a finite step.
-                snap = self._good is None or self.step % c.snapshot_every == 0
-                try:
-                    with self._lock:
-                        if snap:
-                            pending = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                        loss_v, norm_v = self._train_step()
-                except RuntimeError as exc:
-                    if not is_oom(exc):
-                        raise
-                    reason, oom = self._out_of_memory(), True
-                    break
-                if not _sane(loss_v, norm_v):
-                    reason, kept = self._diverged(loss_v, norm_v, lr)
-                    diverged = True
-                    break
-                if snap:
-                    self._good, self._good_step = pending, self.step
-                self.step += 1
-                since_log += 1
+                    nxt = self.step + 1
+                    do_eval = bool(c.eval_every) and nxt % c.eval_every == 0
+                    do_save = (self.run_dir is not None and bool(c.save_every) and nxt % c.save_every == 0
+                               and nxt != until)  # the end of run() saves anyway
+                    check = do_eval or do_save or nxt % c.log_every == 0 or nxt == until
+                    # Every snapshot_every steps keep a copy of the weights (on the device, no
+                    # sync); it becomes the NaN guard's fallback once the step after it is checked.
+                    snap = (self._good is None and not self._pending) or self.step % c.snapshot_every == 0
+                    try:
+                        with self._lock:
+                            if snap:
+                                self._pending.append((self.step, {k: v.detach().clone() for k, v
+                                                                  in self.model.state_dict().items()}))
+                            loss_t, norm_t = self._train_step()
+                            self._window.append((loss_t, norm_t))
+                            values = self._read_window() if check else None  # the one sync
+                            # A checked step is applied only when sane; unchecked ones always are.
+                            if values is None or all(_sane(*v) for v in values):
+                                self.optimizer.step()
+                    except RuntimeError as exc:
+                        if not is_oom(exc):
+                            raise
+                        reason, oom = self._out_of_memory(), True
+                        break
+                    self.step += 1
+                    if values is None:
+                        continue
 
-                do_eval = bool(c.eval_every) and self.step % c.eval_every == 0
-                if not (do_eval or self.step % c.log_every == 0 or self.step == until):
-                    continue
-                now = time.perf_counter()
-                tok_s = tokens_per_step * since_log / max(now - t_mark, 1e-9)
-                val = self._validate() if do_eval else None
-                self._log(StepMetrics(
-                    step=self.step, epoch=self.train_stream.progress, loss=loss_v, bits=loss_v / LN2,
-                    ppl=_ppl(loss_v), grad_norm=norm_v, clipped=bool(c.clip_on and norm_v > c.clip),
-                    lr=lr, tokens_per_s=tok_s, wall_time=wall0 + (now - t_run) - paused_s,
-                    val_loss=val, val_bits=None if val is None else val / LN2,
-                    val_ppl=None if val is None else _ppl(val),
-                ))
-                t_mark, since_log = time.perf_counter(), 0  # validation and logging excluded
+                    now = time.perf_counter()
+                    good, bad = self._settle(values)
+                    if bad is not None:
+                        if good:
+                            self._log(self._metrics(good, lr, tokens_per_step, now - t_mark, None))
+                        # Only the checked step's own update is still unapplied.
+                        reason, kept = self._diverged(*values[bad], lr, may_keep_current=bad == len(values) - 1)
+                        diverged = True
+                        break
+                    val = self._validate() if do_eval and self.is_main else None
+                    self._log(self._metrics(good, lr, tokens_per_step, now - t_mark, val))
+                    if do_save:
+                        self._save_latest()
+                    t_mark = time.perf_counter()  # validation, logging and saving excluded
+                if self._window:  # stopped or out of memory with steps not yet checked
+                    outcome = self._flush(lr, tokens_per_step, time.perf_counter() - t_mark, collective=True)
+                    if outcome is not None:
+                        div_reason, kept = outcome
+                        reason = reason if oom else div_reason
+                        diverged = True
+            except KeyboardInterrupt:
+                if self._window:  # check what was taken, so a save after this keeps good weights
+                    try:
+                        self._flush(lr, tokens_per_step, time.perf_counter() - t_mark, collective=False)
+                    except Exception:  # noqa: BLE001 - the interrupt is what matters
+                        pass
+                raise
         finally:
-            self._wall = wall0 + (time.perf_counter() - t_run) - paused_s
-            if self._metrics_file is not None:
-                self._metrics_file.close()
-                self._metrics_file = None
+            self._wall = self._wall_now()
+            self._clock = None
+            self._pending.clear()
+            self._close_outputs()
             self._stop.clear()
 
         # The end of a run always has a validation loss. It runs after the last step was
         # reported (not attached to its StepMetrics) so a caller timing steps never times it.
-        if self.step > 0 and self._val_step != self.step and not oom:
+        if self.is_main and self.step > 0 and self._val_step != self.step and not oom:
             self._validate()
         if self.run_dir is not None and (self.step != start_step or diverged):  # diverged: the kept weights
-            self.save(self.run_dir)
+            self._save_latest()
         return TrainResult(steps_done=self.step, final=self.history[-1] if self.history else None,
                            best_val_loss=self.best_val_loss, val_loss=self.last_val_loss,
                            stopped_reason=reason, diverged=diverged, kept_step=kept, out_of_memory=oom)
 
-    def _train_step(self) -> tuple[float, float]:
-        """Forward, loss, backward, clip, step. Returns (loss, pre-clip global grad norm).
+    def _train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, loss, backward, clip. Returns (loss, pre-clip global grad norm) on the device.
 
-        The optimizer step is skipped when either is not finite (or the loss is past MAX_LOSS),
-        so a bad gradient never reaches the weights.
+        No host sync here, and no optimizer step: the loop takes it, after checking the values
+        first on a checked (logged) step.
         """
         c = self.config
         if self.train_stream.at_row_start:
             self._state = None  # the rows start over: the carried state belongs elsewhere
         x, y = self.train_stream.next()
-        logits, state = self.model(x, self._state)
+        if self._rows is not None:  # DDP: this rank's rows of the global batch
+            x, y = x[self._rows], y[self._rows]
+        with self._autocast():
+            logits, state = self._net(x, self._state)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         self._state = _detach(state)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if c.clip_on:
             norm = torch.nn.utils.clip_grad_norm_(self.params, c.clip)  # returns the pre-clip norm
         else:  # still report the norm, without the no-op rescale
             norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
-        loss_v, norm_v = torch.stack([loss.detach(), norm.to(loss.dtype)]).tolist()  # the one sync
-        if _sane(loss_v, norm_v):
-            self.optimizer.step()
-        return loss_v, norm_v
+        return loss.detach(), norm.detach()
+
+    def _read_window(self, collective: bool = True) -> list[tuple[float, float]]:
+        """(loss, grad norm) of every step since the last check: one sync; under DDP the
+        losses are averaged over the ranks (one all-reduce) so every rank decides alike."""
+        losses = torch.stack([loss for loss, _ in self._window]).float()
+        norms = torch.stack([norm for _, norm in self._window]).to(losses.dtype)
+        both = torch.stack([losses, norms])
+        if collective and self.dist is not None:
+            self.dist.all_reduce_mean_(both)
+        loss_vs, norm_vs = both.tolist()
+        return list(zip(loss_vs, norm_vs))
+
+    def _settle(self, values):
+        """Clear the window; confirm the snapshots its sane steps vouch for.
+
+        Returns (the sane steps' values up to the first bad one, index of that bad one or None).
+        """
+        start = self.step - len(values)  # steps done before the window
+        bad = next((i for i, v in enumerate(values) if not _sane(*v)), None)
+        n_good = len(values) if bad is None else bad
+        confirmed = [p for p in self._pending if p[0] < start + n_good]  # their next step was sane
+        if confirmed:
+            self._good_step, self._good = confirmed[-1]
+        self._pending = [p for p in self._pending if p[0] >= start + n_good]
+        self._window.clear()
+        if bad is not None:
+            self.step = start + bad  # the steps that were fine
+        return values[:n_good], bad
+
+    def _flush(self, lr, tokens_per_step, elapsed, collective):
+        """Check and log steps taken since the last check (the loop stopped between checks)."""
+        values = self._read_window(collective)
+        good, bad = self._settle(values)
+        if good:
+            self._log(self._metrics(good, lr, tokens_per_step, elapsed, None))
+        if bad is None:
+            return None
+        # These updates were applied unchecked: the current weights cannot be trusted.
+        return self._diverged(*values[len(good)], lr, may_keep_current=False)
+
+    def _metrics(self, values, lr, tokens_per_step, elapsed, val) -> StepMetrics:
+        """One StepMetrics for the steps since the last log: mean loss and grad norm."""
+        c = self.config
+        n = len(values)
+        loss_v = sum(v[0] for v in values) / n
+        norm_v = sum(v[1] for v in values) / n
+        return StepMetrics(
+            step=self.step, epoch=self.train_stream.progress, loss=loss_v, bits=loss_v / LN2,
+            ppl=_ppl(loss_v), grad_norm=norm_v, clipped=bool(c.clip_on and any(v[1] > c.clip for v in values)),
+            lr=lr, tokens_per_s=tokens_per_step * n / max(elapsed, 1e-9), wall_time=self._wall_now(),
+            val_loss=val, val_bits=None if val is None else val / LN2,
+            val_ppl=None if val is None else _ppl(val),
+        )
+
+    def _wall_now(self) -> float:
+        if self._clock is None:
+            return self._wall
+        t_run, wall0 = self._clock
+        return wall0 + (time.perf_counter() - t_run) - self._paused_s
 
     # ------------------------------------------------------------- failure handling
-    def _diverged(self, loss_v: float, norm_v: float, lr: float) -> tuple[str, int | None]:
+    def _diverged(self, loss_v: float, norm_v: float, lr: float,
+                  may_keep_current: bool = True) -> tuple[str, int | None]:
         """Keep the last good weights and say what happened.
 
-        Good weights are weights whose loss was finite. If only the gradient went bad, the
-        current weights qualify; if the loss itself did, they do not (sampling from them would
-        give nan or nonsense), so the last snapshot that gave a finite loss comes back.
+        Good weights are weights whose loss was finite. If only the gradient went bad (and its
+        update was not applied), the current weights qualify; if the loss itself did, they do
+        not (sampling from them would give nan or nonsense), so the last snapshot that gave a
+        finite loss comes back.
         """
         failed = self.step + 1
         if not math.isfinite(loss_v):
@@ -397,8 +714,8 @@ class Trainer:
             what = f"gradient norm became {_nonfinite_name(norm_v)}"
         with self._lock:
             self.optimizer.zero_grad(set_to_none=True)
-            current_ok = loss_v <= MAX_LOSS and all(bool(torch.isfinite(p).all())
-                                                   for p in self.model.parameters())
+            current_ok = may_keep_current and loss_v <= MAX_LOSS and all(
+                bool(torch.isfinite(p).all()) for p in self.model.parameters())
             if current_ok:
                 kept = self.step
             elif self._good is not None:
@@ -410,6 +727,7 @@ class Trainer:
             # Moments built from exploding gradients would poison a later run(); start afresh.
             self.optimizer.state.clear()
             self._state = None
+            self._pending.clear()
         if kept is None:
             return (f"{what} at step {failed} (lr={lr:g}): training stopped; no weights with a "
                     f"finite loss were left to restore", None)
@@ -419,6 +737,7 @@ class Trainer:
     def _out_of_memory(self) -> str:
         self.optimizer.zero_grad(set_to_none=True)
         self._state = None
+        self._pending.clear()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
         c = self.config
@@ -432,7 +751,7 @@ class Trainer:
         """Mean loss over the first eval_batches windows of the validation split.
 
         The same windows every time (the stream restarts, with its own carried state), so
-        successive validation losses and best/ are comparable.
+        successive validation losses and best/ are comparable. Under DDP only rank 0 runs it.
         """
         stream = self.val_stream
         stream.reset()
@@ -441,10 +760,11 @@ class Trainer:
         self.model.eval()
         state, losses = None, []
         try:
-            for _ in range(n):
-                x, y = stream.next()
-                logits, state = self.model(x, state)
-                losses.append(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)))
+            with self._autocast():
+                for _ in range(n):
+                    x, y = stream.next()
+                    logits, state = self.model(x, state)
+                    losses.append(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)).float())
             val = torch.stack(losses).mean().item()
         finally:
             self.model.train(was_training)
@@ -456,21 +776,47 @@ class Trainer:
         return val
 
     # ------------------------------------------------------------- logging
-    def _open_metrics(self) -> None:
-        if self.run_dir is None or self._metrics_file is not None:
+    def _open_outputs(self) -> None:
+        if self.run_dir is None or not self.is_main:
             return
-        path = self.run_dir / "metrics.jsonl"
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._metrics_file = open(path, "a", encoding="utf-8")
-        except OSError as exc:
-            raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
+        path = self.run_dir / METRICS_NAME
+        if self._metrics_fd is None:
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                # O_APPEND + one write() per line: a reader sees whole lines or none of a line.
+                self._metrics_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                                           | getattr(os, "O_BINARY", 0), 0o666)
+            except OSError as exc:
+                raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
+        if self._tb_writer_cls is not None and self._tb is None:
+            # purge_step hides events a crashed run logged past the step it resumes from.
+            self._tb = self._tb_writer_cls(log_dir=str(self.run_dir / TENSORBOARD_DIR), flush_secs=10,
+                                           purge_step=self.step + 1 if self.step else None)
+
+    def _close_outputs(self) -> None:
+        if self._metrics_fd is not None:
+            try:
+                os.close(self._metrics_fd)
+            finally:
+                self._metrics_fd = None
+        if self._tb is not None:
+            try:
+                self._tb.close()
+            finally:
+                self._tb = None
 
     def _log(self, m: StepMetrics) -> None:
         self.history.append(m)
-        if self._metrics_file is not None:
-            self._metrics_file.write(m.to_json() + "\n")
-            self._metrics_file.flush()
+        if self._metrics_fd is not None:
+            data = (m.to_json() + "\n").encode("utf-8")
+            written = os.write(self._metrics_fd, data)
+            while written < len(data):  # a regular file takes it whole; this is for the odd case
+                written += os.write(self._metrics_fd, data[written:])
+        if self._tb is not None:
+            for tag in TENSORBOARD_SCALARS:
+                self._tb.add_scalar(tag, getattr(m, tag), m.step)
+            if m.val_loss is not None:
+                self._tb.add_scalar("val_loss", m.val_loss, m.step)
         if self.on_metrics is not None:
             self.on_metrics(m)
 
@@ -484,7 +830,7 @@ class Trainer:
             "best_val_loss": self.best_val_loss,
             "bits_per_token": last.bits if last else None,
             "tokens_per_s": last.tokens_per_s if last else None,
-            "wall_time_s": self._wall,
+            "wall_time_s": self._wall_now(),
         }
 
     def _meta(self) -> dict:
@@ -508,13 +854,91 @@ class Trainer:
                     source=f"training (step {meta['metrics']['step']})")
         return LoadedModel(model=model, vocab=self.vocab, meta=meta)
 
+    def _resume_state(self, carry) -> tuple[dict, dict]:
+        """What `from_run` needs besides the weights: (tensors, JSON-able info)."""
+        tensors, opt_info = optimizer_state_to_safe(self.optimizer.state_dict())
+        kind = None
+        if carry is not None:
+            parts = carry if isinstance(carry, tuple) else (carry,)
+            for name, t in zip(("carry.h", "carry.c"), parts):
+                tensors[name] = t.detach().float()
+            kind = "h,c" if isinstance(carry, tuple) else "h"
+        info = {
+            "step": self.step,
+            "optimizer_class": type(self.optimizer).__name__,
+            "optimizer": opt_info,
+            "stream": {"epoch": self.train_stream.epoch, "window": self.train_stream.window},
+            "carry": kind,
+            "best_val_loss": self.best_val_loss,
+            "last_val_loss": self.last_val_loss,
+            "val_step": self._val_step,
+            "wall_time": self._wall_now(),
+            "world_size": self.dist.world_size if self.dist is not None else 1,
+        }
+        return tensors, info
+
+    def _gather_carry(self):
+        """The carried hidden state of the whole global batch (a collective under DDP)."""
+        state = self._state
+        if self._rows is None or state is None:
+            return state
+        parts = state if isinstance(state, tuple) else (state,)
+        full = tuple(self.dist.all_gather_rows(t.float(), dim=1) for t in parts)
+        return full if isinstance(state, tuple) else full[0]
+
+    def _save_latest(self) -> None:
+        """The latest checkpoint with its training state (every rank must call it under DDP)."""
+        carry = self._gather_carry()
+        if self.is_main:
+            with self._lock:
+                tensors, info = self._resume_state(carry)
+                save_checkpoint(self.run_dir, self.model, self.vocab, self._meta(),
+                                resume_tensors=tensors, resume_info=info)
+
     def save(self, run_dir=None, name: str = "model") -> Path:
-        """Write a checkpoint (RUN_DIR, or RUN_DIR/best for name="best"); returns its directory."""
+        """Write a checkpoint (RUN_DIR, or RUN_DIR/best for name="best"); returns its directory.
+
+        The main checkpoint carries the training state `from_run` resumes from. Under DDP only
+        rank 0 writes, and without the other ranks' carried hidden state (no collective here,
+        so it is safe after an interrupt): a resume then starts those rows from zeros.
+        """
         target = Path(run_dir) if run_dir is not None else self.run_dir
         if target is None:
             raise ConfigError("save() needs a run directory: none was given to the Trainer")
+        if not self.is_main:
+            return target if name == MAIN_NAME else target / name
         with self._lock:
-            return save_checkpoint(target, self.model, self.vocab, self._meta(), name=name)
+            if name != MAIN_NAME:
+                return save_checkpoint(target, self.model, self.vocab, self._meta(), name=name)
+            tensors, info = self._resume_state(self._state if self._rows is None else None)
+            return save_checkpoint(target, self.model, self.vocab, self._meta(), name=name,
+                                   resume_tensors=tensors, resume_info=info)
+
+
+def read_metrics(path, offset: int = 0) -> tuple[list[dict], int]:
+    """The records of metrics.jsonl from byte `offset` on, and the offset to read from next.
+
+    Only whole lines (ending in a newline) are read, so a line being written is left for the
+    next call: a watcher can poll `records, offset = read_metrics(path, offset)`. A file that
+    got shorter than `offset` (rewritten by a resume) is read again from the start.
+    """
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() < offset:
+                offset = 0
+            fh.seek(offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1
+    records = []
+    for line in data[:end].splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records, offset + end
 
 
 def _nonfinite_name(value: float) -> str:
