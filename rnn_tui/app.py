@@ -1,4 +1,5 @@
-"""The rnn-tui Textual app: four modes (stepper, training, gradients, sampling) over one model.
+"""The rnn-tui Textual app: eight modes (stepper, training, gradients, sampling, dynamics,
+compare, lab, inspector) over one model.
 
 The first frame paints before torch is imported: the engine is imported and the first model
 loaded in a thread worker, and every screen shows "loading engine…" until
@@ -74,6 +75,10 @@ def _optional_screen(module: str, name: str, mode: str):
 
 TrainingScreen = _optional_screen("training", "TrainingScreen", "training")
 GradientsScreen = _optional_screen("gradients", "GradientsScreen", "gradients")
+DynamicsScreen = _optional_screen("dynamics", "DynamicsScreen", "dynamics")
+CompareScreen = _optional_screen("compare", "CompareScreen", "compare")
+LabScreen = _optional_screen("lab", "LabScreen", "lab")
+InspectorScreen = _optional_screen("inspector", "InspectorScreen", "inspector")
 
 
 # ------------------------------------------------------------------------- messages
@@ -109,6 +114,10 @@ class RnnTuiApp(App):
         "training": TrainingScreen,
         "gradients": GradientsScreen,
         "sampling": SamplingScreen,
+        "dynamics": DynamicsScreen,
+        "compare": CompareScreen,
+        "lab": LabScreen,
+        "inspector": InspectorScreen,
     }
     DEFAULT_MODE = "stepper"
     COMMANDS = App.COMMANDS | {RnnCommands}
@@ -121,6 +130,14 @@ class RnnTuiApp(App):
                 tooltip="How far back gradients reach: dL/dh_t over time, Jacobians, spectrum"),
         Binding("4", "switch_mode('sampling')", "Sample", show=False, id="mode.sampling",
                 tooltip="Generate text from a prompt at a chosen temperature"),
+        Binding("5", "switch_mode('dynamics')", "Dynamics", show=False, id="mode.dynamics",
+                tooltip="Eigenvalues, the recurrence alone, Lyapunov map, memory horizon"),
+        Binding("6", "switch_mode('compare')", "Compare", show=False, id="mode.compare",
+                tooltip="Vanilla RNN vs LSTM vs GRU on subject-verb agreement"),
+        Binding("7", "switch_mode('lab')", "Lab", show=False, id="mode.lab",
+                tooltip="Run the experiments: parity, inits, clipping, TBPTT, zog, temperature…"),
+        Binding("8", "switch_mode('inspector')", "Inspect", show=False, id="mode.inspector",
+                tooltip="Units that fire together over a span, where else they do, input attribution"),
         Binding("question_mark", "help", "Help", id="app.help", key_display="?",
                 tooltip="Every key binding, and what each panel shows"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, show=False,

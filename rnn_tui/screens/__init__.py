@@ -3,7 +3,7 @@
 Every mode screen composes, top to bottom::
 
     yield Header()
-    yield ModeBar()          # the tab bar: 1 Stepper  2 Training  3 Gradients  4 Sampling
+    yield ModeBar()          # the tab bar: 1 Stepper  2 Training  3 Gradients  4 Sampling ...
     ...                      # the screen's own panels
     yield Footer()
 
@@ -25,6 +25,22 @@ MODE_TABS: dict[str, tuple[str, str]] = {
     "training": ("2", "Training"),
     "gradients": ("3", "Gradients"),
     "sampling": ("4", "Sampling"),
+    "dynamics": ("5", "Dynamics"),
+    "compare": ("6", "Compare"),
+    "lab": ("7", "Lab"),
+    "inspector": ("8", "Inspector"),
+}
+
+# Shorter tab titles for terminals too narrow for the full ones (80 columns).
+MODE_SHORT: dict[str, str] = {
+    "stepper": "Step",
+    "training": "Train",
+    "gradients": "Grads",
+    "sampling": "Sample",
+    "dynamics": "Dyn",
+    "compare": "Comp",
+    "lab": "Lab",
+    "inspector": "Insp",
 }
 
 LOADING_TEXT = "loading engine…"
@@ -65,10 +81,18 @@ class ModeBar(Static):
     def on_mount(self) -> None:
         self.update(self._content())
 
+    def on_resize(self, event) -> None:
+        self.update(self._content())
+
     def _content(self) -> Content:
         active = self.mode
         parts: list[Content] = []
+        full = sum(len(title) + 5 for _, title in MODE_TABS.values()) - 1
+        width = self.size.width or (self.app.size.width if self.is_attached else 0)
+        short = 0 < width < full
         for name, (key, title) in MODE_TABS.items():
+            if short:
+                title = MODE_SHORT.get(name, title)
             label = f" {key} {title} "
             if name == active:
                 piece = Content.styled(label, "bold reverse $accent")
