@@ -1,0 +1,751 @@
+"""Mode 8, Inspector: LSTMVis in the terminal.
+
+Select a span of the current sentence; the units that stay at or above a threshold across it
+(optionally off just before and after) are listed with their values over the sentence, and
+every place in the model's corpus where the same units are all on together is found and
+ranked. The value inspected is the hidden state, the LSTM cell state or a gate, of any layer.
+Under the sentence, a coloured row says how much each earlier token counts for the current
+prediction (the one made at the end of the span), by gradient x input or by occlusion.
+
+Torch work runs in thread workers: the sentence's trace, the attribution, and the corpus
+encoding (once per model, value and layer, then cached); the search is numpy, in a worker too.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from rich.cells import cell_len, set_cell_size
+from rich.console import Group, RenderableType
+from rich.style import Style
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, get_current_worker
+
+from ..widgets.colors import _color, legend, rgb
+from ..widgets.heatmap import token_label
+from . import LOADING_TEXT, ModeBar, report_worker_error
+from .stepper import Panel
+
+SPAN_STYLE = Style(color="#000000", bgcolor="#ffd75f", bold=True)
+MARK_STYLE = Style(color="#000000", bgcolor="#5fafff", bold=True)
+DIM = Style(color="#8a8a8a")
+GUTTER = 6  # "text  " / "attr  " / "u17   " labels left of the sentence
+THRESHOLD_STEP = 0.05
+VALUE_LABELS = {"hidden": "hidden h", "cell": "cell c", "i": "input gate i", "f": "forget gate f",
+                "g": "candidate g", "o": "output gate o", "r": "reset gate r", "z": "update gate z",
+                "n": "candidate n"}
+METHOD_LABELS = {"grad_x_input": "gradient×input", "occlusion": "occlusion"}
+MAX_CACHED = 4  # corpus encodings kept (N x H bytes each: 16 MB for the grammar at H=64)
+
+
+# ------------------------------------------------------------------------- messages
+@dataclass
+class InspectTrace(Message):
+    key: tuple
+    trace: Any
+
+
+@dataclass
+class CorpusProgress(Message):
+    key: tuple
+    done: int
+    total: int
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, CorpusProgress) and message.key == self.key
+
+
+@dataclass
+class CorpusEncoded(Message):
+    key: tuple
+    states: Any
+    source: str
+
+
+@dataclass
+class MatchesFound(Message):
+    key: tuple
+    matches: Any
+
+
+@dataclass
+class AttributionReady(Message):
+    key: tuple
+    attribution: Any = None
+    error: str = ""
+
+
+# ------------------------------------------------------------------------- helpers
+def corpus_text(app, lm, limit: int | None) -> tuple[str, str]:
+    """(text, description) of the corpus to search: the app's --corpus when it is the one the
+    model was trained on, the bundled corpus the model names, else the grammar."""
+    from ..engine.corpus import BUNDLED_CORPORA, load_corpus
+
+    level = lm.vocab.level
+    name = str(lm.meta.get("corpus") or "")
+    corpus = getattr(app, "corpus", None)
+    if corpus is not None and (not name or name == corpus.name):
+        pass
+    elif name.lower() in BUNDLED_CORPORA:
+        corpus = load_corpus(name.lower(), level=level)
+    else:
+        corpus = None
+        if name:
+            try:
+                corpus = load_corpus(name, level=level)
+            except Exception:
+                corpus = None
+        if corpus is None:
+            corpus = load_corpus("grammar", level=level)
+    ids = corpus.train if limit is None else corpus.train[:limit]
+    text = corpus.vocab.decode(ids)
+    return text, corpus.name
+
+
+def span_of(cursor: int, length: int) -> tuple[int, int]:
+    """(start, end) with end exclusive; the span ends at the cursor."""
+    return max(0, cursor - length + 1), cursor + 1
+
+
+def token_cells(tokens, level: str) -> list[str]:
+    """The printable form of each token as drawn on the sentence line (spaces kept)."""
+    if level == "word":
+        return [token_label(t) for t in tokens]
+    return [" " if t == " " else token_label(t) for t in tokens]
+
+
+class InspectorScreen(Screen):
+    """Select a span, see which units fire across it and where else they fire together."""
+
+    MODE = "inspector"
+    AUTO_FOCUS = ""
+    # Tokens of the corpus to encode (None: all of it); tests make it small.
+    corpus_limit: int | None = None
+    HELP = {
+        "sentence": "The sentence with the selected span lit (←→ move it, shift+→/] grow, shift+←/[ shrink).\n"
+                    "Under it, attribution: red tokens support the prediction at the span's end, blue oppose it.",
+        "units": "The units whose value stays ≥ the threshold (+/-) across the span, over the whole sentence;\n"
+                 "o also asks them to be off just before and after. v: value (h, c, gates), L: layer.",
+        "matches": "Everywhere in the model's corpus the same units are all on together, best first:\n"
+                   "most selected units on and fewest others, then closest length. ↑↓ scroll.",
+    }
+    BINDINGS = [
+        Binding("left,h", "move(-1)", "Move", id="inspector.left", key_display="←",
+                tooltip="Move the span one token left"),
+        Binding("right,l", "move(1)", "Move", id="inspector.right", key_display="→", show=False,
+                tooltip="Move the span one token right"),
+        Binding("shift+right,right_square_bracket", "grow(1)", "Grow", id="inspector.grow",
+                key_display="]", tooltip="Grow the span by one token (shift+→ or ])"),
+        Binding("shift+left,left_square_bracket", "grow(-1)", "Shrink", id="inspector.shrink",
+                key_display="[", show=False, tooltip="Shrink the span by one token (shift+← or [)"),
+        Binding("plus,equals_sign", "threshold(1)", "Threshold", id="inspector.thr_up", key_display="+",
+                tooltip="Raise the threshold a unit must stay above"),
+        Binding("minus", "threshold(-1)", "Thr-", id="inspector.thr_down", key_display="-", show=False,
+                tooltip="Lower the threshold a unit must stay above"),
+        Binding("o", "toggle_off", "Off±", id="inspector.off",
+                tooltip="Also require the units to be off just before and just after the span"),
+        Binding("v", "cycle_value", "Value", id="inspector.value",
+                tooltip="Inspect the hidden state, the cell state or a gate"),
+        Binding("L", "cycle_layer", "Layer", id="inspector.layer", show=False,
+                tooltip="Inspect the next layer (stacked models)"),
+        Binding("a", "toggle_method", "Attrib", id="inspector.method",
+                tooltip="Attribution by gradient × input or by occlusion"),
+        Binding("e", "edit", "Edit", id="inspector.edit", tooltip="Type another sentence"),
+        Binding("up,k", "scroll(-1)", "Scroll", id="inspector.up", show=False,
+                tooltip="Scroll the matches up"),
+        Binding("down,j", "scroll(1)", "Scroll", id="inspector.down", show=False,
+                tooltip="Scroll the matches down"),
+        Binding("enter", "read_match", "Read match", id="inspector.read", show=False,
+                tooltip="Make the sentence around the top visible match the current sentence"),
+    ]
+    DEFAULT_CSS = """
+    InspectorScreen #in-body { height: 1fr; padding: 0 1; }
+    InspectorScreen #in-info { height: 1; color: $text-muted; }
+    InspectorScreen #in-sentence { height: auto; margin-top: 1; }
+    InspectorScreen #in-units { height: auto; max-height: 12; margin-top: 1; }
+    InspectorScreen #in-matches { height: 1fr; margin-top: 1; }
+    InspectorScreen #in-loading { height: 1fr; content-align: center middle; color: $text-muted; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trace = None
+        self.cursor = 0
+        self.span_len = 1
+        self.threshold = 0.5
+        self.off_outside = False
+        self.value = "hidden"
+        self.layer_pos = -1  # index into trace.layers; -1 = the top layer
+        self.method = "grad_x_input"
+        self.units: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.matches = None
+        self.attribution = None
+        self.match_offset = 0
+        self.states: dict[tuple, Any] = {}  # (model_version, value, layer) -> CorpusStates
+        self.corpus_name = ""
+        self.progress: tuple[int, int] | None = None
+        self._trace_key: tuple | None = None
+        self._trace_pending: tuple | None = None
+        self._corpus_pending: tuple | None = None
+        self._match_key: tuple | None = None
+        self._attr_key: tuple | None = None
+        self._stop = threading.Event()
+
+    # ---------------------------------------------------------------- compose
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield ModeBar("inspector")
+        with Vertical(id="in-body"):
+            yield Static(LOADING_TEXT, id="in-info", markup=False)
+            yield Panel(self._build_sentence, id="in-sentence")
+            yield Panel(self._build_units, id="in-units")
+            yield Panel(self._build_matches, id="in-matches")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for name in ("model_version", "sentence_version", "engine_ready"):
+            self.watch(self.app, name, self._inputs_changed, init=False)
+        self._request_trace()
+
+    def on_screen_resume(self) -> None:
+        self._request_trace()
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+
+    def _inputs_changed(self, _value=None) -> None:
+        if self.is_current:
+            self._request_trace()
+
+    # ---------------------------------------------------------------- data flow
+    @property
+    def lm(self):
+        return getattr(self.app, "lm", None)
+
+    def _layer_model_index(self) -> int:
+        tr = self.trace
+        if tr is None:
+            return -1
+        return tr.layers[self.layer_pos % len(tr.layers)]
+
+    def _request_trace(self) -> None:
+        app = self.app
+        if not getattr(app, "engine_ready", False):
+            self._info(LOADING_TEXT)
+            return
+        if self.lm is None:
+            self._info("no model loaded: ctrl+p → Load model…")
+            return
+        key = (app.model_version, app.sentence)
+        if key in (self._trace_key, self._trace_pending):
+            return
+        self._trace_pending = key
+        self._info("reading the sentence…")
+        self._trace_worker(self.lm, app.sentence, key)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="inspector-trace")
+    def _trace_worker(self, lm, sentence: str, key: tuple) -> None:
+        from ..engine.probes import trace
+
+        tr = trace(lm, sentence, top_k=1)
+        if not get_current_worker().is_cancelled:
+            self.post_message(InspectTrace(key, tr))
+
+    def on_inspect_trace(self, message: InspectTrace) -> None:
+        if message.key != self._trace_pending:
+            return
+        self._trace_pending = None
+        sentence_changed = self._trace_key is None or self._trace_key[1] != message.key[1]
+        model_changed = self._trace_key is None or self._trace_key[0] != message.key[0]
+        self._trace_key = message.key
+        self.trace = message.trace
+        T = len(message.trace.tokens)
+        if T == 0:
+            self._info("the model can read none of this sentence: press e to edit it")
+            return
+        if sentence_changed:
+            self.cursor, self.span_len = self._default_span(message.trace.tokens)
+        self.cursor = min(self.cursor, T - 1)
+        self.span_len = max(1, min(self.span_len, self.cursor + 1))
+        lm = self.lm
+        if lm is not None and self.value not in self._values():
+            self.value = "hidden"
+        if model_changed:
+            self.attribution = None
+        self._refresh_all()
+
+    def _default_span(self, tokens) -> tuple[int, int]:
+        """The second word (the subject noun of the default sentence), else the first token."""
+        if self.lm is not None and self.lm.vocab.level == "char":
+            from ..engine.corpus import word_spans
+
+            spans = word_spans("".join(tokens))
+            if len(spans) >= 2:
+                a, b, _ = spans[1]
+                return b - 1, b - a
+            if spans:
+                a, b, _ = spans[0]
+                return b - 1, b - a
+        return min(1, len(tokens) - 1), 1
+
+    def _values(self) -> tuple[str, ...]:
+        from ..engine.inspect import values_for
+
+        lm = self.lm
+        return values_for(lm.config.cell) if lm is not None else ("hidden",)
+
+    def _sentence_values(self) -> np.ndarray | None:
+        if self.trace is None:
+            return None
+        from ..engine.inspect import trace_values
+
+        return trace_values(self.trace, self.value, self._layer_model_index())
+
+    def _refresh_all(self) -> None:
+        """Units from the trace; then the corpus search and the attribution, in workers."""
+        values = self._sentence_values()
+        if values is None or self.trace is None or not len(self.trace.tokens):
+            return
+        from ..engine.inspect import select_units
+
+        span = span_of(self.cursor, self.span_len)
+        self.units = select_units(values, span, self.threshold, self.off_outside)
+        self.match_offset = 0
+        self._info()
+        self._ensure_corpus()
+        self._request_matches()
+        self._request_attribution()
+        self._redraw()
+
+    def _corpus_key(self) -> tuple:
+        return (self.app.model_version, self.value, self._layer_model_index())
+
+    def _ensure_corpus(self) -> None:
+        key = self._corpus_key()
+        if key in self.states or key == self._corpus_pending:
+            return
+        self._corpus_pending = key
+        self.progress = (0, 0)
+        self._corpus_worker(self.lm, self.value, key[2], key)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="inspector-corpus")
+    def _corpus_worker(self, lm, value: str, layer: int, key: tuple) -> None:
+        from ..engine.inspect import encode_corpus_states
+
+        worker = get_current_worker()
+        stop = threading.Event()
+        text, name = corpus_text(self.app, lm, self.corpus_limit)
+        if worker.is_cancelled:
+            return
+
+        def progress(done: int, total: int) -> None:
+            if worker.is_cancelled or self._stop.is_set():
+                stop.set()
+            self.post_message(CorpusProgress(key, done, total))
+
+        states = encode_corpus_states(lm, text, value, layer, stop=stop, progress=progress)
+        if not worker.is_cancelled and not stop.is_set():
+            self.post_message(CorpusEncoded(key, states, name))
+
+    def on_corpus_progress(self, message: CorpusProgress) -> None:
+        if message.key == self._corpus_pending:
+            self.progress = (message.done, message.total)
+            self.query_one("#in-matches", Panel).refresh()
+
+    def on_corpus_encoded(self, message: CorpusEncoded) -> None:
+        if message.key != self._corpus_pending:
+            return
+        self._corpus_pending = None
+        self.progress = None
+        self.corpus_name = message.source
+        self.states[message.key] = message.states
+        while len(self.states) > MAX_CACHED:
+            self.states.pop(next(iter(self.states)))
+        self._request_matches()
+        self._redraw()
+
+    def _match_request_key(self) -> tuple:
+        return (self._corpus_key(), tuple(self.units.tolist()), self.threshold, self.span_len,
+                self.off_outside)
+
+    def _request_matches(self) -> None:
+        key = self._match_request_key()
+        states = self.states.get(key[0])
+        if states is None:
+            return
+        if key == self._match_key and self.matches is not None:
+            return
+        self._match_key = key
+        self.matches = None
+        if not len(self.units):
+            return
+        self._match_worker(states, self.units.copy(), self.threshold, self.span_len,
+                           self.off_outside, key)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="inspector-match")
+    def _match_worker(self, states, units, threshold, span_len, off, key) -> None:
+        from ..engine.inspect import find_matches
+
+        found = find_matches(states, units, threshold, span_len, off_outside=off, top=50, context=60)
+        if not get_current_worker().is_cancelled:
+            self.post_message(MatchesFound(key, found))
+
+    def on_matches_found(self, message: MatchesFound) -> None:
+        if message.key == self._match_key:
+            self.matches = message.matches
+            self.match_offset = 0
+            self._redraw()
+
+    def _request_attribution(self) -> None:
+        if self.trace is None or self.lm is None:
+            return
+        key = (self.app.model_version, self.app.sentence, self.cursor, self.method)
+        if key == self._attr_key:
+            return
+        self._attr_key = key
+        self._attr_worker(self.lm, self.app.sentence, self.cursor, self.method, key)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="inspector-attr")
+    def _attr_worker(self, lm, sentence: str, position: int, method: str, key: tuple) -> None:
+        from ..engine.errors import RnnTuiError
+        from ..engine.inspect import attribution
+
+        try:
+            result = attribution(lm, sentence, position=position, method=method)
+        except RnnTuiError as exc:
+            result, error = None, str(exc)
+        else:
+            error = ""
+        if not get_current_worker().is_cancelled:
+            self.post_message(AttributionReady(key, result, error))
+
+    def on_attribution_ready(self, message: AttributionReady) -> None:
+        if message.key != self._attr_key:
+            return
+        self.attribution = message.attribution
+        if message.error:
+            self.notify(message.error, severity="warning", markup=False)
+        self.query_one("#in-sentence", Panel).refresh()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if report_worker_error(self, event):
+            group = event.worker.group
+            if group == "inspector-trace":
+                self._trace_pending = None
+                self._info("cannot read this sentence with this model: press e to edit it")
+            elif group == "inspector-corpus":
+                self._corpus_pending = None
+                self.progress = None
+                self._redraw()
+
+    # ---------------------------------------------------------------- actions
+    def _ready(self) -> bool:
+        return self.trace is not None and len(self.trace.tokens) > 0
+
+    def action_move(self, delta: int) -> None:
+        if not self._ready():
+            return
+        T = len(self.trace.tokens)
+        self.cursor = max(self.span_len - 1, min(T - 1, self.cursor + delta))
+        self._refresh_all()
+
+    def action_grow(self, delta: int) -> None:
+        if not self._ready():
+            return
+        T = len(self.trace.tokens)
+        if delta > 0:
+            if self.cursor < T - 1:  # grow to the right while there is room, else to the left
+                self.cursor += 1
+            if self.span_len < self.cursor + 1:
+                self.span_len += 1
+        elif self.span_len > 1:
+            self.span_len -= 1
+            self.cursor -= 1
+        self._refresh_all()
+
+    def action_threshold(self, direction: int) -> None:
+        lo, hi = (0.0, 1.0) if self.value not in ("hidden", "cell", "g", "n") else (-1.0, 1.0)
+        if self.value == "cell":
+            lo, hi = -5.0, 5.0
+        t = round(self.threshold + direction * THRESHOLD_STEP, 2)
+        self.threshold = max(lo, min(hi, t))
+        self._refresh_all()
+
+    def action_toggle_off(self) -> None:
+        self.off_outside = not self.off_outside
+        self._refresh_all()
+
+    def action_cycle_value(self) -> None:
+        values = self._values()
+        i = values.index(self.value) if self.value in values else -1
+        self.value = values[(i + 1) % len(values)]
+        if self.value in ("i", "f", "o", "r", "z"):
+            self.threshold = max(0.0, self.threshold)
+        self._refresh_all()
+
+    def action_cycle_layer(self) -> None:
+        if not self._ready():
+            return
+        n = len(self.trace.layers)
+        if n < 2:
+            self.notify("this model has one layer", timeout=2)
+            return
+        self.layer_pos = (self.layer_pos % n + 1) % n
+        self._refresh_all()
+
+    def action_toggle_method(self) -> None:
+        self.method = "occlusion" if self.method == "grad_x_input" else "grad_x_input"
+        self._info()
+        self._request_attribution()
+
+    def action_scroll(self, delta: int) -> None:
+        n = len(self.matches.matches) if self.matches is not None else 0
+        self.match_offset = max(0, min(max(0, n - 1), self.match_offset + delta))
+        self.query_one("#in-matches", Panel).refresh()
+
+    def action_edit(self) -> None:
+        from .help import TextPrompt
+
+        def done(value: str | None) -> None:
+            if value:
+                self.app.set_sentence(value)
+
+        self.app.push_screen(TextPrompt("Sentence", "the text the inspector reads",
+                                        value=getattr(self.app, "sentence", "")), done)
+
+    def action_read_match(self) -> None:
+        """The sentence around the first visible match becomes the app's sentence."""
+        if self.matches is None or not self.matches.matches:
+            return
+        m = self.matches.matches[min(self.match_offset, len(self.matches.matches) - 1)]
+        states = self.states.get(self._match_key[0]) if self._match_key else None
+        if states is None:
+            return
+        text, a, b = states.snippet(m.start, m.end, context=80)
+        left = max(text.rfind(".", 0, a) + 1, 0)
+        right = text.find(".", b)
+        sentence = text[left: right + 1 if right >= 0 else len(text)].replace("⏎", " ").strip()
+        if sentence:
+            self.app.set_sentence(sentence)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cycle_layer" and (self.trace is None or len(self.trace.layers) < 2):
+            return None
+        if action == "cycle_value" and self.lm is not None and self.lm.config.cell == "rnn":
+            return None
+        return True
+
+    # ---------------------------------------------------------------- drawing
+    def _info(self, text: str | None = None) -> None:
+        info = self.query_one("#in-info", Static)
+        if text is not None:
+            info.update(text)
+            return
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append(VALUE_LABELS.get(self.value, self.value), style="bold")
+        if self.trace is not None and len(self.trace.layers) > 1:
+            t.append(f" layer {self._layer_model_index() + 1}/{len(self.trace.layers)}")
+        t.append(" (v) · ", style="dim")
+        t.append(f"≥ {self.threshold:+.2f}", style="bold")
+        t.append(" (+/-) · off around ", style="dim")
+        t.append("on" if self.off_outside else "no", style="bold")
+        t.append(" (o) · ", style="dim")
+        t.append(METHOD_LABELS[self.method], style="bold")
+        t.append(" (a)", style="dim")
+        info.update(t)
+
+    def _redraw(self) -> None:
+        for panel in self.query(Panel):
+            panel.refresh(layout=True)
+
+    def _scale(self) -> tuple[str, float, float]:
+        if self.value in ("i", "f", "o", "r", "z"):
+            return "sequential", 0.0, 1.0
+        if self.value == "cell" and self.trace is not None:
+            c = self.trace.gates.get("c")
+            lim = max(1.0, float(np.nanmax(np.abs(c)))) if c is not None else 1.0
+            return "diverging", -lim, lim
+        return "diverging", -1.0, 1.0
+
+    def _window(self, width: int) -> tuple[list[str], int, int]:
+        """The token cells and the first and last token that fit ``width`` around the span."""
+        tr = self.trace
+        level = self.lm.vocab.level if self.lm is not None else "char"
+        cells = token_cells(tr.tokens, level)
+        sep = 1 if level == "word" else 0
+        widths = [cell_len(c) + sep for c in cells]
+        avail = max(4, width - GUTTER)
+        if sum(widths) <= avail:
+            return cells, 0, len(cells)
+        # Centre the span's end, then take what fits.
+        a, b = self.cursor, self.cursor + 1
+        used = widths[self.cursor]
+        while True:
+            grew = False
+            if b < len(cells) and used + widths[b] <= avail and (b - self.cursor <= self.cursor - a or a == 0):
+                used += widths[b]
+                b += 1
+                grew = True
+            if a > 0 and used + widths[a - 1] <= avail:
+                a -= 1
+                used += widths[a]
+                grew = True
+            if not grew:
+                break
+        return cells, a, b
+
+    def _build_sentence(self, width: int, height: int) -> RenderableType:
+        tr = self.trace
+        if tr is None or not len(tr.tokens):
+            return Text(getattr(self.app, "sentence", ""), style=DIM, no_wrap=True, overflow="ellipsis")
+        level = self.lm.vocab.level if self.lm is not None else "char"
+        cells, a, b = self._window(width)
+        start, end = span_of(self.cursor, self.span_len)
+        sep = " " if level == "word" else ""
+        span_txt = "".join(tr.tokens[start:end]) if level == "char" else " ".join(tr.tokens[start:end])
+        head = Text(no_wrap=True, overflow="ellipsis")
+        head.append("span ", style="dim")
+        head.append(f"“{token_label(span_txt) if level == 'word' else span_txt.replace(chr(10), '⏎')}”",
+                    style="bold #ffd75f")
+        head.append(f" tokens {start + 1}-{end} of {len(tr.tokens)} · ", style="dim")
+        n = len(self.units)
+        head.append(f"{n} unit{'s' if n != 1 else ''} on", style="bold")
+        line = Text(no_wrap=True, overflow="crop")
+        line.append("text".ljust(GUTTER), style=DIM)
+        for i in range(a, b):
+            if i > a:
+                line.append(sep)
+            style = SPAN_STYLE if start <= i < end else (Style() if i < start else DIM)
+            line.append(cells[i], style=style)
+        attr_line, note = self._attribution_lines(cells, a, b, sep, width)
+        return Group(head, line, attr_line, note)
+
+    def _attribution_lines(self, cells, a: int, b: int, sep: str, width: int) -> tuple[Text, Text]:
+        att = self.attribution
+        row = Text(no_wrap=True, overflow="crop")
+        row.append("attr".ljust(GUTTER), style=DIM)
+        note = Text(no_wrap=True, overflow="ellipsis")
+        if att is None or len(att.scores) != len(cells):
+            row.append("computing…", style=DIM)
+            return row, note
+        s = np.asarray(att.scores, dtype=float)
+        finite = s[np.isfinite(s)]
+        lim = float(np.abs(finite).max()) if finite.size else 1.0
+        lim = lim if lim > 0 else 1.0
+        colours = rgb(np.where(np.isfinite(s), s / lim, np.nan), "diverging", -1.0, 1.0)
+        for i in range(a, b):
+            if i > a:
+                row.append(sep)
+            if not math.isfinite(s[i]):
+                row.append(" " * cell_len(cells[i]))
+            else:
+                row.append(" " * cell_len(cells[i]), style=Style(bgcolor=_color(colours[i])))
+        note.append("attr".ljust(GUTTER) if False else " " * GUTTER)
+        target = token_label(att.target)
+        note.append(f"p(“{target}” next)={att.target_prob:.2f}", style="bold")
+        note.append(" actual next" if att.actual_next else " top guess", style="dim")
+        note.append(" · red supports, blue opposes · ", style="dim")
+        note.append_text(legend("diverging", 14, -lim, lim) if width > 80 else Text(""))
+        return row, note
+
+    def _build_units(self, width: int, height: int) -> RenderableType:
+        tr = self.trace
+        if tr is None or not len(tr.tokens):
+            return Text("")
+        values = self._sentence_values()
+        if values is None:
+            return Text("")
+        level = self.lm.vocab.level if self.lm is not None else "char"
+        cells, a, b = self._window(width)
+        sep = " " if level == "word" else ""
+        units = self.units
+        title = Text(no_wrap=True, overflow="ellipsis")
+        if not len(units):
+            title.append(f"no unit stays ≥ {self.threshold:+.2f} across the span", style="bold")
+            title.append(": lower the threshold (-) or shorten the span ([)", style="dim")
+            return title
+        max_rows = 8 if height >= 1000 else max(1, height - 2)
+        shown = units[:max_rows]
+        title.append("units on: ", style="dim")
+        title.append(" ".join(str(u) for u in units[:24]) + (" …" if len(units) > 24 else ""), style="bold")
+        scale, vmin, vmax = self._scale()
+        colours = rgb(values[:, shown].T, scale, vmin, vmax)  # [k, T, 3]
+        start, end = span_of(self.cursor, self.span_len)
+        lines: list = [title]
+        for r, u in enumerate(shown):
+            row = Text(no_wrap=True, overflow="crop")
+            row.append(f"u{u}".ljust(GUTTER), style=DIM)
+            for i in range(a, b):
+                if i > a:
+                    row.append(sep)
+                w = cell_len(cells[i])
+                on = values[i, u] >= self.threshold
+                ch = ("▔" if start <= i < end else "·" if on else " ")
+                row.append(set_cell_size(ch * w, w), style=Style(bgcolor=_color(colours[r, i]),
+                                                                  color="#000000" if start <= i < end else "#d0d0d0"))
+            lines.append(row)
+        if len(units) > len(shown):
+            lines.append(Text(f"{' ' * GUTTER}… {len(units) - len(shown)} more", style=DIM))
+        return Group(*lines)
+
+    def _build_matches(self, width: int, height: int) -> RenderableType:
+        if self.trace is None:
+            return Text("")
+        key = self._corpus_key()
+        states = self.states.get(key)
+        head = Text(no_wrap=True, overflow="ellipsis")
+        if states is None:
+            done, total = self.progress or (0, 0)
+            pct = f" {100 * done / total:.0f}%" if total else ""
+            if self._corpus_pending is None:
+                head.append("corpus not encoded (the last try failed)", style="red")
+            else:
+                head.append(f"encoding the corpus with this model…{pct}", style="bold yellow")
+            return head
+        head.append("matches", style="bold")
+        head.append(f" in {self.corpus_name} ({states.n_tokens:,} tokens)", style="dim")
+        if not len(self.units):
+            return head
+        m = self.matches
+        if m is None:
+            head.append(" · searching…", style="yellow")
+            return head
+        head.append(f" · {m.total:,} runs", style="bold")
+        head.append(f", best first{' · ↑↓' if len(m.matches) > 1 else ''}", style="dim")
+        lines: list = [head]
+        if not m.matches:
+            lines.append(Text("these units are never all on together elsewhere for that long",
+                              style=DIM, no_wrap=True, overflow="ellipsis"))
+            return Group(*lines)
+        rows = max(1, height - 1) if height < 1000 else 10
+        for i, match in enumerate(m.matches[self.match_offset:self.match_offset + rows]):
+            rank = self.match_offset + i + 1
+            lines.append(self._match_line(rank, match, width))
+        return Group(*lines)
+
+    def _match_line(self, rank: int, match, width: int) -> Text:
+        prefix = f"{rank:>2} {match.score:>+3d} len {match.length:<2} "
+        avail = max(10, width - len(prefix))
+        text, m0, m1 = match.snippet, match.mark_start, match.mark_end
+        inner = m1 - m0
+        left_room = max(0, (avail - inner) // 2)
+        a = max(0, m0 - left_room)
+        b = min(len(text), a + avail)
+        a = max(0, min(a, b - avail))
+        line = Text(no_wrap=True, overflow="crop")
+        line.append(prefix, style=DIM)
+        line.append(text[a:m0])
+        line.append(text[m0:m1], style=MARK_STYLE)
+        line.append(text[m1:b])
+        return line
