@@ -70,27 +70,54 @@ def _sub_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnn-tui")
     sub = p.add_subparsers(dest="command", required=True)
 
+    # Training flags default to None ("not given"): TrainConfig supplies the defaults named in
+    # the help, and --resume can tell a flag the user gave from one left alone.
     t = sub.add_parser("train", help="train a model headless, writing a run directory")
-    t.add_argument("corpus", help="bundled corpus (grammar, parity, agreement) or a UTF-8 text file")
-    t.add_argument("--level", default="char", help="char or word tokens (default char)")
-    t.add_argument("--cell", default="lstm", help="rnn, lstm or gru (default lstm)")
-    t.add_argument("--hidden", type=_positive_int, default=64)
-    t.add_argument("--embed", type=_positive_int, default=32)
-    t.add_argument("--layers", type=_positive_int, default=1)
-    t.add_argument("--nonlinearity", default="auto", help="tanh or relu (vanilla cell; auto: relu for --init identity)")
-    t.add_argument("--seq-len", type=_positive_int, default=64)
-    t.add_argument("--batch", type=_positive_int, default=32)
-    t.add_argument("--lr", type=_finite_float, default=3e-3)
-    t.add_argument("--optimizer", default="adam", help="adam, adamw or sgd")
-    t.add_argument("--clip", type=_finite_float, default=1.0, help="clip the global grad norm (0: off)")
-    t.add_argument("--init", default="default",
+    t.add_argument("corpus", nargs="?", default=None,
+                   help="bundled corpus (grammar, parity, agreement) or a UTF-8 text file "
+                   "(with --resume: the run's own unless given)")
+    t.add_argument("--level", default=None, help="char or word tokens (default char)")
+    t.add_argument("--cell", default=None, help="rnn, lstm or gru (default lstm)")
+    t.add_argument("--hidden", type=_positive_int, default=None, help="(default 64)")
+    t.add_argument("--embed", type=_positive_int, default=None, help="(default 32)")
+    t.add_argument("--layers", type=_positive_int, default=None, help="(default 1)")
+    t.add_argument("--nonlinearity", default=None, help="tanh or relu (vanilla cell; auto: relu for --init identity)")
+    t.add_argument("--seq-len", type=_positive_int, default=None, help="(default 64)")
+    t.add_argument("--batch", type=_positive_int, default=None,
+                   help="(default 32) with --ddp the global batch, split evenly over the processes")
+    t.add_argument("--lr", type=_finite_float, default=None, help="(default 3e-3)")
+    t.add_argument("--optimizer", default=None, help="adam, adamw or sgd (default adam)")
+    t.add_argument("--clip", type=_finite_float, default=None, help="clip the global grad norm (default 1.0; 0: off)")
+    t.add_argument("--init", default=None,
                    help="default, orthogonal, xavier, identity, spectral or echo")
     t.add_argument("--spectral-radius", type=_finite_float, default=None)
-    t.add_argument("--steps", type=_positive_int, default=1000)
-    t.add_argument("--eval-every", type=_positive_int, default=100)
-    t.add_argument("--seed", type=_nonneg_int, default=0)
-    t.add_argument("--device", default="auto")
+    t.add_argument("--steps", type=_positive_int, default=None,
+                   help="total steps (default 1000); with --resume a larger number extends the run")
+    t.add_argument("--eval-every", type=_positive_int, default=None, help="(default 100)")
+    t.add_argument("--seed", type=_nonneg_int, default=None, help="(default 0)")
+    t.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default auto)")
     t.add_argument("--out", default=None, help="run directory (default runs/<time>-<cell>)")
+    t.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue the run in RUN_DIR: its step count, optimizer state and loss curve, "
+                   "with its own settings (--steps, --eval-every, --log-every, --save-every, --device "
+                   "and --amp may change)")
+    t.add_argument("--save-every", type=_nonneg_int, default=None,
+                   help="write the latest checkpoint to the run directory every N steps (default 500; "
+                   "0: only at the end)")
+    t.add_argument("--log-every", type=_positive_int, default=None,
+                   help="read the loss back from the device and log it every N steps (default 1; "
+                   "on a GPU 10-100 saves a host sync per step)")
+    t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="bfloat16 autocast (CUDA; runs on the CPU too, usually slower there)")
+    t.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                   help="TensorBoard events in RUN_DIR/tb (default: when tensorboard is installed)")
+    t.add_argument("--ddp", action="store_true",
+                   help="data-parallel over the processes torchrun starts: "
+                   "torchrun --nproc_per_node=N -m rnn_tui train ... --ddp")
+    t.add_argument("--cache-dir", default=None,
+                   help="where text corpora's encodings are cached (default $RNN_TUI_CACHE_DIR, "
+                   "else ~/.cache/rnn-tui/corpus)")
+    t.add_argument("--no-cache", action="store_true", help="encode a text corpus afresh, without the cache")
 
     s = sub.add_parser("sample", help="sample text from a model")
     s.add_argument("model")
@@ -126,6 +153,10 @@ def _sub_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     b.add_argument("--json", action="store_true")
     b.add_argument("--no-tui", action="store_true", help="skip the TUI latency rows")
+    b.add_argument("--sizes", default=None, metavar="HxB[,HxB...]",
+                   help="training sizes, hidden x batch (default 256x32 on the CPU; with --device cuda "
+                   "256x64,256x256,1024x64,1024x256 and the probes at H=1024)")
+    b.add_argument("--no-encode", action="store_true", help="skip the corpus encoding rows")
     return p
 
 
@@ -140,28 +171,94 @@ def _warn(message: str | None) -> None:
         print(f"rnn-tui: note: {message}", file=sys.stderr)
 
 
+# `rnn-tui train` flags that set TrainConfig fields of the same name (None: not given).
+_TRAIN_FLAGS = ("level", "cell", "embed", "hidden", "layers", "nonlinearity", "init", "spectral_radius",
+                "seq_len", "batch", "lr", "optimizer", "clip", "steps", "eval_every", "seed", "device",
+                "save_every", "log_every", "amp")
+
+
+def _corpus_spec(spec: str) -> str:
+    """A text file as an absolute path, so --resume finds it from any directory."""
+    from .engine.corpus import BUNDLED_CORPORA
+
+    if spec.strip().lower() in BUNDLED_CORPORA:
+        return spec
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if path.is_file() else spec
+
+
 def cmd_train(args) -> int:
+    from .engine.errors import ConfigError
     from .engine.train import TrainConfig, Trainer
 
-    config = TrainConfig(
-        corpus=args.corpus, level=args.level, cell=args.cell, embed=args.embed, hidden=args.hidden,
-        layers=args.layers, nonlinearity=args.nonlinearity, init=args.init,
-        spectral_radius=args.spectral_radius, seq_len=args.seq_len, batch=args.batch, lr=args.lr,
-        optimizer=args.optimizer, clip=args.clip, steps=args.steps, eval_every=args.eval_every,
-        seed=args.seed, device=args.device,
-    )
-    out = Path(args.out) if args.out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.cell}"
-    trainer = Trainer(config, run_dir=out)
-    progress = _TrainProgress(config.steps, start=trainer.step)
-    trainer.on_metrics = progress.update
+    given = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
+    if args.corpus is not None:
+        given["corpus"] = _corpus_spec(args.corpus)
+    cache_dir = None
+    if not args.no_cache:
+        from .engine.corpus import default_cache_dir
+
+        cache_dir = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
+    dist = None
+    if args.ddp:
+        from .engine.distributed import init_distributed
+
+        dist = init_distributed(given.get("device", "auto"))
+    try:
+        if args.resume:
+            out = Path(args.resume)
+            if args.out and Path(args.out).resolve() != out.resolve():
+                raise ConfigError("--out and --resume name different run directories: a resumed run "
+                                  "goes on writing into its own (--resume RUN_DIR)")
+            trainer = Trainer.from_run(out, overrides=given, dist=dist, tensorboard=args.tensorboard,
+                                       cache_dir=cache_dir)
+        else:
+            if "corpus" not in given:
+                raise ConfigError("name the corpus to train on: grammar, parity, agreement or a text file "
+                                  "(or --resume RUN_DIR to continue a run)")
+            config = TrainConfig(**given)
+            out = Path(args.out) if args.out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.cell}"
+            if dist is not None:
+                out = Path(dist.broadcast_object(str(out)))  # every rank: rank 0's clock
+            if (out / "config.json").exists():
+                raise ConfigError(f"{out} already holds a run: continue it with --resume {out}, "
+                                  f"or give another --out")
+            trainer = Trainer(config, run_dir=out, dist=dist, tensorboard=args.tensorboard,
+                              cache_dir=cache_dir)
+        return _run_training(trainer, out, args.resume is not None)
+    finally:
+        if dist is not None:
+            from .engine.distributed import shutdown
+
+            shutdown()
+
+
+def _run_training(trainer, out: Path, resumed: bool) -> int:
+    config = trainer.config
+    main = trainer.is_main
+    if main:
+        for note in trainer.notes:
+            _warn(note)
+        if resumed:
+            _warn(f"resuming {out} at step {trainer.step} of {config.steps}" if trainer.step < config.steps
+                  else f"{out} is already at step {trainer.step} of {config.steps}: give a larger --steps "
+                       f"to train on")
+    progress = _TrainProgress(config.steps, start=trainer.step) if main else None
+    trainer.on_metrics = progress.update if progress is not None else None
     try:
         result = trainer.run()
     except KeyboardInterrupt:
-        progress.close()
+        if progress is not None:
+            progress.close()
         trainer.save(out)
-        print(f"interrupted at step {trainer.step}; checkpoint saved to {out}", file=sys.stderr)
+        if main:
+            print(f"interrupted at step {trainer.step}; checkpoint saved to {out} "
+                  f"(continue with: rnn-tui train --resume {out})", file=sys.stderr)
         return 130
-    progress.close()
+    if progress is not None:
+        progress.close()
+    if not main:
+        return 3 if result.diverged else 0
     if result.stopped_reason and result.diverged:
         print(f"rnn-tui: training stopped: {result.stopped_reason}", file=sys.stderr)
     summary = trainer.history[-1] if trainer.history else None
@@ -319,10 +416,19 @@ def _short(v):
 
 
 def cmd_bench(args) -> int:
-    from .engine.bench import format_table, run_bench
+    if args.device.strip().lower().startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            print(f"rnn-tui: error: bench --device cuda: CUDA is not available here ({why}; "
+                  f"torch {torch.__version__})", file=sys.stderr)
+            return EXIT_USER_ERROR
+    from .engine.bench import format_table, parse_sizes, run_bench
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    rows = run_bench(device=args.device, quick=args.quick, log=log)
+    rows = run_bench(device=args.device, quick=args.quick, sizes=parse_sizes(args.sizes),
+                     encode=not args.no_encode, log=log)
     if not args.no_tui:
         from .bench_tui import bench_tui
 

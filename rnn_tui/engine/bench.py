@@ -1,9 +1,13 @@
 """Benchmarks behind `rnn-tui bench`.
 
 1. Tokens/s of the engine's Trainer against a bare PyTorch loop of the same model, batch and
-   data, in the same process, interleaved round by round so drift hits both alike.
-2. Latency of each probe on a 200-token text at hidden size 512.
-3. (rnn_tui/bench_tui.py, added by the CLI) time to first paint and keypress-to-paint latency.
+   data, in the same process, interleaved round by round so drift hits both alike. On the CPU
+   at H=256, batch 32; with `--device cuda` (the "cuda" preset) at H = 256 and 1024 x batch
+   64 and 256; `sizes=[(hidden, batch), ...]` (`--sizes 256x64,1024x256`) picks others.
+2. Latency of each probe on a 200-token text at hidden size 512 (1024 in the cuda preset).
+3. Corpus encoding: MB/s of encoding a generated text file (toy-grammar sentences, 20 MB) and
+   writing the encoding cache, and of loading it back from the cache (memory-mapped).
+4. (rnn_tui/bench_tui.py, added by the CLI) time to first paint and keypress-to-paint latency.
 
 Every figure printed is measured here and now; nothing is a constant.
 """
@@ -12,7 +16,9 @@ from __future__ import annotations
 
 import platform
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -20,6 +26,7 @@ import torch.nn.functional as F
 
 from .corpus import BatchStream, Vocab, load_corpus
 from .device import describe_device, pick_device
+from .errors import ConfigError
 from .model import LoadedModel, ModelConfig, build_model
 from .train import TrainConfig, Trainer
 
@@ -147,13 +154,80 @@ def bench_probes(cells=("rnn", "lstm", "gru"), hidden: int = 512, repeat: int = 
     return rows
 
 
-def run_bench(device: str = "cpu", quick: bool = False,
-              log: Callable[[str], None] = print) -> list[dict]:
+def _text_file(path: Path, mb: float) -> int:
+    """Write about `mb` MB of toy-grammar sentences (no data files needed); returns the bytes."""
+    from .corpus import grammar_sentences
+
+    target = int(mb * 2**20)
+    chunk = (" ".join(grammar_sentences(20000, seed=1)) + " ").encode("utf-8")
+    with open(path, "wb") as fh:
+        written = 0
+        while written < target:
+            piece = chunk[: target - written]
+            fh.write(piece)
+            written += len(piece)
+    return target
+
+
+def bench_encode(mb: float = 20.0, levels=("char", "word"),
+                 log: Callable[[str], None] = print) -> list[dict]:
+    """Encode rate of a text file (read, tokenise, write the cache) and of a cache hit (mmap)."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rnn-tui-bench-") as tmp:
+        path = Path(tmp) / "corpus.txt"
+        nbytes = _text_file(path, mb)
+        for level in levels:
+            cache = Path(tmp) / f"cache-{level}"
+            log(f"bench: encode {nbytes / 2**20:.0f} MB at {level} level")
+            t0 = time.perf_counter()
+            corpus = load_corpus(str(path), level, cache_dir=cache)
+            miss = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            again = load_corpus(str(path), level, cache_dir=cache)
+            hit = time.perf_counter() - t0
+            n_tokens = len(corpus.train) + len(corpus.val)
+            assert len(again.train) == len(corpus.train)
+            del corpus, again
+            for what, seconds in (("encode + cache write", miss), ("cache hit (mmap)", hit)):
+                rows.append({"kind": "encode", "level": level, "what": what, "mb": nbytes / 2**20,
+                             "tokens": n_tokens, "s": seconds, "mb_s": nbytes / 2**20 / max(seconds, 1e-9)})
+    return rows
+
+
+# The `--device cuda` preset: (hidden, batch) pairs for training, the probes' hidden size.
+CUDA_SIZES = ((256, 64), (256, 256), (1024, 64), (1024, 256))
+CUDA_PROBE_HIDDEN = 1024
+CPU_SIZES = ((256, 32),)
+CPU_PROBE_HIDDEN = 512
+
+
+def parse_sizes(text: str | None) -> list[tuple[int, int]] | None:
+    """"256x64,1024x256" -> [(256, 64), (1024, 256)] (hidden x batch); None for None."""
+    if text is None:
+        return None
+    sizes = []
+    for part in text.replace(" ", "").split(","):
+        hidden, sep, batch = part.lower().partition("x")
+        if not sep or not hidden.isdigit() or not batch.isdigit() or int(hidden) < 1 or int(batch) < 1:
+            raise ConfigError(f"bad size {part!r} in --sizes: write HIDDENxBATCH, e.g. 256x64,1024x256")
+        sizes.append((int(hidden), int(batch)))
+    return sizes
+
+
+def run_bench(device: str = "cpu", quick: bool = False, sizes=None, probe_hidden: int | None = None,
+              encode: bool = True, log: Callable[[str], None] = print) -> list[dict]:
+    """All the engine rows. On CUDA the "cuda" preset sizes apply unless `sizes` is given."""
     dev = pick_device(device)
+    on_cuda = dev.type == "cuda"
     rows: list[dict] = [{"kind": "machine", "label": machine_label(dev)}]
     steps, rounds = (10, 1) if quick else (40, 3)
-    rows += bench_training(steps=steps, rounds=rounds, device=device, log=log)
-    rows += bench_probes(repeat=2 if quick else 5, device=device, log=log)
+    for hidden, batch in sizes or (CUDA_SIZES if on_cuda else CPU_SIZES):
+        rows += bench_training(hidden=hidden, batch=batch, steps=steps, rounds=rounds, device=device, log=log)
+    if probe_hidden is None:
+        probe_hidden = CUDA_PROBE_HIDDEN if on_cuda else CPU_PROBE_HIDDEN
+    rows += bench_probes(hidden=probe_hidden, repeat=2 if quick else 5, device=device, log=log)
+    if encode:
+        rows += bench_encode(mb=5.0 if quick else 20.0, levels=("char",) if quick else ("char", "word"), log=log)
     return rows
 
 
@@ -176,6 +250,13 @@ def format_table(rows: list[dict]) -> str:
                 f"{'probe':<17} {'cell':<5} {'H':>5} {'tokens':>6} {'ms':>9}"]
         for r in probes:
             out.append(f"{r['probe']:<17} {r['cell']:<5} {r['hidden']:>5} {r['tokens']:>6} {r['ms']:>9.1f}")
+    enc = [r for r in rows if r["kind"] == "encode"]
+    if enc:
+        out += ["", "Corpus encoding (a generated text file; the cache is memory-mapped on a hit)",
+                f"{'level':<5} {'what':<22} {'MB':>6} {'tokens':>12} {'s':>8} {'MB/s':>9}"]
+        for r in enc:
+            out.append(f"{r['level']:<5} {r['what']:<22} {r['mb']:>6.1f} {r['tokens']:>12,} {r['s']:>8.3f} "
+                       f"{r['mb_s']:>9,.1f}")
     tui = [r for r in rows if r["kind"] == "tui"]
     if tui:
         out += ["", "TUI latency", f"{'what':<44} {'ms':>9}"]

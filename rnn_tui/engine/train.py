@@ -655,10 +655,13 @@ class Trainer:
         start = self.step - len(values)  # steps done before the window
         bad = next((i for i, v in enumerate(values) if not _sane(*v)), None)
         n_good = len(values) if bad is None else bad
-        confirmed = [p for p in self._pending if p[0] < start + n_good]  # their next step was sane
+        # A snapshot is good when the loss computed from it was finite: every sane step's,
+        # and the bad step's too when only its gradient went wrong.
+        vouched = n_good + (bad is not None and values[bad][0] <= MAX_LOSS and math.isfinite(values[bad][0]))
+        confirmed = [p for p in self._pending if p[0] < start + vouched]
         if confirmed:
             self._good_step, self._good = confirmed[-1]
-        self._pending = [p for p in self._pending if p[0] >= start + n_good]
+        self._pending = [p for p in self._pending if p[0] >= start + vouched]
         self._window.clear()
         if bad is not None:
             self.step = start + bad  # the steps that were fine
