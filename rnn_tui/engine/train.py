@@ -918,22 +918,36 @@ class Trainer:
                                    resume_tensors=tensors, resume_info=info)
 
 
-def read_metrics(path, offset: int = 0) -> tuple[list[dict], int]:
-    """The records of metrics.jsonl from byte `offset` on, and the offset to read from next.
+@dataclass(frozen=True)
+class MetricsCursor:
+    """Where `read_metrics` stopped: which file (device, inode) and the byte offset in it."""
+
+    file_id: tuple[int, int] | None = None
+    offset: int = 0
+
+
+def read_metrics(path, cursor: MetricsCursor | None = None) -> tuple[list[dict], MetricsCursor, bool]:
+    """New records of a metrics.jsonl since `cursor`: (records, next cursor, restarted).
 
     Only whole lines (ending in a newline) are read, so a line being written is left for the
-    next call: a watcher can poll `records, offset = read_metrics(path, offset)`. A file that
-    got shorter than `offset` (rewritten by a resume) is read again from the start.
+    next call; a watcher polls `records, cursor, restarted = read_metrics(path, cursor)`.
+    `restarted` is True when the file is not the one the cursor was in (a resume rewrote it
+    without the lines past its checkpoint): the records then start from the top, and what
+    the caller had read before should be dropped.
     """
+    cursor = cursor or MetricsCursor()
     try:
         with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            if fh.tell() < offset:
+            st = os.fstat(fh.fileno())
+            file_id = (st.st_dev, st.st_ino)
+            offset = cursor.offset
+            restarted = cursor.file_id is not None and (file_id != cursor.file_id or st.st_size < offset)
+            if restarted or cursor.file_id is None:
                 offset = 0
             fh.seek(offset)
             data = fh.read()
     except FileNotFoundError:
-        return [], offset
+        return [], cursor, False
     end = data.rfind(b"\n") + 1
     records = []
     for line in data[:end].splitlines():
@@ -941,7 +955,7 @@ def read_metrics(path, offset: int = 0) -> tuple[list[dict], int]:
             records.append(json.loads(line))
         except ValueError:
             continue
-    return records, offset + end
+    return records, MetricsCursor(file_id, offset + end), restarted
 
 
 def _nonfinite_name(value: float) -> str:
