@@ -1,0 +1,234 @@
+"""Pilot tests for modes 5-8 (dynamics, compare, lab, inspector): real engine, tiny models."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from textual.worker import WorkerFailed
+
+import rnn_tui.screens.dynamics as dynamics
+from rnn_tui.app import RnnTuiApp
+from rnn_tui.screens.dynamics import DynamicsScreen, lyapunov_rate, regime, sparkline
+from rnn_tui.screens.inspector import InspectorScreen, span_of
+
+from conftest import make_tiny_lm
+
+SIZE = (80, 24)
+
+
+@pytest.fixture(autouse=True)
+def tiny_world(monkeypatch):
+    """Tiny bundled stand-ins and a short corpus for the inspector."""
+    cache = {}
+
+    def load(name):
+        if name not in cache:
+            cache[name] = make_tiny_lm(name, seed=1)
+        return cache[name]
+
+    monkeypatch.setattr(dynamics, "load_bundled", load)
+    monkeypatch.setattr(dynamics, "HORIZON_CONTEXTS", 16)
+    monkeypatch.setattr(InspectorScreen, "corpus_limit", 6000)
+
+
+async def settle(pilot, rounds: int = 2) -> None:
+    for _ in range(rounds):
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerFailed:
+            pass
+        await pilot.pause()
+
+
+async def wait_for(pilot, condition, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def notes(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+def make_app(lm=None) -> RnnTuiApp:
+    return RnnTuiApp(lm=lm if lm is not None else make_tiny_lm("lstm"), cursor_blink=False, device="cpu")
+
+
+# ------------------------------------------------------------------- pure helpers
+def test_helpers():
+    assert sparkline([1, 2, 3], 10) == "▁▅█"
+    assert sparkline([2, 2], 10) == "▄▄"
+    assert sparkline([], 5) == ""
+    assert regime(-0.1)[1] == "decay" and regime(0.1)[1] == "grow"
+    assert regime(0.0, np.array([1.0, 3.0, 3.0]))[0].startswith("grew")
+    assert regime(0.0, np.array([1.0, 1.0, 1.0]))[1] == "edge"
+    assert span_of(5, 3) == (3, 6)
+    assert span_of(1, 4) == (0, 2)
+
+
+def test_lyapunov_rate_of_a_contraction():
+    from rnn_tui.engine.model import set_spectral_radius
+    from rnn_tui.engine.probes import jacobian_map
+
+    lm = make_tiny_lm("rnn")
+    set_spectral_radius(lm.model, 0.3)
+    assert lyapunov_rate(jacobian_map(lm, "the cat was happy")) < -0.5
+
+
+def test_bindings_have_ids_and_tooltips():
+    for cls in (DynamicsScreen, InspectorScreen):
+        for binding in cls.BINDINGS:
+            assert binding.id and binding.tooltip, binding
+    keys = {b.key: b.id for b in RnnTuiApp.BINDINGS}
+    for key, mode in zip("5678", ("dynamics", "compare", "lab", "inspector")):
+        assert keys[key] == f"mode.{mode}"
+
+
+# ------------------------------------------------------------------- inspector
+async def test_inspector_span_threshold_matches_and_attribution():
+    from rnn_tui.engine.inspect import find_matches, select_units, trace_values
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("8")
+        screen = app.screen
+        assert isinstance(screen, InspectorScreen)
+        await wait_for(pilot, lambda: screen.matches is not None or (screen.states and not len(screen.units)),
+                       what="the first search")
+        await settle(pilot)
+        # The default span is the second word ("cat"), ending at the cursor.
+        assert span_of(screen.cursor, screen.span_len) == (4, 7)
+        values = trace_values(screen.trace, "hidden", 0)
+        assert screen.units.tolist() == select_units(values, (4, 7), 0.5).tolist()
+
+        # Lower the threshold until some units are on; the search agrees with the engine's.
+        for _ in range(12):
+            if len(screen.units) >= 1:
+                break
+            await pilot.press("minus")
+        await settle(pilot)
+        assert len(screen.units) >= 1
+        states = next(iter(screen.states.values()))
+        assert states.n_tokens == 6000
+        want = find_matches(states, screen.units, screen.threshold, screen.span_len, top=50, context=60)
+        assert screen.matches is not None
+        assert screen.matches.total == want.total
+        assert [m.start for m in screen.matches.matches] == [m.start for m in want.matches]
+
+        # Keys move and grow the span, and toggle "off around".
+        await pilot.press("right")
+        assert span_of(screen.cursor, screen.span_len) == (5, 8)
+        await pilot.press("shift+right")
+        assert span_of(screen.cursor, screen.span_len) == (5, 9)
+        await pilot.press("left_square_bracket")
+        assert span_of(screen.cursor, screen.span_len) == (5, 8)
+        await pilot.press("o")
+        assert screen.off_outside
+        thr = screen.threshold
+        await pilot.press("plus")
+        assert screen.threshold == pytest.approx(thr + 0.05)
+        await settle(pilot)
+        values = trace_values(screen.trace, "hidden", 0)
+        assert screen.units.tolist() == select_units(values, (5, 8), screen.threshold, True).tolist()
+
+        # Attribution for the prediction at the span's end; a toggles the method.
+        await wait_for(pilot, lambda: screen.attribution is not None and screen.attribution.position == 7,
+                       what="the attribution")
+        assert screen.attribution.method == "grad_x_input"
+        await pilot.press("a")
+        await wait_for(pilot, lambda: screen.attribution.method == "occlusion", what="occlusion")
+        assert np.isnan(screen.attribution.scores[8:]).all()
+
+        # v: the cell state, encoded once more for the corpus (and cached).
+        await pilot.press("v")
+        assert screen.value == "cell"
+        await settle(pilot)
+        await wait_for(pilot, lambda: screen._corpus_key() in screen.states, what="the cell encode")
+        assert len(screen.states) == 2
+        screen_text = str(screen.query_one("#in-info").content)
+        assert "cell" in screen_text and "occlusion" in screen_text
+        assert not [n for n in notes(app) if "Error" in n]
+
+
+async def test_inspector_follows_the_sentence_and_vanilla_has_no_value_key():
+    app = make_app(make_tiny_lm("rnn"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("8")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.trace is not None, what="the trace")
+        assert screen.check_action("cycle_value", ()) is None  # a vanilla RNN has only h
+        app.set_sentence("the dog was sad")
+        await wait_for(pilot, lambda: screen.trace is not None and len(screen.trace.tokens) == 15,
+                       what="the new sentence")
+        assert span_of(screen.cursor, screen.span_len) == (4, 7)  # "dog"
+        for _ in range(20):
+            await pilot.press("right")
+        assert screen.cursor == 14
+        await settle(pilot)
+        assert app.is_running
+
+
+# ------------------------------------------------------------------- dynamics
+async def test_dynamics_spectrum_recurrence_and_views():
+    from rnn_tui.engine.probes import spectrum
+
+    lm = make_tiny_lm("rnn")
+    app = make_app(lm)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        screen = app.screen
+        assert isinstance(screen, DynamicsScreen)
+        await wait_for(pilot, lambda: screen.spec is not None, what="the spectrum")
+        want = spectrum(lm)
+        assert screen.spec.own_radius == pytest.approx(want.radius["W_hh"])
+        assert screen.block == "W_hh"
+        assert "chosen" not in screen.spec.curves
+        # r: 0.5 decays; 1.5 with the linear map explodes.
+        await pilot.press("r")
+        await wait_for(pilot, lambda: "chosen" in screen.spec.curves, what="rho 0.5")
+        assert screen.spec.rates["chosen"] < -0.1
+        for _ in range(4):
+            await pilot.press("r")
+        await pilot.press("t")
+        await wait_for(pilot, lambda: screen.spec.key[1] == 1.5 and screen.spec.key[2] == "linear",
+                       what="rho 1.5 linear")
+        assert screen.spec.rates["chosen"] == pytest.approx(np.log(1.5), abs=0.1)
+        # v: the Lyapunov map and the memory horizon.
+        await pilot.press("v")
+        assert screen.view == "memory"
+        await wait_for(pilot, lambda: screen.lyap is not None and screen.horizon is not None,
+                       what="lyapunov and horizon", timeout=60)
+        assert screen.lyap.jacobian.norms.shape[0] == len(app.sentence)
+        assert set(screen.horizon.curves) == {"current", "rnn", "lstm", "gru"}
+        assert all(not isinstance(c, str) for c in screen.horizon.curves.values())
+        await pilot.press("m")
+        await wait_for(pilot, lambda: screen.lyap is not None and screen._lyap_key[1] == "rnn",
+                       what="the bundled rnn's map")
+        await settle(pilot)
+        assert not [n for n in notes(app) if "Error" in n]
+
+
+async def test_dynamics_samples_the_radius_while_training():
+    app = make_app(make_tiny_lm("gru"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        screen = app.screen
+        await settle(pilot)
+        assert screen.history == []
+        app.trainer = object()  # what the training screen sets while it trains
+        for step, seed in ((10, 2), (20, 3)):
+            lm = make_tiny_lm("gru", seed=seed)
+            lm.meta["metrics"] = {"step": step}
+            app.set_model(lm, announce=False)
+            await settle(pilot)
+        assert [s for s, _ in screen.history] == [10, 20]
+        assert all(r > 0 for _, r in screen.history)
+        app.trainer = None
