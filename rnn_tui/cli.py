@@ -225,12 +225,18 @@ def cmd_train(args) -> int:
                                   f"or give another --out")
             trainer = Trainer(config, run_dir=out, dist=dist, tensorboard=args.tensorboard,
                               cache_dir=cache_dir)
-        return _run_training(trainer, out, args.resume is not None)
-    finally:
+        code = _run_training(trainer, out, args.resume is not None)
+    except BaseException:
         if dist is not None:
             from .engine.distributed import shutdown
 
-            shutdown()
+            shutdown(clean=False)
+        raise
+    if dist is not None:
+        from .engine.distributed import shutdown
+
+        shutdown(clean=code in (0, 3))  # 130: interrupted, the others may be gone
+    return code
 
 
 def _run_training(trainer, out: Path, resumed: bool) -> int:

@@ -300,11 +300,13 @@ def test_amp_on_cpu_runs_bf16_autocast(small_grammar, tmp_path, capsys):
     plain.run()
     amp = Trainer(TrainConfig(steps=6, amp=True, **TINY_CFG), run_dir=tmp_path / "amp", corpus=small_grammar)
     assert any("--amp on the CPU" in n for n in amp.notes)
-    dtypes = []
+    dtypes, rnn_dtypes = [], []
     amp.model.head.register_forward_hook(lambda mod, inp, out: dtypes.append(out.dtype))
+    amp.model.rnn.register_forward_hook(lambda mod, inp, out: rnn_dtypes.append(out[0].dtype))
     result = amp.run()
     assert not result.diverged and all(math.isfinite(m.loss) for m in amp.history)
     assert torch.bfloat16 in dtypes  # the head ran under autocast
+    assert set(rnn_dtypes) == {torch.float32}  # the recurrence did not (see _recurrence_in_float32)
     assert all(p.dtype == torch.float32 for p in amp.model.parameters())  # weights stay float32
     assert amp.history[-1].loss != plain.history[-1].loss
     assert abs(amp.history[-1].loss - plain.history[-1].loss) < 0.1

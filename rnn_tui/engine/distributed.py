@@ -145,8 +145,16 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistCon
     return DistContext(rank=rank, world_size=world, local_rank=local_rank, backend=backend, device=dev)
 
 
-def shutdown() -> None:
+def shutdown(clean: bool = True) -> None:
+    """Leave the process group. `clean`: every rank got here normally, so wait for the others
+    first (a rank tearing its gloo/nccl connections down while rank 0 still writes the last
+    checkpoint can abort the job); after an error, leave at once rather than wait forever."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        if clean:
+            try:
+                dist.barrier()
+            except Exception:  # noqa: BLE001 - a peer already gone: nothing left to wait for
+                pass
         dist.destroy_process_group()

@@ -263,6 +263,8 @@ class Trainer:
         self._template = copy.deepcopy(model).to("cpu").eval()
         self.model = model.to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]  # echo-state freezes W_hh
+        if config.amp:
+            _recurrence_in_float32(self.model.rnn, self.device.type)
         self._net = self.model  # what the training step calls: the model, or its DDP wrapper
         self._rows = None  # under DDP: this rank's block of the global batch's rows
         if dist is not None:
@@ -476,8 +478,9 @@ class Trainer:
                 raise ConfigError("--amp uses bfloat16 autocast, which this GPU does not support natively "
                                   "(it needs compute capability 8.0 or newer, e.g. A100, H100): drop --amp")
         elif kind == "cpu":
-            self.notes.append("--amp on the CPU: bfloat16 autocast runs, but it is usually slower than "
-                              "float32 unless the CPU has bfloat16 units; --amp is meant for CUDA")
+            self.notes.append("--amp on the CPU: bfloat16 autocast runs (the output layer and the loss; "
+                              "the recurrence stays float32) but rarely speeds anything up there; "
+                              "--amp is meant for CUDA")
         else:
             try:
                 with torch.autocast(device_type=kind, dtype=torch.bfloat16):
@@ -956,6 +959,28 @@ def read_metrics(path, cursor: MetricsCursor | None = None) -> tuple[list[dict],
         except ValueError:
             continue
     return records, MetricsCursor(file_id, offset + end), restarted
+
+
+def _recurrence_in_float32(rnn: torch.nn.Module, device_type: str) -> None:
+    """Run the fused recurrent module outside autocast, in float32.
+
+    Under CUDA autocast torch casts cuDNN RNNs to float16 whatever the autocast dtype (its
+    `_cudnn_rnn` autocast wrapper hard-codes half precision), and float16 gradients without a
+    GradScaler underflow through time. So --amp autocasts the output layer (the big matmul
+    for a word vocabulary) and the loss to bfloat16, and leaves the recurrence in float32
+    (TF32 tensor cores on Ampere and newer). Done here, on the training model only (the
+    snapshot template and saved checkpoints are untouched), on every device alike so the
+    CPU tests run the path a GPU takes.
+    """
+    forward = rnn.forward
+
+    def forward_fp32(input, hx=None):
+        with torch.autocast(device_type=device_type, enabled=False):
+            if hx is not None:
+                hx = tuple(h.float() for h in hx) if isinstance(hx, tuple) else hx.float()
+            return forward(input.float(), hx)
+
+    rnn.forward = forward_fp32
 
 
 def _nonfinite_name(value: float) -> str:
