@@ -125,7 +125,9 @@ class Chart(PlotextPlot):
 
     def render(self):
         try:
-            self.plt.clear_data()
+            # A full reset: titles, labels, ticks and limits of the last drawing go too (the
+            # widget applies its size and theme again on render).
+            self.plt.clf()
             if self._draw is not None and self.size.width > 4 and self.size.height > 3:
                 self._draw(self.plt, self.size.width, self.size.height)
             return super().render()
