@@ -31,6 +31,8 @@ class RnnCommands(Provider):
                "Edit the sentence the stepper reads")
         for mode, (key, title) in _modes():
             yield (f"Go to {title}", partial(app.switch_mode, mode), f"Screen {key}")
+        for name, explanation in _experiments():
+            yield (f"Run experiment: {name}", partial(run_experiment, app, name), explanation)
         yield ("Toggle dark mode", app.action_toggle_dark, "Switch between the dark and light theme")
         yield ("Help", app.action_help, "Every key binding and what each panel shows")
         yield ("Quit", app.action_quit, "Leave rnn-tui")
@@ -45,6 +47,38 @@ class RnnCommands(Provider):
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, help=help_text)
+
+
+def run_experiment(app, name: str) -> None:
+    """Go to the Lab and run one experiment there."""
+    if "lab" not in getattr(app, "MODES", {}):
+        return
+    app.switch_mode("lab")
+
+    def start() -> None:
+        stack = app._screen_stacks.get("lab") or []
+        screen = stack[0] if stack else None
+        run = getattr(screen, "run_named", None)
+        if callable(run):
+            run(name)
+
+    app.call_after_refresh(start)
+
+
+def _experiments():
+    """(name, first line of its explanation) of every experiment, once the engine is loaded
+    (the registry imports torch, which the first frame must not wait for)."""
+    import sys
+
+    module = sys.modules.get("rnn_tui.engine.experiments")
+    if module is None:
+        if "torch" not in sys.modules:
+            return []
+        try:
+            from .engine import experiments as module
+        except Exception:
+            return []
+    return [(name, exp.explanation[0]) for name, exp in module.EXPERIMENTS.items()]
 
 
 def _modes():

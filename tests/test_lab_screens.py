@@ -232,3 +232,120 @@ async def test_dynamics_samples_the_radius_while_training():
         assert [s for s, _ in screen.history] == [10, 20]
         assert all(r > 0 for _, r in screen.history)
         app.trainer = None
+
+
+# ------------------------------------------------------------------- lab
+LAB_TINY = {
+    "spectral": dict(steps=20, hidden=16),
+    "temperature": dict(length=40),
+    "clipping": dict(steps=5000, hidden=16, embed=8, seq_len=16, batch=4),
+}
+
+
+@pytest.fixture
+def tiny_lab(monkeypatch):
+    from rnn_tui.screens.lab import LabScreen
+
+    monkeypatch.setattr(LabScreen, "overrides", LAB_TINY)
+    monkeypatch.setattr("rnn_tui.screens.compare.load_bundled",
+                        lambda name: make_tiny_lm(name, seed=1, level="word"))
+
+
+async def test_lab_runs_an_experiment_cycles_views_and_stops(tiny_lab):
+    from rnn_tui.engine.experiments import EXPERIMENTS
+    from rnn_tui.screens.lab import LabScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("7")
+        screen = app.screen
+        assert isinstance(screen, LabScreen)
+        await pilot.pause()
+        assert screen.names == tuple(EXPERIMENTS)
+        explain = str(screen.query_one("#lab-explain").content)
+        assert EXPERIMENTS["parity"].explanation[0] in explain.replace("\n", " ")
+        # Go to "spectral" with the keyboard and run it.
+        for _ in range(screen.names.index("spectral")):
+            await pilot.press("down")
+        assert screen.selected == "spectral"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "spectral" in app.lab_results, what="the spectral result")
+        await settle(pilot)
+        result = app.lab_results["spectral"]
+        assert result.norm_tanh.shape == (5, 21) and not result.stopped
+        assert screen._view("spectral") == "tanh"
+        await pilot.press("v")
+        assert screen._view("spectral") == "linear"
+        # Temperature: a text view with the samples side by side.
+        screen.select("temperature")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: "temperature" in app.lab_results, what="temperature")
+        await settle(pilot)
+        assert screen.query_one("#lab-text").display and not screen.query_one("#lab-chart").display
+        # A long run stopped with escape keeps its partial result.
+        screen.select("clipping")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.progress[0] > 0.01, what="progress")
+        assert screen.running == "clipping"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.running is None, what="the stop", timeout=30)
+        assert app.lab_results["clipping"].stopped
+        assert not [n for n in notes(app) if "Error" in n]
+
+
+async def test_palette_offers_the_screens_and_the_experiments(tiny_lab):
+    from rnn_tui.commands import RnnCommands
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        names = [name for name, _, _ in RnnCommands(app.screen)._commands()]
+        for wanted in ("Go to Dynamics", "Go to Compare", "Go to Lab", "Go to Inspector",
+                       "Run experiment: parity", "Run experiment: memory-horizon"):
+            assert wanted in names, wanted
+        from rnn_tui.commands import run_experiment
+
+        run_experiment(app, "spectral")
+        await wait_for(pilot, lambda: "spectral" in getattr(app, "lab_results", {}), what="palette run")
+        assert app.current_mode == "lab"
+
+
+# ------------------------------------------------------------------- compare
+COMPARE_TINY = dict(steps=25, hidden=16, embed=8, seq_len=16, batch=8, distractors=(0, 3, 6), pairs=4)
+
+
+async def test_compare_trains_three_cells_and_steps_the_distractor(tiny_lab, monkeypatch):
+    from rnn_tui.engine.experiments import recurrent_parameters
+    from rnn_tui.screens.compare import CompareScreen
+
+    monkeypatch.setattr(CompareScreen, "overrides", COMPARE_TINY)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("6")
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        await settle(pilot)
+        table = screen.params["table"]
+        assert table["lstm"][16] == recurrent_parameters("lstm", 16, 16) == 4 * table["rnn"][16]
+        assert screen.item is not None and screen.item.distractor_words == 4
+        await pilot.press("t")
+        await wait_for(pilot, lambda: set(screen.models) == {"rnn", "lstm", "gru"} and not screen.training,
+                       what="three trained models", timeout=60)
+        await settle(pilot)
+        assert all(0.0 <= screen.p_right[c] <= 1.0 for c in ("rnn", "lstm", "gru"))
+        assert list(screen.curves["rnn"].distractors) == [0, 3, 6]
+        await pilot.press("right")
+        await settle(pilot)
+        assert screen.item.distractor_words == 5
+        for _ in range(8):
+            await pilot.press("minus")
+        await settle(pilot)
+        assert screen.distractor == 0 and screen.item.distractor_words == 0
+        await pilot.press("p")
+        await settle(pilot)
+        assert not screen.item.plural
+        await pilot.press("b")
+        await wait_for(pilot, lambda: screen.source.startswith("bundled"), what="bundled models")
+        assert not [n for n in notes(app) if "Error" in n]

@@ -155,6 +155,7 @@ def draw_result(plt, name: str, view: str, r, width: int, height: int) -> None:
             acc = np.nan_to_num(np.asarray(r.accuracy_by_position, dtype=float))
             plt.bar(list(range(1, len(acc) + 1)), acc.tolist(), color=PALETTE[2])
             plt.ylim(0, 1.05)
+            plt.yticks([0.0, 0.5, 1.0], ["0", "0.5", "1"])
             plt.xlabel("bit index")
     elif name == "init-schemes":
         colours = [PALETTE[i % len(PALETTE)] for i in range(len(r.schemes))]
@@ -197,6 +198,7 @@ def draw_result(plt, name: str, view: str, r, width: int, height: int) -> None:
             for i in range(len(r.seq_lens)):
                 _line(plt, r.distractors, r.accuracy[i], colours[i], labels[i])
             plt.ylim(0, 1.05)
+            plt.yticks([0.0, 0.5, 1.0], ["0", "0.5", "1"])
             plt.horizontal_line(0.5, color=(110, 110, 110))
             plt.xlabel("distractor words")
         else:
@@ -229,6 +231,7 @@ def draw_result(plt, name: str, view: str, r, width: int, height: int) -> None:
             for i, c in enumerate(r.cells):
                 _line(plt, r.distractors, r.accuracy[i], colours[i], c)
             plt.ylim(0, 1.05)
+            plt.yticks([0.0, 0.5, 1.0], ["0", "0.5", "1"])
             plt.horizontal_line(0.5, color=(110, 110, 110))
             plt.xlabel("distractor words")
         elif view == "p(right verb)":
@@ -236,6 +239,7 @@ def draw_result(plt, name: str, view: str, r, width: int, height: int) -> None:
             for i, c in enumerate(r.cells):
                 _line(plt, r.distractors, r.p_correct[i], colours[i], c)
             plt.ylim(0, 1.05)
+            plt.yticks([0.0, 0.5, 1.0], ["0", "0.5", "1"])
             plt.horizontal_line(0.5, color=(110, 110, 110))
             plt.xlabel("distractor words")
         else:
