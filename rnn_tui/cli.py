@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-SUBCOMMANDS = ("train", "sample", "trace", "grads", "jacobian", "info", "bench")
+SUBCOMMANDS = ("train", "sample", "trace", "grads", "jacobian", "info", "bench", "experiment")
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 1
@@ -157,6 +157,16 @@ def _sub_parser() -> argparse.ArgumentParser:
                    help="training sizes, hidden x batch (default 256x32 on the CPU; with --device cuda "
                    "256x64,256x256,1024x64,1024x256 and the probes at H=1024)")
     b.add_argument("--no-encode", action="store_true", help="skip the corpus encoding rows")
+
+    e = sub.add_parser("experiment", help="run a named experiment headless (--list names them)")
+    e.add_argument("name", nargs="?", default=None, help="parity, init-schemes, clipping, tbptt, zog, "
+                   "temperature, agreement, memory-horizon or spectral")
+    e.add_argument("--list", action="store_true", help="name every experiment with its explanation")
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.add_argument("--quick", action="store_true", help="smaller settings (a smoke run)")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting; VALUE is JSON (steps=200, cells='[\"rnn\",\"lstm\"]') "
+                   "or plain text (model=gru)")
     return p
 
 
@@ -446,8 +456,69 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _setting(text: str) -> tuple[str, object]:
+    from .engine.errors import ConfigError
+
+    key, sep, raw = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key:
+        raise ConfigError(f"--set takes KEY=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw  # plain text, e.g. model=lstm
+    return key, value
+
+
+class _ExperimentProgress:
+    """One line on stderr, redrawn on a terminal; every 10% otherwise (logs, CI)."""
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+        self.next_report = 0.0
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.tty:
+            sys.stderr.write(f"\r\x1b[K{fraction:4.0%} {message}"[:200])
+            sys.stderr.flush()
+        elif fraction >= self.next_report:
+            print(f"{fraction:4.0%} {message}", file=sys.stderr, flush=True)
+            self.next_report = math.floor(fraction * 10 + 1) / 10
+
+    def close(self) -> None:
+        if self.tty:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def cmd_experiment(args) -> int:
+    from .engine.errors import ConfigError
+    from .engine.experiments import EXPERIMENTS, get_experiment
+
+    if args.list:
+        width = max(len(n) for n in EXPERIMENTS)
+        for name, exp in EXPERIMENTS.items():
+            print(f"{name:<{width}}  {exp.explanation[0]}")
+            print(f"{'':<{width}}  {exp.explanation[1]}")
+        return 0
+    if not args.name:
+        raise ConfigError(f"name an experiment ({', '.join(EXPERIMENTS)}) or use --list")
+    exp = get_experiment(args.name)
+    settings = exp.settings(dict(_setting(t) for t in args.set), quick=args.quick)
+    progress = _ExperimentProgress()
+    try:
+        result = exp.run(settings, progress=progress)
+    finally:
+        progress.close()
+    if args.json:
+        _dump(result.to_json())
+    else:
+        print(result.summary())
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "trace": cmd_trace, "grads": cmd_grads,
-            "jacobian": cmd_jacobian, "info": cmd_info, "bench": cmd_bench}
+            "jacobian": cmd_jacobian, "info": cmd_info, "bench": cmd_bench, "experiment": cmd_experiment}
 
 
 def cmd_tui(args) -> int:

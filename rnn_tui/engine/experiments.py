@@ -202,6 +202,13 @@ class ExperimentResult(_Result):
         return data
 
 
+def _nanmean(x) -> float:
+    """Mean of the measured values; NaN (without a warning) when nothing was measured."""
+    x = np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(x)
+    return float(x[ok].mean()) if ok.any() else float("nan")
+
+
 def _fmt(x: float, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "-"
@@ -622,6 +629,10 @@ class InitResult(ExperimentResult):
             keep = int(np.nanargmax(self.ratio_init))
             out.append(f"at initialisation the gradient reaching the first token is largest for "
                        f"{self.schemes[keep]} ({self.ratio_init[keep]:.2g} of the last token's)")
+        moved = [(n, r[np.isfinite(r)]) for n, r in zip(self.schemes, self.radius)]
+        moved = [f"{n} {r[0]:.2f}->{r[-1]:.2f}" for n, r in moved if len(r) > 1]
+        if moved:
+            out.append("spectral radius of W_hh while training: " + ", ".join(moved))
         return out
 
 
@@ -694,7 +705,7 @@ class ClippingSettings:
     hidden: int = 64
     embed: int = 32
     optimizer: str = "sgd"
-    lr: float = 5.0  # large on purpose: plain SGD on a vanilla RNN
+    lr: float = 6.0  # large on purpose: unclipped, it blows up for seeds 0-2 (5.0 only for seed 0)
     clip: float = 1.0
     steps: int = 300
     seq_len: int = 64
@@ -724,6 +735,8 @@ class ClippingResult(ExperimentResult):
     grad_norm: np.ndarray  # [2, S]: before clipping
     clipped_fraction: np.ndarray  # [2]: steps whose norm was above the clip
     max_grad_norm: np.ndarray  # [2]
+    max_grad_step: np.ndarray  # int [2]: the step where the gradient norm peaked
+    peak_loss: np.ndarray  # [2]: highest training loss after it
     spikes: np.ndarray  # int [2]
     final_loss: np.ndarray  # [2]: mean training loss of the last 20 steps
     val_loss: np.ndarray  # [2]
@@ -742,7 +755,13 @@ class ClippingResult(ExperimentResult):
         return rows
 
     def findings(self) -> list[str]:
-        out = [f"a uniform guess costs {self.uniform_loss:.2f} nats"]
+        out = []
+        for i, name in enumerate(self.runs):
+            if not math.isfinite(self.final_loss[i]):
+                continue
+            out.append(f"{name}: gradient norm peaked at {self.max_grad_norm[i]:.3g} (step {int(self.max_grad_step[i])}), "
+                       f"loss peaked at {self.peak_loss[i]:.3g} and ended at {self.final_loss[i]:.3f} nats "
+                       f"(a uniform guess: {self.uniform_loss:.2f})")
         if len(self.runs) == 2 and np.isfinite(self.final_loss).all():
             if self.blew_up[0] and not self.blew_up[1]:
                 out.append("without clipping the run blew up; clipping kept it learning")
@@ -756,6 +775,7 @@ def run_clipping(s: ClippingSettings, ctx: _Ctx) -> dict:
     uniform = math.log(len(corpus.vocab))
     runs = ("no clipping", f"clip at {s.clip:g}")
     L, G, cf, mx, sp, fin, val, div, blew, why = [], [], [], [], [], [], [], [], [], []
+    mstep, peak = [], []
     for i, clip in enumerate((None, s.clip)):
         if ctx.stopped:
             break
@@ -768,6 +788,9 @@ def run_clipping(s: ClippingSettings, ctx: _Ctx) -> dict:
         G.append(g)
         cf.append(float((g > s.clip).mean()) if len(g) else float("nan"))
         mx.append(float(np.nanmax(g)) if len(g) else float("nan"))
+        at = int(np.nanargmax(g)) if len(g) else 0
+        mstep.append(at + 1)
+        peak.append(float(np.nanmax(loss[at:])) if len(loss) else float("nan"))
         sp.append(count_spikes(g, s.spike_factor))
         fin.append(float(np.mean(loss[-20:])) if len(loss) else float("nan"))
         val.append(_final_loss(tr))
@@ -779,7 +802,8 @@ def run_clipping(s: ClippingSettings, ctx: _Ctx) -> dict:
     pad = lambda xs, fill=np.nan: np.asarray(xs + [fill] * (2 - n))  # noqa: E731
     return dict(runs=runs, steps=np.arange(1, s.steps + 1), loss=_pad(L + [np.zeros(0)] * (2 - n), s.steps),
                 grad_norm=_pad(G + [np.zeros(0)] * (2 - n), s.steps), clipped_fraction=pad(cf),
-                max_grad_norm=pad(mx), spikes=np.asarray(sp + [0] * (2 - n), dtype=np.int64),
+                max_grad_norm=pad(mx), max_grad_step=np.asarray(mstep + [0] * (2 - n), dtype=np.int64),
+                peak_loss=pad(peak), spikes=np.asarray(sp + [0] * (2 - n), dtype=np.int64),
                 final_loss=pad(fin), val_loss=pad(val), diverged=np.asarray(div + [False] * (2 - n)),
                 blew_up=np.asarray(blew + [False] * (2 - n)), uniform_loss=uniform,
                 stop_reason=tuple(why + [""] * (2 - n)))
@@ -827,8 +851,9 @@ class TbpttResult(ExperimentResult):
 
     def findings(self) -> list[str]:
         unit = "words" if self.level == "word" else "characters"
-        return [f"seq_len {int(L)}: solved up to {int(n)} distractor words (gradients flow back "
-                f"at most {int(L)} {unit})" for L, n in zip(self.seq_lens, self.longest_solved)]
+        return [f"seq_len {int(L)} (gradients flow back at most {int(L)} {unit}): accuracy >= "
+                f"{self.settings.get('solved_at', 0.9):g} up to {int(n)} distractor words"
+                for L, n in zip(self.seq_lens, self.longest_solved)]
 
 
 def run_tbptt(s: TbpttSettings, ctx: _Ctx) -> dict:
@@ -1075,8 +1100,14 @@ class TemperatureResult(ExperimentResult):
         return rows
 
     def findings(self) -> list[str]:
-        return [f"model: {self.model_label}",
-                "low T repeats the likeliest words, high T invents words and breaks the grammar"]
+        out = [f"model: {self.model_label}"]
+        labels = {"distinct": "distinct-word ratio", "in_lexicon": "words in the lexicon",
+                  "grammatical": "grammatical sentences"}
+        for key, label in labels.items():
+            v = self.stats[key]
+            if np.isfinite(v).any():
+                out.append(f"{label}: " + ", ".join(f"{_fmt(x, 2)} at T={t:g}" for t, x in zip(self.temperatures, v)))
+        return out
 
 
 def run_temperature(s: TemperatureSettings, ctx: _Ctx) -> dict:
@@ -1153,8 +1184,9 @@ class AgreementResult(ExperimentResult):
         out = []
         if far.any():
             for i, c in enumerate(self.cells):
-                out.append(f"{c}: mean accuracy {np.nanmean(self.accuracy[i, far]):.2f} at distractor length >= 15 "
-                           f"(p(right verb) {np.nanmean(self.p_correct[i, far]):.2f})")
+                if np.isfinite(self.accuracy[i, far]).any():
+                    out.append(f"{c}: mean accuracy {_nanmean(self.accuracy[i, far]):.2f} at distractor length "
+                               f">= 15 (p(right verb) {_nanmean(self.p_correct[i, far]):.2f})")
         return out
 
 
@@ -1237,6 +1269,10 @@ class MemoryResult(ExperimentResult):
         rnn.sort()
         for (h1, n1), (h2, n2) in zip(rnn, rnn[1:]):
             out.append(f"vanilla RNN H={h1} -> H={h2}: horizon {n1} -> {n2} ({n2 - n1:+d} tokens)")
+        base = {int(h): int(n) for c, h, n in zip(self.cells, self.hidden, self.horizon) if c == "rnn"}
+        for c, h, n in zip(self.cells, self.hidden, self.horizon):
+            if c != "rnn" and int(h) in base:
+                out.append(f"{c} H={int(h)}: horizon {int(n)} vs {base[int(h)]} for the vanilla RNN of that size")
         return out
 
 
@@ -1307,9 +1343,21 @@ class SpectralResult(ExperimentResult):
     def findings(self) -> list[str]:
         out = []
         for i, r in enumerate(self.radii):
-            h0, h = self.norm_tanh[i, 0], self.norm_tanh[i, -1]
-            kind = "decays" if h < 0.1 * h0 else ("grows" if h > h0 * 1.5 else "holds")
-            out.append(f"rho={r:g}: with tanh the free state {kind} (|h| {h0:.2f} -> {h:.3g})")
+            h0, h, lin = self.norm_tanh[i, 0], self.norm_tanh[i, -1], self.norm_linear[i, -1]
+            if not (math.isfinite(h) and math.isfinite(h0)):
+                continue
+            if h < 0.01 * h0:
+                kind = f"decays to {h:.1e}"
+            elif h < h0:
+                kind = f"fades slowly to {h:.2f}"
+            else:
+                kind = f"grows until tanh saturates, |h| = {h:.2f}"
+            out.append(f"rho={r:g}: free tanh state {kind}; linear map |h| -> {lin:.2e} "
+                       f"({self.rate_linear[i]:+.3f}/step, ln rho = {math.log(r):+.3f})")
+        g = self.grad_ratio
+        if np.isfinite(g).all() and len(g) > 1:
+            out.append(f"gradient reaching the first token: {g[0]:.1e} of the last one's at rho={self.radii[0]:g}, "
+                       f"{g[-1]:.1e} at rho={self.radii[-1]:g}")
         return out
 
 
