@@ -101,6 +101,7 @@ class ModelReady(Message):
     corpus: Any = None  # engine Corpus, when --corpus was given
     boot: bool = False
     note: str | None = None
+    quiet: bool = False  # no "model: …" notification (a watched run's newest checkpoint)
 
 
 class RnnTuiApp(App):
@@ -159,6 +160,8 @@ class RnnTuiApp(App):
         cursor_blink: bool = True,
         watch_css: bool = False,
         start_engine: bool = True,
+        watch: list[str] | None = None,
+        mode: str | None = None,
     ) -> None:
         """``lm`` installs an already-built model (tests); otherwise ``model`` (a run
         directory or bundled name, default "lstm") is loaded in the boot worker.
@@ -179,6 +182,11 @@ class RnnTuiApp(App):
         self.cursor_blink = cursor_blink
         self._preloaded = lm
         self._autostart = start_engine
+        # Run directories another process trains (`rnn-tui watch`): followed by rnn_tui.watch.
+        self.watch_dirs: list[str] = [str(d) for d in (watch or [])]
+        self.watcher = None
+        if mode in self.MODES:  # the first screen (`rnn-tui watch` opens on the training one)
+            self._current_mode = mode
 
     # ------------------------------------------------------------------- startup
     def on_mount(self) -> None:
@@ -247,7 +255,7 @@ class RnnTuiApp(App):
         if message.corpus is not None:
             self.corpus = message.corpus
         if message.lm is not None:
-            self.set_model(message.lm, announce=not message.boot)
+            self.set_model(message.lm, announce=not (message.boot or message.quiet))
         if message.note:
             self.notify(message.note, markup=False)
         if message.boot:
@@ -264,6 +272,12 @@ class RnnTuiApp(App):
                 self.sub_title = f"no model — ctrl+p to load one — {self.device_label}"
             else:
                 self.sub_title = "the engine failed to load"
+
+    def watch_engine_ready(self, ready: bool) -> None:
+        if ready and self.watch_dirs:
+            from .watch import start_watcher
+
+            start_watcher(self)
 
     # --------------------------------------------------------------- app state
     def set_model(self, lm: "LoadedModel", announce: bool = True) -> None:
@@ -364,9 +378,11 @@ def fresh_model(corpus, cell: str, device) -> "LoadedModel":
 
 
 def run_app(model: str | None = None, corpus: str | None = None, device: str = "auto",
-            sentence: str | None = None) -> None:
-    """Entry point used by the `rnn-tui` command."""
-    RnnTuiApp(model=model, corpus=corpus, device=device, sentence=sentence).run()
+            sentence: str | None = None, watch: list[str] | None = None,
+            mode: str | None = None) -> None:
+    """Entry point used by the `rnn-tui` command (``watch``: run directories to follow)."""
+    RnnTuiApp(model=model, corpus=corpus, device=device, sentence=sentence, watch=watch,
+              mode=mode).run()
 
 
 def _main(argv: list[str] | None = None) -> None:
