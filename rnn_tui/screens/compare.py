@@ -456,6 +456,10 @@ class CompareScreen(Screen):
             hi = max(hi, int(d.max()) if len(d) else 0)
         plt.ylim(0, 1.05)
         plt.yticks([0.0, 0.5, 1.0], ["0", "0.5", "1"])
+        if hi > 0:
+            step = max(1, int(math.ceil(hi / max(2, (width - 8) // 8))))
+            ticks = list(range(0, hi + 1, step))
+            plt.xticks(ticks, [str(x) for x in ticks])
         plt.horizontal_line(0.5, color=(110, 110, 110))
         if 0 <= self.distractor <= max(hi, 1):
             plt.vertical_line(self.distractor, color=(255, 215, 95))

@@ -536,7 +536,7 @@ class DynamicsScreen(Screen):
         t.append(f"ρ({block}) ", style="dim")
         t.append(f"{rho:.3f}", style="bold")
         t.append(f" · {n_out}/{len(spec.eigenvalues[block])} with |λ|>1", style="dim")
-        if len(spec.eigenvalues) > 1:
+        if len(spec.eigenvalues) > 1 and width >= 50:
             t.append(" · b: block", style="dim")
         lines: list = [t]
         h = Text(no_wrap=True, overflow="ellipsis")

@@ -149,7 +149,7 @@ class InspectorScreen(Screen):
                 key_display="]", tooltip="Grow the span by one token (shift+→ or ])"),
         Binding("shift+left,left_square_bracket", "grow(-1)", "Shrink", id="inspector.shrink",
                 key_display="[", show=False, tooltip="Shrink the span by one token (shift+← or [)"),
-        Binding("plus,equals_sign", "threshold(1)", "Threshold", id="inspector.thr_up", key_display="+",
+        Binding("plus,equals_sign", "threshold(1)", "Thr", id="inspector.thr_up", key_display="+",
                 tooltip="Raise the threshold a unit must stay above"),
         Binding("minus", "threshold(-1)", "Thr-", id="inspector.thr_down", key_display="-", show=False,
                 tooltip="Lower the threshold a unit must stay above"),
@@ -161,7 +161,7 @@ class InspectorScreen(Screen):
                 tooltip="Inspect the next layer (stacked models)"),
         Binding("a", "toggle_method", "Attrib", id="inspector.method",
                 tooltip="Attribution by gradient × input or by occlusion"),
-        Binding("e", "edit", "Edit", id="inspector.edit", tooltip="Type another sentence"),
+        Binding("e", "edit", "Edit", id="inspector.edit", show=False, tooltip="Type another sentence"),
         Binding("up,k", "scroll(-1)", "Scroll", id="inspector.up", show=False,
                 tooltip="Scroll the matches up"),
         Binding("down,j", "scroll(1)", "Scroll", id="inspector.down", show=False,
@@ -672,8 +672,8 @@ class InspectorScreen(Screen):
         units = self.units
         title = Text(no_wrap=True, overflow="ellipsis")
         if not len(units):
-            title.append(f"no unit stays ≥ {self.threshold:+.2f} across the span", style="bold")
-            title.append(": lower the threshold (-) or shorten the span ([)", style="dim")
+            title.append(f"no unit stays ≥ {self.threshold:+.2f} over the span", style="bold")
+            title.append(": - lowers the threshold, [ shortens the span", style="dim")
             return title
         max_rows = 8 if height >= 1000 else max(1, height - 2)
         shown = units[:max_rows]

@@ -1,0 +1,139 @@
+"""Snapshots of modes 5-8 (dynamics, compare, lab, inspector) at 80x24 and 120x40.
+
+Real engine, tiny seeded models, one torch thread: the pictures are deterministic. Nothing
+time-dependent is on screen (the Lab's result is shown with its run time set to 0). Regenerate
+with `pytest tests/test_snapshots_lab.py --snapshot-update` after a deliberate change and look
+at the report before committing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+from textual.worker import WorkerFailed
+
+import rnn_tui.screens.compare as compare
+import rnn_tui.screens.dynamics as dynamics
+from rnn_tui.app import RnnTuiApp
+from rnn_tui.screens.compare import CompareScreen
+from rnn_tui.screens.inspector import InspectorScreen
+from rnn_tui.screens.lab import LabScreen
+
+from conftest import make_tiny_lm
+
+SIZES = [(80, 24), (120, 40)]
+IDS = lambda s: f"{s[0]}x{s[1]}"  # noqa: E731
+
+
+@pytest.fixture(autouse=True)
+def tiny_world(monkeypatch):
+    cache = {}
+
+    def load(name):
+        if name not in cache:
+            cache[name] = make_tiny_lm(name, seed=1)
+        return cache[name]
+
+    monkeypatch.setattr(dynamics, "load_bundled", load)
+    monkeypatch.setattr(compare, "load_bundled", load)
+    monkeypatch.setattr(dynamics, "HORIZON_CONTEXTS", 16)
+    monkeypatch.setattr(InspectorScreen, "corpus_limit", 6000)
+    monkeypatch.setattr(LabScreen, "overrides", {"spectral": dict(steps=30, hidden=16)})
+    monkeypatch.setattr(CompareScreen, "overrides",
+                        dict(steps=25, hidden=16, embed=8, seq_len=16, batch=8, distractors=(0, 3, 6, 9),
+                             pairs=4))
+
+
+async def settle(pilot) -> None:
+    for _ in range(3):
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerFailed:
+            pass
+        await pilot.pause()
+    pilot.app.clear_notifications()
+    await pilot.pause()
+
+
+async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.05)
+
+
+def make_app() -> RnnTuiApp:
+    return RnnTuiApp(lm=make_tiny_lm("lstm"), cursor_blink=False, device="cpu")
+
+
+@pytest.mark.parametrize("size", SIZES, ids=IDS)
+def test_dynamics(snap_compare, size):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        await pilot.press("r", "r", "r", "r")  # rho 1.1
+        await settle(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+def test_dynamics_memory_view(snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        await pilot.press("v")
+        await settle(pilot)
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=IDS)
+def test_compare_trained(snap_compare, size):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("6")
+        await settle(pilot)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: len(pilot.app.screen.models) == 3 and not pilot.app.screen.training)
+        await settle(pilot)
+        await pilot.press("right", "right")
+        await settle(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=IDS)
+def test_lab_spectral(snap_compare, size):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("7")
+        await settle(pilot)
+        screen = pilot.app.screen
+        screen.select("spectral")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "spectral" in pilot.app.lab_results and screen.running is None)
+        result = pilot.app.lab_results["spectral"]
+        pilot.app.lab_results["spectral"] = dataclasses.replace(result, seconds=0.0)
+        screen._show_selected()
+        await settle(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=IDS)
+def test_inspector(snap_compare, size, bundled_lm):
+    """The bundled (trained) LSTM: an untrained model's units hardly ever pass a threshold."""
+
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("8")
+        await settle(pilot)
+        await pilot.press("plus", "plus")  # 0.6: fewer units, more matches
+        await settle(pilot)
+
+    app = RnnTuiApp(lm=bundled_lm, cursor_blink=False, device="cpu")
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
