@@ -43,7 +43,7 @@ from .corpus import (
 )
 from .errors import ConfigError
 from .model import CELLS, LoadedModel, ModelConfig, build_model, set_spectral_radius
-from .probes import _jsonable, _Result, gradient_profile
+from .probes import _Result, gradient_profile
 from .train import TrainConfig, Trainer
 
 Progress = Callable[[float, str], None]
