@@ -187,6 +187,7 @@ class RnnTuiApp(App):
         self.watcher = None
         if mode in self.MODES:  # the first screen (`rnn-tui watch` opens on the training one)
             self._current_mode = mode
+            self._screen_stacks = {mode: []}
 
     # ------------------------------------------------------------------- startup
     def on_mount(self) -> None:
@@ -300,6 +301,10 @@ class RnnTuiApp(App):
         self.title = "rnn-tui"
         lm = self.lm
         label = lm.label if lm is not None else "no model"
+        watched = lm.meta.get("watch") if lm is not None else None
+        if isinstance(watched, dict):  # a watched run's checkpoint: which run, which step
+            step = watched.get("step")
+            label += f" · {watched.get('run')}" + (f" @ step {step}" if step is not None else "")
         self.sub_title = f"{label} — {self.device_label}"
 
     def load_model_spec(self, spec: str) -> None:

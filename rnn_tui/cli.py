@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-SUBCOMMANDS = ("train", "sample", "trace", "grads", "jacobian", "info", "bench", "experiment")
+SUBCOMMANDS = ("train", "sample", "trace", "grads", "jacobian", "info", "bench", "experiment", "watch", "serve")
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 1
@@ -167,6 +167,24 @@ def _sub_parser() -> argparse.ArgumentParser:
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting; VALUE is JSON (steps=200, cells='[\"rnn\",\"lstm\"]') "
                    "or plain text (model=gru)")
+
+    w = sub.add_parser("watch", help="open the TUI on runs another process trains (rnn-tui train --out RUN_DIR)")
+    w.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                   help="run directories (a directory of runs stands for the runs in it; one that does "
+                   "not exist yet is waited for)")
+    w.add_argument("--device", default="auto", help="where the checkpoints are loaded: auto, cpu, cuda or mps")
+    w.add_argument("--sentence", default=None, help="the sentence the stepper reads")
+
+    v = sub.add_parser("serve", help="run the TUI in a web browser (needs: pip install \"rnn-tui[serve]\")")
+    v.add_argument("model", nargs="*", metavar="MODEL",
+                   help="what each browser session opens: a run directory or bundled model, as for rnn-tui; "
+                   "several run directories: watch them")
+    v.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; reach it over "
+                   "ssh -L 8000:localhost:8000)")
+    v.add_argument("--port", type=_positive_int, default=8000, help="(default 8000)")
+    v.add_argument("--device", default=None, help="auto, cpu, cuda or mps (passed to each session)")
+    v.add_argument("--corpus", default=None, help="corpus for training (passed to each session)")
     return p
 
 
@@ -517,14 +535,44 @@ def cmd_experiment(args) -> int:
     return 0
 
 
+def cmd_watch(args) -> int:
+    from .app import run_app
+    from .engine.errors import ConfigError
+    from .watch import expand_run_dirs
+
+    dirs, notes = expand_run_dirs(args.runs)
+    for note in notes:
+        _warn(note)
+    if not dirs:
+        raise ConfigError("nothing to watch: give run directories (rnn-tui train ... --out RUN_DIR writes one)")
+    # The first run that already has a checkpoint is the model at startup; the watcher then
+    # follows the newest checkpoint of the selected run.
+    first = next((d for d in dirs if (d / "config.json").is_file()), None)
+    run_app(model=str(first) if first is not None else None, device=args.device, sentence=args.sentence,
+            watch=[str(d) for d in dirs], mode="training")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .serve import serve
+
+    return serve(args.model, host=args.host, port=args.port, device=args.device, corpus=args.corpus)
+
+
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "trace": cmd_trace, "grads": cmd_grads,
-            "jacobian": cmd_jacobian, "info": cmd_info, "bench": cmd_bench, "experiment": cmd_experiment}
+            "jacobian": cmd_jacobian, "info": cmd_info, "bench": cmd_bench, "experiment": cmd_experiment,
+            "watch": cmd_watch, "serve": cmd_serve}
 
 
 def cmd_tui(args) -> int:
     from .app import run_app
 
-    run_app(model=args.model, corpus=args.corpus, device=args.device, sentence=args.sentence)
+    # A run directory with a metrics.jsonl is followed too: its curves on the training screen,
+    # its newest checkpoint in every mode (as `rnn-tui watch RUN_DIR`, opening on the stepper).
+    watch = None
+    if args.model and (Path(args.model).expanduser() / "metrics.jsonl").is_file():
+        watch = [args.model]
+    run_app(model=args.model, corpus=args.corpus, device=args.device, sentence=args.sentence, watch=watch)
     return 0
 
 

@@ -210,6 +210,46 @@ class _Columns:
     def __getitem__(self, name: str) -> np.ndarray:
         return self._data[name][: self._n]
 
+    def extend(self, rows: np.ndarray) -> None:
+        """Append an (n, 8) block of rows, columns in NAMES order (a watched run's lines)."""
+        n = len(rows)
+        if not n:
+            return
+        need = self._n + n
+        if need > self._cap:
+            while self._cap < need:
+                self._cap *= 2
+            for name in self.NAMES:
+                grown = np.empty(self._cap)
+                grown[: self._n] = self._data[name][: self._n]
+                self._data[name] = grown
+        for i, name in enumerate(self.NAMES):
+            self._data[name][self._n:need] = rows[:, i]
+        self._n = need
+
+
+@dataclass
+class WatchedConfig:
+    """What the charts and status need of a watched run's TrainConfig (from its config.json;
+    unknown until the run's first checkpoint)."""
+
+    cell: str = "?"
+    hidden: int = 0
+    layers: int = 1
+    lr: float = 0.0
+    steps: int = 0
+    clip: float | None = None
+
+    @classmethod
+    def from_train(cls, train: dict) -> "WatchedConfig":
+        def get(key, kind, default):
+            value = train.get(key)
+            return value if isinstance(value, kind) and not isinstance(value, bool) else default
+
+        return cls(cell=get("cell", str, "?"), hidden=get("hidden", int, 0), layers=get("layers", int, 1),
+                   lr=float(get("lr", (int, float), 0.0)), steps=get("steps", int, 0),
+                   clip=get("clip", (int, float), None) or None)
+
 
 @dataclass
 class RunRecord:
@@ -229,9 +269,17 @@ class RunRecord:
     message: str = ""  # why it ended, when it did not just finish
     saved_to: str = ""
     _smooth_cache: dict = field(default_factory=dict)
+    watch: Any = None  # rnn_tui.watch.RunWatch: a run another process trains (rnn-tui watch)
+    name: str = ""  # a watched run's name (its directory)
+    pinned: bool = False  # kept visible whatever the filter, drawn on top, first in the legend
+    hidden: bool = False  # left off the charts (still listed)
+    watch_gen: int = -1  # the RunWatch generation the columns hold
+    watch_train: int = -1  # the RunWatch train_version the config was made from
 
     @property
     def label(self) -> str:
+        if self.watch is not None:
+            return self.name
         c = self.config
         layers = f"x{c.layers}" if c.layers > 1 else ""
         return f"#{self.index} {c.cell} H{c.hidden}{layers} lr {c.lr:g}"
@@ -247,6 +295,8 @@ class RunRecord:
 
     def drain(self) -> int:
         """UI thread: move queued metrics into the columns. Returns how many."""
+        if self.watch is not None:
+            return self._drain_watch()
         with self.lock:
             items, self.pending = self.pending, []
         for m, wall in items:
@@ -256,6 +306,23 @@ class RunRecord:
                 "tps": m.tokens_per_s, "time": m.wall_time, "wall": wall, "val": val,
             })
         return len(items)
+
+    def _drain_watch(self) -> int:
+        """UI thread: take a watched run's new rows (starting over when its file was rewritten)."""
+        watch = self.watch
+        if watch.train_version != self.watch_train:
+            self.watch_train = watch.train_version
+            self.config = WatchedConfig.from_train(watch.train)
+        gen, rows = watch.take()
+        changed = 0
+        if gen != self.watch_gen:
+            if self.watch_gen != -1 or len(self.cols):
+                changed = 1
+            self.watch_gen = gen
+            self.cols = _Columns()
+            self._smooth_cache.clear()
+        self.cols.extend(rows)
+        return changed + len(rows)
 
     def smoothed(self, name: str, weight: float) -> np.ndarray:
         """EMA of a column over every point, extended incrementally as points arrive."""
@@ -560,6 +627,8 @@ class TrainingScreen(Screen):
                 "While it trains the other modes follow the newest weights; ctrl+s saves runs/<time>-<cell>/.",
         "status": "Step, epoch, loss in nats and bits per token, validation loss, tokens/s and ETA.\n"
                   "A red banner says when a run diverged (the last good weights are kept).",
+        "runs": "rnn-tui watch RUN_DIR...: runs another process trains, followed as metrics.jsonl grows\n"
+                "(r shows the list). ↑↓ select · p pin (on top; its checkpoints feed the other modes) · h hide · / filter",
     }
     snapshot_every_s = SNAPSHOT_EVERY_S  # how often the other modes get fresh weights
     AUTO_FOCUS = ""  # keys go to the screen's bindings until the user tabs into the form
@@ -586,7 +655,19 @@ class TrainingScreen(Screen):
         Binding("delete", "clear_runs", "Clear runs", show=False, id="training.clear",
                 tooltip="Remove finished runs from the chart"),
         Binding("escape", "leave_form", "Leave form", show=False, id="training.leave_form",
-                tooltip="Move the keyboard focus out of the form"),
+                tooltip="Move the keyboard focus out of the form (in the runs filter: clear it)"),
+        Binding("r", "toggle_runlist", "Runs", show=False, id="training.runlist",
+                tooltip="Show or hide the runs list (watched runs and this session's)"),
+        Binding("up", "select_run(-1)", "Prev run", show=False, id="training.run_up",
+                tooltip="Runs list: select the run above (the status line describes it)"),
+        Binding("down", "select_run(1)", "Next run", show=False, id="training.run_down",
+                tooltip="Runs list: select the run below"),
+        Binding("p", "pin_run", "Pin", id="training.pin",
+                tooltip="Pin the selected run: always shown, drawn on top, first in the legend; "
+                        "the other modes show a pinned watched run's newest checkpoint"),
+        Binding("h", "hide_run", "Hide", id="training.hide", tooltip="Hide or show the selected run's curves"),
+        Binding("slash", "filter_runs", "Filter", id="training.filter", key_display="/",
+                tooltip="Show only runs whose name contains some text (enter keeps it, escape clears it)"),
     ]
 
     DEFAULT_CSS = """
@@ -621,6 +702,15 @@ class TrainingScreen(Screen):
     TrainingScreen #tr-status { height: auto; max-height: 2; padding: 0 1; background: $boost; }
     TrainingScreen #tr-view { height: 1; padding: 0 1; color: $text-muted; }
     TrainingScreen .tr-hidden { display: none; }
+    TrainingScreen #tr-runlist {
+        width: 24;
+        height: 1fr;
+        border-right: vkey $panel-lighten-2;
+    }
+    TrainingScreen #tr-runlist.-hidden { display: none; }
+    TrainingScreen #tr-runlist-title { height: 1; color: $text-muted; text-style: bold; }
+    TrainingScreen #tr-filter { height: 1; width: 1fr; }
+    TrainingScreen #tr-runlist-body { height: 1fr; }
     """
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
@@ -629,6 +719,9 @@ class TrainingScreen(Screen):
         self.view = ChartView()
         self._dirty = True  # the chart needs a redraw
         self._last_draw = 0.0
+        self.selected_index: int | None = None  # the run the runs list's cursor is on
+        self.run_filter = ""  # runs list: show runs whose name contains this (pinned always)
+        self._status_plain = ""
 
     # ---------------------------------------------------------------- layout
     def compose(self) -> ComposeResult:
@@ -653,6 +746,11 @@ class TrainingScreen(Screen):
                                         compact=True, id=f"tr-{name}", select_on_focus=True)
                 yield Static("", id="tr-form-error", markup=False)
                 yield Static("", id="tr-runs")
+            with Vertical(id="tr-runlist", classes="-hidden"):
+                yield Static("runs", id="tr-runlist-title")
+                yield Input(placeholder="filter: part of a name", compact=True, id="tr-filter",
+                            classes="tr-hidden")
+                yield Static("", id="tr-runlist-body")
             with Vertical(id="tr-charts"):
                 yield TrainingChart("loss", id="tr-chart-loss")
                 with Horizontal(id="tr-lower"):
@@ -685,7 +783,12 @@ class TrainingScreen(Screen):
         size = self.app.size
         if size.width >= 120 and size.height >= 36:
             self.view.chart = "all"
+        if self.watching:  # `rnn-tui watch`: the runs list instead of the form
+            self.query_one("#tr-form").add_class("-hidden")
+            self.query_one("#tr-runlist").remove_class("-hidden")
+            self._footer_for_watching()
         self._apply_chart_layout()
+        self._sync_watch()
         self._update_view_line()
         self._update_status()
         self._update_runs()
@@ -747,6 +850,8 @@ class TrainingScreen(Screen):
     @on(Input.Changed)
     @on(Select.Changed)
     def _form_changed(self, event) -> None:
+        if getattr(event, "input", None) is not None and event.input.id == "tr-filter":
+            return
         if not self._engine_loaded():
             return
         try:
@@ -759,11 +864,20 @@ class TrainingScreen(Screen):
     @on(Input.Submitted)
     def _form_submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        if event.input.id == "tr-filter":
+            self.set_focus(None)
+            self._update_runlist()
+            return
         if self._current_active() is None:
             self.action_toggle_run()
 
     def action_leave_form(self) -> None:
+        focused = self.focused
+        if focused is not None and focused.id == "tr-filter":
+            focused.value = ""  # escape in the filter clears it
+            self._set_filter("")
         self.set_focus(None)
+        self._update_runlist()
 
     def action_toggle_form(self) -> None:
         form = self.query_one("#tr-form")
@@ -815,10 +929,12 @@ class TrainingScreen(Screen):
             self.notify(problem, title="cannot start training", severity="error", markup=False)
             return None
         self._show_form_error("")
-        index = (self.runs[-1].index + 1) if self.runs else 1
+        index = self._next_index()
         run = RunRecord(index=index, config=config, color=RUN_COLORS[(index - 1) % len(RUN_COLORS)])
         run.stop = threading.Event()
         self.runs.append(run)
+        self.selected_index = run.index  # the status line follows the new run
+        self.refresh_bindings()
         self.banner("")
         self._train(run)
         if self.size.width < 110:  # give the chart the width while training
@@ -1026,7 +1142,7 @@ class TrainingScreen(Screen):
 
     def action_clear_runs(self) -> None:
         before = len(self.runs)
-        self.runs = [r for r in self.runs if r.active]
+        self.runs = [r for r in self.runs if r.active or r.watch is not None]
         if len(self.runs) == before:
             self.notify("no finished runs to clear")
         self._dirty = True
@@ -1049,12 +1165,19 @@ class TrainingScreen(Screen):
 
     # ---------------------------------------------------------------- drawing
     def _tick(self) -> None:
+        listed = self._sync_watch()
         got = 0
         for run in self.runs:
             got += run.drain()
-        if got:
+        if listed:
+            self._update_runs()
+        elif got:
+            self._update_runlist()  # the steps in the list
+        if got or listed:
             self._dirty = True
             self._update_status()
+        elif self._status_run() is not None and self._status_run().watch is not None:
+            self._update_status()  # "updated 3 s ago" moves on
         if self._dirty:
             # Plotext builds on the UI thread; with many long runs on a big chart keep that
             # under a quarter of the time so keys stay responsive.
@@ -1071,7 +1194,7 @@ class TrainingScreen(Screen):
         self._last_draw = time.monotonic()
         for chart in self.query(TrainingChart):
             if chart.display and chart.parent is not None and (chart.parent.display or chart.parent is self):
-                chart.draw(self.runs, self.view)
+                chart.draw(self._visible_runs(), self.view)
         self._update_legend()
 
     def _update_view_line(self) -> None:
@@ -1079,13 +1202,21 @@ class TrainingScreen(Screen):
 
     def _update_legend(self) -> None:
         text = Text(no_wrap=False, overflow="fold")
-        shown = [r for r in self.runs if len(r.cols) or r.active]
+        visible = self._visible_runs()
+        visible = [r for r in visible if r.pinned] + [r for r in visible if not r.pinned]
+        shown = [r for r in visible if len(r.cols) or r.active or r.watch is not None]
         if not shown:
-            text.append("no runs yet · space starts one with the form's settings", style="dim")
+            if self.runs:
+                text.append("every run is hidden or filtered out · h shows one again, / filters",
+                            style="dim")
+            else:
+                text.append("no runs yet · space starts one with the form's settings", style="dim")
         for i, run in enumerate(shown):
             if i:
                 text.append("  ")
             text.append("━━ ", style=_hex(run.color))
+            if run.pinned:
+                text.append("* ", style=f"bold {_hex(run.color)}")
             text.append(run.label, style=_hex(run.color))
             text.append(f" {run.state}", style="dim")
         if any(np.isfinite(r.cols["val"]).any() for r in shown if len(r.cols)) and self.view.chart in ("loss", "all"):
@@ -1098,17 +1229,19 @@ class TrainingScreen(Screen):
             if lines:
                 lines.append("\n")
             lines.append("■ ", style=_hex(run.color))
-            lines.append(f"#{run.index} {run.config.cell} {run.state}")
+            lines.append(f"{run.name} {run.state}" if run.watch is not None
+                         else f"#{run.index} {run.config.cell} {run.state}")
             if run.saved_to:
                 lines.append(" (saved)", style="dim")
         self.query_one("#tr-runs", Static).update(lines)
+        self._update_runlist()
         self._update_legend()
 
     def eta(self, run: RunRecord) -> float | None:
         """Seconds left, from the pace of the last ~20 s of training."""
         cols = run.cols
         n = len(cols)
-        if n < 2 or run.state not in ("running",):
+        if n < 2 or run.state not in ("running", "live") or not run.config.steps:
             return None
         t, s = cols["time"], cols["step"]
         lo = int(np.searchsorted(t, t[-1] - 20.0))
@@ -1119,10 +1252,15 @@ class TrainingScreen(Screen):
         return (run.config.steps - s[-1]) * dt / ds
 
     def _status_run(self) -> RunRecord | None:
+        selected = self._selected_run()
+        if selected is not None:
+            return selected
         return self.runs[-1] if self.runs else None
 
     def status_text(self, run: RunRecord | None = None) -> Text:
         run = run or self._status_run()
+        if run is not None and run.watch is not None:
+            return self.watch_status_text(run)
         t = Text(no_wrap=False, overflow="fold")
         if run is None:
             t.append("idle", style="bold")
@@ -1155,12 +1293,264 @@ class TrainingScreen(Screen):
         return t
 
     def _update_status(self) -> None:
-        self.query_one("#tr-status", Static).update(self.status_text())
+        text = self.status_text()
+        if text.plain != self._status_plain or not self._status_plain:
+            self._status_plain = text.plain
+            self.query_one("#tr-status", Static).update(text)
 
     def banner(self, text: str) -> None:
         banner = self.query_one("#tr-banner", Static)
         banner.update(text)
         banner.set_class(bool(text), "-shown")
+
+    # ---------------------------------------------------------------- watched runs
+    @property
+    def watching(self) -> bool:
+        """The app follows run directories another process trains (`rnn-tui watch`)."""
+        return bool(getattr(self.app, "watch_dirs", None))
+
+    def _footer_for_watching(self) -> None:
+        """Make room in the footer for the runs keys: training here is still a key away
+        (space, f; in the help), just not listed. Edits this screen's own copy of its bindings."""
+        import dataclasses
+
+        table = self._bindings.key_to_bindings
+        for key, bindings in list(table.items()):
+            table[key] = [dataclasses.replace(b, show=False) if b.action in ("toggle_run", "toggle_form") else b
+                          for b in bindings]
+
+    def _next_index(self) -> int:
+        return max((r.index for r in self.runs), default=0) + 1
+
+    def _sync_watch(self) -> bool:
+        """Add a run for each watched directory and refresh their states; True if the list changed."""
+        watcher = getattr(self.app, "watcher", None)
+        changed = False
+        if watcher is not None:
+            known = {id(r.watch) for r in self.runs if r.watch is not None}
+            for watch in watcher.runs:
+                if id(watch) in known:
+                    continue
+                index = self._next_index()
+                run = RunRecord(index=index, config=WatchedConfig(), state="waiting",
+                                color=RUN_COLORS[(index - 1) % len(RUN_COLORS)], watch=watch, name=watch.name)
+                self.runs.append(run)
+                if self.selected_index is None and watch is watcher.model_run:
+                    self.selected_index = run.index
+                changed = True
+        now = _watch_clock()
+        for run in self.runs:
+            if run.watch is not None:
+                state = run.watch.state(now)
+                if state != run.state:
+                    run.state = state
+                    changed = True
+        return changed
+
+    def _selected_run(self) -> RunRecord | None:
+        if self.selected_index is None:
+            return None
+        return next((r for r in self.runs if r.index == self.selected_index), None)
+
+    def _listed_runs(self) -> list[RunRecord]:
+        """The runs list: runs whose name has the filter text, and pinned runs."""
+        needle = self.run_filter.lower()
+        return [r for r in self.runs if r.pinned or not needle or needle in r.label.lower()]
+
+    def _visible_runs(self) -> list[RunRecord]:
+        """What the charts draw, in drawing order: pinned runs last, so on top."""
+        listed = [r for r in self._listed_runs() if not r.hidden]
+        return [r for r in listed if not r.pinned] + [r for r in listed if r.pinned]
+
+    def _runlist_shown(self) -> bool:
+        try:
+            return not self.query_one("#tr-runlist").has_class("-hidden")
+        except Exception:
+            return False
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action in ("select_run", "pin_run", "hide_run", "filter_runs"):
+            return self._runlist_shown()
+        if action in ("stop", "save") and self.watching:
+            return any(r.watch is None for r in self.runs)  # only this session's runs train here
+        return True
+
+    def action_toggle_runlist(self) -> None:
+        panel = self.query_one("#tr-runlist")
+        panel.toggle_class("-hidden")
+        if panel.has_class("-hidden") and self.focused is not None and panel in self.focused.ancestors:
+            self.set_focus(None)
+        self._update_runlist()
+        self.refresh_bindings()
+        self._dirty = True
+
+    def action_select_run(self, delta: int) -> None:
+        listed = self._listed_runs()
+        if not listed:
+            return
+        current = self._selected_run()
+        if current in listed:
+            pos = max(0, min(len(listed) - 1, listed.index(current) + delta))
+        else:
+            pos = 0 if delta > 0 else len(listed) - 1
+        self.selected_index = listed[pos].index
+        self._selection_changed()
+
+    def action_pin_run(self) -> None:
+        run = self._selected_run()
+        if run is None:
+            self.notify("select a run first (up/down)", severity="warning")
+            return
+        run.pinned = not run.pinned
+        if run.pinned:
+            run.hidden = False
+            for other in self.runs:  # one pinned watched run feeds the other modes
+                if other is not run and other.pinned and other.watch is not None and run.watch is not None:
+                    other.pinned = False
+        self._selection_changed(redraw=True)
+
+    def action_hide_run(self) -> None:
+        run = self._selected_run()
+        if run is None:
+            self.notify("select a run first (up/down)", severity="warning")
+            return
+        run.hidden = not run.hidden
+        self._selection_changed(redraw=True)
+
+    def action_filter_runs(self) -> None:
+        box = self.query_one("#tr-filter", Input)
+        box.remove_class("tr-hidden")
+        box.focus()
+
+    @on(Input.Changed, "#tr-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._set_filter(event.value)
+
+    def _set_filter(self, text: str) -> None:
+        text = text.strip()
+        if text == self.run_filter:
+            return
+        self.run_filter = text
+        listed = self._listed_runs()
+        if listed and self._selected_run() not in listed:
+            self.selected_index = listed[0].index
+        self._selection_changed(redraw=True)
+
+    def _selection_changed(self, redraw: bool = False) -> None:
+        self._update_model_source()
+        self._update_runlist()
+        self._update_status()
+        if redraw:
+            self._dirty = True
+            self._redraw()
+            self._update_legend()
+
+    def _model_source(self) -> RunRecord | None:
+        """The watched run whose checkpoints the other modes show: pinned, else selected."""
+        pinned = next((r for r in self.runs if r.pinned and r.watch is not None), None)
+        if pinned is not None:
+            return pinned
+        selected = self._selected_run()
+        return selected if selected is not None and selected.watch is not None else None
+
+    def _update_model_source(self) -> None:
+        watcher = getattr(self.app, "watcher", None)
+        source = self._model_source()
+        if watcher is not None and source is not None:
+            watcher.select_model_run(source.watch)
+
+    def _update_runlist(self) -> None:
+        try:
+            body = self.query_one("#tr-runlist-body", Static)
+            title = self.query_one("#tr-runlist-title", Static)
+            box = self.query_one("#tr-filter", Input)
+        except Exception:
+            return
+        if not self._runlist_shown():
+            return
+        editing = self.focused is box
+        box.set_class(not editing, "tr-hidden")
+        head = Text("runs", style="bold")
+        if self.run_filter and not editing:
+            head.append(f" · /{self.run_filter}", style="italic")
+        else:
+            head.append(" ↑↓ p h /", style="dim")
+        title.update(head)
+        width = max(12, (body.size.width or 23))
+        listed = self._listed_runs()
+        selected = self._selected_run()
+        out = Text(no_wrap=True, overflow="ellipsis")
+        if not listed:
+            out.append("no runs" if not self.runs else "no run matches", style="dim")
+        for i, run in enumerate(listed):
+            if i:
+                out.append("\n")
+            line = Text(no_wrap=True)
+            line.append("›" if run is selected else " ", style="bold")
+            line.append("□" if run.hidden else "■", style=_hex(run.color))
+            line.append("*" if run.pinned else " ", style="bold")
+            tail = _SHORT_STATE.get(run.state, run.state)
+            if len(run.cols):
+                tail = f"{fmt_tick(float(run.cols['step'][-1]))} {tail}"
+            room = max(3, width - 4 - len(tail))
+            name = run.label if len(run.label) <= room else run.label[: room - 1] + "…"
+            line.append(f"{name:<{room}} ", style="dim" if run.hidden else "")
+            line.append(tail, style="dim" if run.state in ("waiting", "new", "done", "stopped") or run.hidden
+                        else ("bold yellow" if run.state == "stale" else ""))
+            if run is selected:
+                line.stylize("reverse")
+            out.append_text(line)
+        body.update(out)
+
+    def watch_status_text(self, run: RunRecord) -> Text:
+        """The status line for a watched run: step, loss, age of the last line, stale, checkpoint."""
+        watch = run.watch
+        t = Text(no_wrap=False, overflow="fold")
+        icon = {"live": "◉", "stale": "⚠", "done": "✓", "waiting": "…", "new": "…"}.get(run.state, "")
+        t.append(f"{icon} {run.label} {run.state}", style=f"bold {_hex(run.color)}")
+        if run.state == "waiting":
+            t.append(f" · waiting for {watch.path} to appear (start it: rnn-tui train CORPUS --out "
+                     f"{watch.path})", style="dim")
+            return t
+        cols = run.cols
+        if not len(cols):
+            t.append(f" · no metrics yet in {watch.path / 'metrics.jsonl'}", style="dim")
+            return t
+        step = int(cols["step"][-1])
+        steps = run.config.steps
+        t.append(f" · step {step}/{steps}" if steps else f" · step {step}")
+        loss = float(cols["loss"][-1])
+        if math.isfinite(loss):
+            t.append(f" · loss {fmt_loss(loss, self.view.unit)}")
+            if self.view.unit == "nats":
+                t.append(f" · {loss / LN2:.3f} bits/tok")
+        else:
+            t.append(" · loss nan")
+        val = cols["val"][np.isfinite(cols["val"])]
+        if val.size:
+            t.append(f" · val {fmt_loss(float(val[-1]), self.view.unit)}")
+        tps = cols["tps"][-20:]
+        tps = tps[np.isfinite(tps)]
+        if tps.size:
+            t.append(f" · {fmt_rate(float(np.median(tps)))} tok/s")
+        age = watch.age(_watch_clock())
+        if run.state == "stale":
+            t.append(f" · stale: no new line for {_fmt_age(age)}", style="bold yellow")
+        elif age is not None:
+            t.append(f" · updated {_fmt_age(age)}{'' if age < 1.5 else ' ago'}", style="dim")
+        if run.state == "live":
+            eta = self.eta(run)
+            if eta is not None:
+                t.append(f" · ETA {fmt_duration(eta)}")
+        watcher = getattr(self.app, "watcher", None)
+        shown = getattr(watcher, "shown", None)
+        if shown is not None and shown[0] is watch and watch.error == "":
+            ckpt = watch.ckpt_step
+            t.append(f" · model: ckpt {ckpt}" if ckpt is not None else " · model: its checkpoint", style="dim")
+        if watch.error:
+            t.append(f" · checkpoint not loaded (kept the last one): {watch.error}", style="bold red")
+        return t
 
     # ---------------------------------------------------------------- teardown
     def on_unmount(self) -> None:
@@ -1174,6 +1564,22 @@ class TrainingScreen(Screen):
         from . import report_worker_error
 
         report_worker_error(self, event)
+
+
+_SHORT_STATE = {"waiting": "wait", "starting": "start", "running": "run", "paused": "pause",
+                "stopping": "stop", "stopped": "stop", "diverged": "div!", "failed": "fail"}
+
+
+def _watch_clock() -> float:
+    from .. import watch
+
+    return watch.clock()
+
+
+def _fmt_age(seconds: float | None) -> str:
+    from ..watch import fmt_age
+
+    return fmt_age(seconds)
 
 
 class _CancelAwareEvent(threading.Event):
