@@ -265,8 +265,8 @@ class CompareScreen(Screen):
             models[cell] = lm
             params[cell] = lm.config.parameter_count()
             curves[cell] = agreement_curve(lm, s.distractors, s.pairs, seed=1000 + s.seed)
-        self.post_message(CompareModels(models, curves, "bundled models (trained on the grammar corpus, "
-                                        "char level: they never saw these clauses)", {"whole": params}))
+        self.post_message(CompareModels(models, curves, "bundled grammar models (char level; never trained "
+                                        "on these clauses)", {"whole": params}))
 
     def on_compare_progress(self, message: CompareProgress) -> None:
         self.progress = (message.fraction, message.text)

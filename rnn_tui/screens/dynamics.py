@@ -543,14 +543,14 @@ class DynamicsScreen(Screen):
         if len(self.history) >= 1:
             steps = [s_ for s_, _ in self.history]
             radii = [r for _, r in self.history]
-            h.append("ρ while training ", style="dim")
-            spark = sparkline(radii, max(4, width - 40))
+            h.append("ρ training ", style="dim")
+            spark = sparkline(radii, max(4, width - 32))
             h.append(spark, style=_hex(COLORS["current"]))
-            h.append(f" {radii[0]:.3f}→{radii[-1]:.3f} (step {steps[0]}→{steps[-1]})", style="dim")
+            h.append(f" {radii[0]:.2f}→{radii[-1]:.2f} @{steps[-1]}", style="dim")
         elif getattr(self.app, "trainer", None) is not None:
             h.append("ρ while training: waiting for the next snapshot…", style="dim")
         else:
-            h.append("ρ while training: train in 2, watch it here", style="dim")
+            h.append("ρ while training: press 2 to train", style="dim")
         lines.append(h)
         return Group(*lines)
 

@@ -656,7 +656,9 @@ class InspectorScreen(Screen):
         note.append(f"p(“{target}” next)={att.target_prob:.2f}", style="bold")
         note.append(" actual next" if att.actual_next else " top guess", style="dim")
         note.append(" · red supports, blue opposes · ", style="dim")
-        note.append_text(legend("diverging", 14, -lim, lim) if width > 80 else Text(""))
+        if width > 90:
+            short = float(f"{lim:.2g}")
+            note.append_text(legend("diverging", 22, -short, short))
         return row, note
 
     def _build_units(self, width: int, height: int) -> RenderableType:
