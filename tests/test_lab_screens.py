@@ -349,3 +349,15 @@ async def test_compare_trains_three_cells_and_steps_the_distractor(tiny_lab, mon
         await pilot.press("b")
         await wait_for(pilot, lambda: screen.source.startswith("bundled"), what="bundled models")
         assert not [n for n in notes(app) if "Error" in n]
+
+
+def test_horizon_per_size_from_a_lab_result():
+    from types import SimpleNamespace
+
+    from rnn_tui.screens.dynamics import lab_horizon_table
+
+    result = SimpleNamespace(cells=("rnn", "rnn", "lstm"), hidden=np.array([32, 64, 64]),
+                             horizon=np.array([3, 4, 12]))
+    app = SimpleNamespace(lab_results={"memory-horizon": result})
+    assert lab_horizon_table(app) == "per hidden size: rnn H32:3 H64:4 · lstm H64:12"
+    assert lab_horizon_table(SimpleNamespace()) == ""

@@ -750,10 +750,8 @@ def lab_horizon_table(app) -> str:
 
 
 def summarize_horizon(result) -> str:
-    rows = getattr(result, "horizons", None)
-    if isinstance(rows, dict):
-        parts = []
-        for cell, by_size in rows.items():
-            parts.append(f"{cell} " + " ".join(f"H{h}:{v}" for h, v in sorted(by_size.items())))
-        return " · ".join(parts)
-    return str(getattr(result, "summary", ""))
+    """'rnn H32:3 H64:4 · lstm H64:12' from a MemoryResult (cells, hidden, horizon)."""
+    by_cell: dict[str, list[str]] = {}
+    for cell, hidden, horizon in zip(result.cells, result.hidden, result.horizon):
+        by_cell.setdefault(str(cell), []).append(f"H{int(hidden)}:{int(horizon)}")
+    return " · ".join(f"{cell} " + " ".join(parts) for cell, parts in by_cell.items())
