@@ -135,6 +135,17 @@ def _is_run(path: Path) -> bool:
     return (path / METRICS_NAME).exists() or (path / CONFIG_NAME).exists()
 
 
+def _tail(path: Path, offset: int, size: int = 64) -> bytes:
+    """The `size` bytes of a file before `offset` (b"" when unreadable)."""
+    start = max(0, offset - size)
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            return fh.read(offset - start)
+    except OSError:
+        return b""
+
+
 class RunWatch:
     """What the watcher knows about one run directory.
 
@@ -152,6 +163,7 @@ class RunWatch:
         # metrics.jsonl
         self.cursor = None  # engine.train.MetricsCursor
         self._metrics_sig: tuple | None = None
+        self._tail = b""  # the last bytes read: a file rewritten in place no longer has them
         self.last_step: float | None = None
         self.exists = False  # the directory exists
         self.has_metrics = False
@@ -225,7 +237,11 @@ class RunWatch:
             return 0
         from .engine.train import read_metrics
 
-        records, cursor, restarted = read_metrics(path, self.cursor)
+        cursor_in = self.cursor
+        if cursor_in is not None and cursor_in.offset and _tail(path, cursor_in.offset) != self._tail:
+            cursor_in = None  # rewritten in place: what we read last is not there any more
+        records, cursor, restarted = read_metrics(path, cursor_in)
+        restarted = restarted or (cursor_in is None and self.cursor is not None)
         rows = [r for r in map(record_row, records) if r is not None]
         if rows and not restarted and self.last_step is not None and rows[0][0] <= self.last_step:
             # Rewritten in place with earlier steps: start over from the top.
@@ -234,6 +250,7 @@ class RunWatch:
             restarted = True
         self._metrics_sig = sig
         self.cursor = cursor
+        self._tail = _tail(path, cursor.offset)
         if not rows and not restarted:
             return 0
         anchor = min(st.st_mtime, clock())  # when the newest line was written (about)
