@@ -267,6 +267,22 @@ def cmd_train(args) -> int:
     return code
 
 
+def _term_as_interrupt():
+    """Let SIGTERM (`kill PID`, a scheduler, torchrun stopping its workers) end training like
+    Ctrl-C: with a checkpoint saved. Returns a function that puts the old handler back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, old)
+
+
 def _run_training(trainer, out: Path, resumed: bool) -> int:
     config = trainer.config
     main = trainer.is_main
@@ -279,6 +295,7 @@ def _run_training(trainer, out: Path, resumed: bool) -> int:
                        f"to train on")
     progress = _TrainProgress(config.steps, start=trainer.step) if main else None
     trainer.on_metrics = progress.update if progress is not None else None
+    restore_term = _term_as_interrupt()
     try:
         result = trainer.run()
     except KeyboardInterrupt:
@@ -289,6 +306,8 @@ def _run_training(trainer, out: Path, resumed: bool) -> int:
             print(f"interrupted at step {trainer.step}; checkpoint saved to {out} "
                   f"(continue with: rnn-tui train --resume {out})", file=sys.stderr)
         return 130
+    finally:
+        restore_term()
     if progress is not None:
         progress.close()
     if not main:
