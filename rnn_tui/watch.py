@@ -37,7 +37,8 @@ from typing import Any, Callable
 import numpy as np
 
 POLL_S = 0.5  # how often the files are looked at
-STALE_AFTER_S = 60.0  # no new metric line for this long (and not finished): "stale"
+STALE_AFTER_S = 60.0  # no new metric line for this long (and not finished): "stale" ...
+STALE_GAPS = 3.0  # ... or for 3x the longest gap between its recent lines, if that is longer
 MAX_RETRY_S = 30.0  # a checkpoint that fails to load is retried at most this far apart
 METRICS_NAME = "metrics.jsonl"
 CONFIG_NAME = "config.json"
@@ -168,6 +169,8 @@ class RunWatch:
         self.exists = False  # the directory exists
         self.has_metrics = False
         self.updated: float | None = None  # wall-clock time of the newest metric line (file mtime)
+        self.line_gap = 0.0  # longest training time between two of the last 20 lines (s)
+        self._times: list[float] = []
         # checkpoints
         self._ckpt_sig: tuple | None = None
         self.ckpt_dir: Path | None = None
@@ -215,7 +218,7 @@ class RunWatch:
         if self.finished:
             return "done"
         age = self.age(now)
-        if age is not None and age > stale_after:
+        if age is not None and age > max(stale_after, STALE_GAPS * self.line_gap):
             return "stale"
         return "live"
 
@@ -268,9 +271,16 @@ class RunWatch:
                 self.rows = 0
             self._pending.extend(flat)
             self.rows += len(rows)
+        if restarted:
+            self._times = []
         if rows:
             self.last_step = rows[-1][0]
             self.updated = st.st_mtime
+            # A run that logs rarely (--log-every 100 on a big model) is not stale between lines.
+            times = (self._times + [r[5] for r in rows[-21:] if math.isfinite(r[5])])[-21:]
+            self._times = times
+            gaps = [b - a for a, b in zip(times, times[1:]) if b >= a]
+            self.line_gap = max(gaps) if gaps else 0.0
         elif restarted:
             self.last_step = None
         return len(rows)

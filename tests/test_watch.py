@@ -113,6 +113,14 @@ def test_stale_and_done(tmp_path, monkeypatch):
     run.poll_metrics()
     run.poll_checkpoint()
     assert run.age() == pytest.approx(600) and run.state() == "stale"
+    slow = RunWatch(tmp_path)  # lines 300 s of training apart: 600 s without one is not stale yet
+    (tmp_path / "metrics.jsonl").write_text(metric_line(1).replace('"wall_time": 0.01', '"wall_time": 0')
+                                            + metric_line(2).replace('"wall_time": 0.02', '"wall_time": 300'))
+    os.utime(tmp_path / "metrics.jsonl", (now - 600, now - 600))
+    slow.poll_metrics()
+    assert slow.line_gap == 300 and slow.state() == "live"
+    (tmp_path / "metrics.jsonl").write_text(metric_line(1) + metric_line(400))
+    os.utime(tmp_path / "metrics.jsonl", (now - 600, now - 600))
     save_tiny(tmp_path, step=400, steps=400)
     assert run.poll_checkpoint() and run.steps == 400 and run.state() == "done"
 
