@@ -588,10 +588,12 @@ def cmd_tui(args) -> int:
 
     # A run directory with a metrics.jsonl is followed too: its curves on the training screen,
     # its newest checkpoint in every mode (as `rnn-tui watch RUN_DIR`, opening on the stepper).
-    watch = None
-    if args.model and (Path(args.model).expanduser() / "metrics.jsonl").is_file():
-        watch = [args.model]
-    run_app(model=args.model, corpus=args.corpus, device=args.device, sentence=args.sentence, watch=watch)
+    watch, model = None, args.model
+    if model and (Path(model).expanduser() / "metrics.jsonl").is_file():
+        watch = [model]
+        if not (Path(model).expanduser() / "config.json").is_file():
+            model = None  # no checkpoint yet: the bundled model until the run saves one
+    run_app(model=model, corpus=args.corpus, device=args.device, sentence=args.sentence, watch=watch)
     return 0
 
 
