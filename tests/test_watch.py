@@ -318,6 +318,9 @@ def test_cli_watch_and_positional_run_dir(tmp_path, monkeypatch):
     assert main(["watch", str(run), str(tmp_path / "later")]) == 0
     assert calls[-1]["watch"] == [str(run), str(tmp_path / "later")] and calls[-1]["mode"] == "training"
     assert calls[-1]["model"] is None  # no checkpoint yet: the watcher loads the first one
+    assert main([str(run)]) == 0  # a run dir with metrics is followed; no checkpoint yet: bundled model
+    assert calls[-1]["watch"] == [str(run)] and calls[-1]["model"] is None
+    save_tiny(run, step=1)
     assert main([str(run)]) == 0
     assert calls[-1]["watch"] == [str(run)] and calls[-1]["model"] == str(run)
     (tmp_path / "f.txt").write_text("x")
