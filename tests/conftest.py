@@ -6,8 +6,14 @@ The TUI tests use the real engine on these models (no mocks): a 1-layer H=24 mod
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 import torch
+
+# The CLI caches encoded corpora in ~/.cache by default; tests keep theirs out of the home dir.
+os.environ.setdefault("RNN_TUI_CACHE_DIR", tempfile.mkdtemp(prefix="rnn-tui-test-cache-"))
 
 # Tiny models on a 2-core CI machine: a second intra-op thread only adds contention.
 torch.set_num_threads(1)
