@@ -104,8 +104,13 @@ def bench_training(cells=("rnn", "lstm", "gru"), hidden: int = 256, batch: int =
         bare, engine = [], []
         for r in range(rounds):
             log(f"bench: {cell} H={hidden} B={batch} round {r + 1}/{rounds}")
-            bare.append(_bare_loop(config, corpus, steps, warmup, dev))
-            engine.append(_trainer_loop(config, corpus, steps, warmup))
+            # Alternate who goes first so warm caches and clock drift favour neither.
+            if r % 2 == 0:
+                bare.append(_bare_loop(config, corpus, steps, warmup, dev))
+                engine.append(_trainer_loop(config, corpus, steps, warmup))
+            else:
+                engine.append(_trainer_loop(config, corpus, steps, warmup))
+                bare.append(_bare_loop(config, corpus, steps, warmup, dev))
         ratios = [e / b for e, b in zip(engine, bare)]
         rows.append({
             "kind": "train", "cell": cell, "hidden": hidden, "batch": batch, "seq_len": seq_len,
@@ -220,7 +225,7 @@ def run_bench(device: str = "cpu", quick: bool = False, sizes=None, probe_hidden
     dev = pick_device(device)
     on_cuda = dev.type == "cuda"
     rows: list[dict] = [{"kind": "machine", "label": machine_label(dev)}]
-    steps, rounds = (10, 1) if quick else (40, 3)
+    steps, rounds = (10, 1) if quick else (40, 6)
     for hidden, batch in sizes or (CUDA_SIZES if on_cuda else CPU_SIZES):
         rows += bench_training(hidden=hidden, batch=batch, steps=steps, rounds=rounds, device=device, log=log)
     if probe_hidden is None:
