@@ -5,7 +5,7 @@ LOCAL_RANK, MASTER_ADDR and MASTER_PORT:
 
     torchrun --nproc_per_node=4 -m rnn_tui train corpus.txt --batch 256 --ddp --out runs/big
 
-How the work is split (see docs/gpu.md):
+How the work is split (see the README, "Several GPUs: DDP"):
 
 - ``--batch`` is the global batch. Each of the N ranks takes its own contiguous block of
   batch/N rows of every window (rank r: rows r*batch/N .. (r+1)*batch/N - 1), so N processes
