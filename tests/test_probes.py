@@ -132,22 +132,24 @@ def _reference_profile(lm, text, mode):
 
 @pytest.mark.parametrize("cell,nl", CELLS)
 @pytest.mark.parametrize("mode", ["last", "sum"])
-def test_gradient_profile_matches_retain_grad(cell, nl, mode):
-    lm = make(cell, nonlinearity=nl)
+@pytest.mark.parametrize("layers", [1, 2])  # one layer takes the fused forward, two step-wise
+def test_gradient_profile_matches_retain_grad(cell, nl, mode, layers):
+    lm = make(cell, layers=layers, nonlinearity=nl)
     gp = gradient_profile(lm, TEXT, mode=mode)
     dh, dx, loss = _reference_profile(lm, TEXT, mode)
-    assert gp.dh.shape == (2, len(TEXT)) and gp.dx.shape == (len(TEXT),)
+    assert gp.dh.shape == (layers, len(TEXT)) and gp.dx.shape == (len(TEXT),)
     np.testing.assert_allclose(gp.dh, dh, rtol=1e-5, atol=0)
     np.testing.assert_allclose(gp.dx, dx, rtol=1e-5, atol=0)
     assert gp.loss == pytest.approx(loss, rel=1e-5)
-    assert gp.dh[:, -1].tolist() == [0.0, 0.0] and not gp.affects_loss[-1]
+    assert gp.dh[:, -1].tolist() == [0.0] * layers and not gp.affects_loss[-1]
     assert not gp.underflow_h.any()
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_gradient_profile_matches_fused_module(cell):
+@pytest.mark.parametrize("layers", [1, 2])
+def test_gradient_profile_matches_fused_module(cell, layers):
     """Top layer and inputs against the fused torch module, split at t, in float64."""
-    lm = as_double(make(cell))
+    lm = as_double(make(cell, layers=layers))
     model = lm.model
     text = "a dog sat on the."
     ids = ids_of(text)

@@ -240,11 +240,11 @@ async def test_the_chart_follows_a_growing_file_and_checkpoints_reach_the_app(tm
         assert run.state == "live" and "step 20" in screen.status_text().plain
         chart = screen.query_one("#tr-chart-loss")
         await wait_for(pilot, lambda: chart.points_drawn > 0, what="a drawn chart")
-        drawn = chart.points_drawn
+        reached = chart.x_drawn_to
         append(metrics, metric_line(21)[30:] + "".join(metric_line(s) for s in range(22, 61)))
         await wait_for(pilot, lambda: len(run.cols) == 60, what="60 rows")
         assert run.cols["step"].tolist() == list(range(1, 61))
-        await wait_for(pilot, lambda: chart.points_drawn > drawn, what="a longer curve")
+        await wait_for(pilot, lambda: chart.x_drawn_to > reached, what="a longer curve")
 
         version = app.model_version
         save_tiny(run_dir, step=50)

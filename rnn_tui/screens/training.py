@@ -413,6 +413,7 @@ class TrainingChart(PlotextPlot):
         super().__init__(**kwargs)
         self.kind = kind
         self.points_drawn = 0  # for tests: how many points the last draw plotted
+        self.x_drawn_to = 0.0  # ... and how far along x it reached
         self._last: tuple | None = None
         self.render_seconds = 0.0  # what the last plotext build cost on the UI thread
 
@@ -510,6 +511,7 @@ class TrainingChart(PlotextPlot):
             plt.yscale("linear")
             plt.xscale("linear")
         self.points_drawn = drawn
+        self.x_drawn_to = float(bounds[1]) if bounds else 0.0
 
     def _line(self, x, y, colour, n_points: int, view: "ChartView", bounds: list[float],
               marker: str = "braille", scatter: bool = False) -> int:
