@@ -282,6 +282,8 @@ def _bptt(model, y: torch.Tensor, x: torch.Tensor, mode: str):
     per-operation bookkeeping costs more than the arithmetic; here each backward step is a
     few element-wise products with factors precomputed for all steps at once, and one
     matrix-vector product with the recurrent matrix. Returns gh [L, T, H], gx [T, E], loss.
+    (numpy views would cut the per-operation cost further on a CPU, but numpy's BLAS threads
+    then fight torch's spinning OpenMP threads and the time doubles, so it stays in torch.)
     """
     cfg = model.config
     L, T, H = cfg.layers, x.shape[1], cfg.hidden
@@ -296,59 +298,57 @@ def _bptt(model, y: torch.Tensor, x: torch.Tensor, mode: str):
     direct = dlogits @ model.head.weight  # [T, H]: dL/dh_t through the output layer only
     gh = torch.empty(L, T, H, dtype=x.dtype, device=x.device)
     zero = x.new_zeros(1, H)
-    # The loops below use only operators and indexing, so on the CPU they run on zero-copy numpy
-    # views: per small-vector operation numpy costs a fraction of torch's dispatch overhead.
-    arr = (lambda a: a.detach().numpy()) if x.device.type == "cpu" else (lambda a: a)
-    gh_a = arr(gh)
     for k in reversed(range(L)):
         w_ih, w_hh, b_ih, b_hh = model.layer_weights(k)
+        # dL/dh_(t-1) = W_hh^T dpre_t: a plain gemv on the transposed copy is the fastest form.
+        w_t = w_hh.detach().T.contiguous()
         h = hs[k]  # [T, H]
         h_prev = torch.cat([zero, h[:-1]])
         dpre = torch.empty(T, w_ih.shape[0], dtype=x.dtype, device=x.device)  # d pre-activations
-        dpre_a, direct_a, W = arr(dpre), arr(direct), arr(w_hh)
-        nxt = arr(x.new_zeros(H))  # dL/dh_t arriving from step t+1
+        nxt = x.new_zeros(H)  # dL/dh_t arriving from step t+1
+        # Each loop writes into preallocated rows with out=: at batch 1 the cost is the number of
+        # operations, not their size.
         if cfg.cell == "rnn":
-            slope = arr(1.0 - h * h if cfg.nonlinearity == "tanh" else (h > 0).to(h.dtype))
+            slope = 1.0 - h * h if cfg.nonlinearity == "tanh" else (h > 0).to(h.dtype)
             for t in range(T - 1, -1, -1):
-                d = direct_a[t] + nxt
-                gh_a[k, t] = d
-                dpre_a[t] = d * slope[t]
-                nxt = dpre_a[t] @ W
+                d = torch.add(direct[t], nxt, out=gh[k, t])
+                torch.mul(d, slope[t], out=dpre[t])
+                torch.mv(w_t, dpre[t], out=nxt)
         elif cfg.cell == "lstm":
             i, f, g, o, c = (internals[k][n] for n in ("i", "f", "g", "o", "c"))
             c_prev = torch.cat([zero, c[:-1]])
             tc = torch.tanh(c)
             # d pre_gates = [dc, dc, dc, dh] * P_t, and dc_t += dh_t * Q_t.
-            P = arr(torch.cat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tc * o * (1 - o)], dim=1))
-            Q, F_ = arr(o * (1 - tc * tc)), arr(f)
-            buf = arr(x.new_empty(4, H))
-            dc = arr(x.new_zeros(H))
+            P = torch.cat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tc * o * (1 - o)], dim=1)
+            Q = o * (1 - tc * tc)
+            buf = x.new_empty(4, H)
+            flat = buf.view(-1)
+            dc = x.new_zeros(H)
             for t in range(T - 1, -1, -1):
-                d = direct_a[t] + nxt
-                gh_a[k, t] = d
-                dc = dc + d * Q[t]
+                d = torch.add(direct[t], nxt, out=gh[k, t])
+                dc.addcmul_(d, Q[t])
                 buf[:3] = dc
                 buf[3] = d
-                dpre_a[t] = buf.reshape(-1) * P[t]
-                nxt = dpre_a[t] @ W
-                dc = dc * F_[t]
+                torch.mul(flat, P[t], out=dpre[t])
+                torch.mv(w_t, dpre[t], out=nxt)
+                dc.mul_(f[t])
         else:
             r, z, n = (internals[k][name] for name in ("r", "z", "n"))
             h_n = h_prev @ w_hh[2 * H:].T + b_hh[2 * H:]  # W_hn h_(t-1) + b_hn, all steps at once
             zn = (1 - z) * (1 - n * n)  # d pre_n / dh
             zz = (h_prev - n) * z * (1 - z)  # d pre_z / dh
             zr = zn * h_n * r * (1 - r)  # d pre_r / dh
-            P_in = arr(torch.cat([zr, zz, zn], dim=1))  # into W_ih x
-            P_hh = arr(torch.cat([zr, zz, zn * r], dim=1))  # into W_hh h (the reset gate scales W_hn h)
-            Z = arr(z)
-            buf = arr(x.new_empty(3, H))
+            P_in = torch.cat([zr, zz, zn], dim=1)  # into W_ih x
+            P_hh = torch.cat([zr, zz, zn * r], dim=1)  # into W_hh h (the reset gate scales W_hn h)
+            buf = x.new_empty(3, H)
+            flat = buf.view(-1)
+            tmp = x.new_empty(3 * H)
             for t in range(T - 1, -1, -1):
-                d = direct_a[t] + nxt
-                gh_a[k, t] = d
+                d = torch.add(direct[t], nxt, out=gh[k, t])
                 buf[:] = d
-                flat = buf.reshape(-1)
-                dpre_a[t] = flat * P_in[t]
-                nxt = d * Z[t] + (flat * P_hh[t]) @ W
+                torch.mul(flat, P_in[t], out=dpre[t])
+                torch.mul(flat, P_hh[t], out=tmp)
+                torch.addmv(d * z[t], w_t, tmp, out=nxt)
         direct = dpre @ w_ih  # dL/d(input of layer k): the layer below's h_t, or x_t
     return gh, direct, loss
 
