@@ -354,3 +354,15 @@ def test_jacobian_limit_scales_with_state_size():
                       VOCAB)
     with pytest.raises(ProbeLimitError, match="state size 1200"):
         jacobian_map(big, CORPUS)
+
+
+def test_jacobian_window_fit_keeps_the_last_tokens_that_fit():
+    from rnn_tui.engine.probes import jacobian_fit
+
+    lm = make("lstm", layers=1, hidden=8)
+    text = "the dog sat on the cat. " * 40  # 960 tokens: more than MAX_JACOBIAN_TOKENS
+    fit = jacobian_fit(16, lstm=True)
+    assert fit < len(text)
+    jm = jacobian_map(lm, text, window="fit")
+    assert len(jm.tokens) == fit and jm.offset == len(text) - fit
+    assert "".join(jm.tokens) == text[-fit:]

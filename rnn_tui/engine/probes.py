@@ -552,12 +552,14 @@ def _product_log_norms(J: torch.Tensor, lstm: bool = False) -> torch.Tensor:
 
 
 def jacobian_map(lm, text: str, layer: int = -1, on_unknown: str = "skip",
-                 window: int | None = None) -> JacobianMap:
+                 window: int | str | None = None) -> JacobianMap:
     """Norms of the products of per-step Jacobians of one layer (see JacobianMap)."""
     cfg = lm.config
     li = _layer_index(lm, layer)
     D = 2 * cfg.hidden if cfg.cell == "lstm" else cfg.hidden
     fit = jacobian_fit(D, lstm=cfg.cell == "lstm")
+    if window == "fit":  # as many of the last tokens as the work budget allows
+        window = max(1, fit)
     if fit < 1:
         raise ProbeLimitError(
             f"jacobian map: a state of size {D} is too large (the work grows as T^2 * D^3); "

@@ -387,7 +387,7 @@ class DynamicsScreen(Screen):
 
         try:
             model = lm if which == "current" else self._bundled_model(which)
-            jac = jacobian_map(model, sentence)
+            jac = jacobian_map(model, sentence, window="fit")
         except RnnTuiError as exc:
             self.post_message(LyapunovReady(key, error=str(exc)))
             return
@@ -630,6 +630,8 @@ class DynamicsScreen(Screen):
             return Group(head, Text(ly.error, style="red"))
         jac = ly.jacobian
         head.append(" · ‖∂s_t/∂s_k‖, k ≤ t", style="dim")
+        if jac.offset:
+            head.append(f" · last {len(jac.tokens)} tokens", style="yellow")
         rate = Text(no_wrap=True, overflow="ellipsis")
         rate.append("λ ≈ ", style="dim")
         rate.append(f"{ly.rate:+.3f}" if math.isfinite(ly.rate) else "n/a", style="bold")

@@ -322,7 +322,8 @@ class GradientsScreen(Screen):
         jac_error = ""
         if lm is not None and not worker.is_cancelled:
             try:
-                jac = jacobian_map(lm, sentence)
+                # A large state fits fewer tokens: map the last ones that fit, and say so.
+                jac = jacobian_map(lm, sentence, window="fit")
                 spec = spectrum(lm)
             except RnnTuiError as exc:
                 jac_error = str(exc)
@@ -462,6 +463,8 @@ class GradientsScreen(Screen):
         head.append("Jacobian map ", style="bold")
         head.append(f"‖∂{state}/∂{state.replace('t', 'k')}‖ · layer {jac.layer} · rows t, cols k ≤ t",
                     style="dim")
+        if jac.offset:
+            head.append(f" · last {len(jac.tokens)} tokens (a state of {jac.dim} fits no more)", style="yellow")
         if spec is not None:
             r = spec.radius.get(spec.main, float("nan"))
             head.append("\nspectral radius ", style="dim")
