@@ -16,6 +16,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import shutil  # noqa: E402
+
+from rnn_tui.engine.checkpoint import save_checkpoint  # noqa: E402
 from rnn_tui.engine.train import TrainConfig, Trainer  # noqa: E402
 
 DEFAULTS = ROOT / "rnn_tui" / "defaults"
@@ -34,7 +37,10 @@ def make(cell: str) -> None:
     result = trainer.run()
     if result.diverged:
         raise SystemExit(f"{cell}: diverged: {result.stopped_reason}")
-    trainer.save(out)
+    # Weights and config only: a bundled default carries no optimizer state to resume from.
+    shutil.rmtree(out, ignore_errors=True)
+    lm = trainer.snapshot()
+    save_checkpoint(out, lm.model, lm.vocab, lm.meta)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     last = trainer.history[-1]
     print(f"{cell}: {trainer.step} steps in {time.perf_counter() - t0:.1f}s, train {last.loss:.3f} "
