@@ -735,7 +735,7 @@ class TrainingScreen(Screen):
         yield Static("", id="tr-banner", markup=False)
         with Horizontal(id="tr-body"):
             with VerticalScroll(id="tr-form", can_focus=False):
-                yield Static("next run · enter starts", id="tr-form-title")
+                yield Static("next run · space starts", id="tr-form-title")
                 for name, (label, kind) in FORM_FIELDS.items():
                     with Horizontal(classes="tr-row"):
                         yield Label(label)
@@ -789,6 +789,7 @@ class TrainingScreen(Screen):
             self.query_one("#tr-form").add_class("-hidden")
             self.query_one("#tr-runlist").remove_class("-hidden")
             self._footer_for_watching()
+        self._sync_form_to_model()
         self._apply_chart_layout()
         self._sync_watch()
         self._update_view_line()
@@ -797,8 +798,38 @@ class TrainingScreen(Screen):
         self.set_interval(DRAIN_EVERY_S, self._tick, name="training-drain")
 
     def on_screen_resume(self) -> None:
+        self._sync_form_to_model()
         self._dirty = True
         self._redraw()
+
+    def _sync_form_to_model(self) -> None:
+        """Start the form from the model on screen (cell, sizes, init, corpus), so space trains
+        the kind of model the user loaded, not the built-in defaults. Only when the model
+        changed since the last look, and never under a run in progress or the user's edits
+        for the same model."""
+        lm = getattr(self.app, "lm", None)
+        version = getattr(self.app, "model_version", 0)
+        if lm is None or version == getattr(self, "_form_version", None) or self.watching:
+            return
+        if any(r.state in ("running", "paused") for r in self.runs):
+            return
+        self._form_version = version
+        c = lm.config
+        values = {"cell": c.cell, "hidden": c.hidden, "layers": c.layers, "init": c.init,
+                  "level": lm.meta.get("level") or lm.vocab.level}
+        corpus = lm.meta.get("corpus")
+        if isinstance(corpus, str) and corpus:
+            values["corpus"] = corpus
+        for name, value in values.items():
+            try:
+                widget = self.query_one(f"#tr-{name}")
+            except Exception:  # noqa: BLE001 - a field this layout does not have
+                continue
+            if isinstance(widget, Select):
+                if value in FORM_FIELDS[name][1]:
+                    widget.value = value
+            else:
+                widget.value = str(value)
 
     def on_resize(self) -> None:
         self._dirty = True
