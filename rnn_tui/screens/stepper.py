@@ -250,7 +250,7 @@ class StepperScreen(Screen):
             self.step = 0
             self.row_offset = 0
             if tr.unknown_message and self._notified != message.key[1]:
-                self.notify(f"skipped: {tr.unknown_message}", severity="warning", markup=False, timeout=6)
+                self.notify(tr.unknown_message, severity="warning", markup=False, timeout=6)
         self.step = min(self.step, len(tr.tokens) - 1)
         self.layer_index = min(self.layer_index, len(tr.layers) - 1)
         self._show_loading(None)
@@ -353,8 +353,20 @@ class StepperScreen(Screen):
         if not text:
             self.notify("the sentence is empty: nothing changed", severity="warning")
             return
+        text = self._fit_case(text)
         self._check_sentence(text)
         self.app.set_sentence(text)
+
+    def _fit_case(self, text: str) -> str:
+        """A character model that never saw a capital letter reads 'Hello' as 'hello' rather than
+        'ello': lowercase, and say so."""
+        lm = self.app.lm
+        if lm is None or lm.vocab.level != "char" or text == text.lower():
+            return text
+        if any(tok != tok.lower() for tok in lm.vocab.tokens):
+            return text  # the model knows capitals: keep them
+        self.notify("lowercased: this model's vocabulary has no capital letters", markup=False, timeout=4)
+        return text.lower()
 
     def _check_sentence(self, text: str) -> None:
         """Say right away which characters the model cannot read (they will be skipped)."""
@@ -369,7 +381,7 @@ class StepperScreen(Screen):
             self.notify(f"the model can read none of this: {enc.message() or 'empty'}",
                         severity="error", markup=False)
         elif enc.message():
-            self.notify(f"skipped: {enc.message()}", severity="warning", markup=False, timeout=6)
+            self.notify(enc.message(), severity="warning", markup=False, timeout=6)
             self._notified = text  # on_trace_ready need not say it again
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
