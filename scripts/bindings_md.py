@@ -15,13 +15,21 @@ from textual.binding import Binding  # noqa: E402
 from rnn_tui.app import RnnTuiApp  # noqa: E402
 
 
+# Textual's key names, as a reader would type them.
+KEY_NAMES = {"comma": ",", "minus": "-", "full_stop": ".", "plus": "+", "equals_sign": "=",
+             "left_square_bracket": "[", "right_square_bracket": "]", "question_mark": "?",
+             "slash": "/", "up": "↑", "down": "↓", "left": "←", "right": "→"}
+
+
 def rows(bindings) -> list[tuple[str, str]]:
     out = []
     for b in bindings:
         if not isinstance(b, Binding):
             b = Binding(*b)
-        keys = " ".join(f"`{b.key_display or k}`" if b.key_display and i == 0 else f"`{k}`"
-                        for i, k in enumerate(b.key.split(",")))
+        names = [KEY_NAMES.get(k.strip(), k.strip()) for k in b.key.split(",")]
+        if b.key_display and b.key_display not in names:
+            names[0] = b.key_display
+        keys = " ".join(f"`{k}`" for k in dict.fromkeys(names))
         out.append((keys, b.tooltip or b.description))
     return out
 

@@ -135,7 +135,7 @@ def fmt_value(v: float) -> str:
         return "0"
     if abs(v) < 1e-2 or abs(v) >= 1e4:
         return f"{v:.0e}"
-    return f"{v:g}"
+    return f"{v:.3g}"  # a derived midpoint such as 2.08567 reads as 2.09
 
 
 def legend(kind: str = "diverging", width: int = 24, vmin=None, vmax=None) -> Text:
