@@ -178,7 +178,7 @@ class SamplingScreen(Screen):
         k = "off" if self.top_k == 0 else str(self.top_k)
         text = Text(no_wrap=True, overflow="ellipsis")
         for i, (name, value) in enumerate((("T", f"{self.temperature:.1f}"), ("top-k", k),
-                                           ("length", str(self.length)), ("seed", str(self.seed)))):
+                                           ("length", str(self.length)), ("next seed", str(self.seed)))):
             if i:
                 text.append("  ·  ", style="#5f5f5f")
             text.append(f"{name} ", style="#8a8a8a")
