@@ -98,7 +98,7 @@ class CompareScreen(Screen):
         "confidence": "Each model's probability of the right verb form (was/were) at the verb: green above 50%,\n"
                       "red below. The vanilla RNN loses the subject as the clause grows; the LSTM keeps it.",
         "accuracy": "Accuracy over minimal pairs at each distractor length, per cell, trained with the same\n"
-                    "budget; the parameter counts show what each cell costs: RNN n², GRU 3n², LSTM 4n².",
+                    "budget; the parameter counts show what each cell costs: RNN : GRU : LSTM = 1 : 3 : 4.",
     }
     BINDINGS = [
         Binding("right,plus,equals_sign", "distractor(1)", "Longer", id="compare.longer", key_display="→/+",
@@ -478,7 +478,8 @@ class CompareScreen(Screen):
             for c in CELLS:
                 t.append(f"{short_count(table[c][h]):>6} ", style=_hex(CELL_COLORS[c]))
             t.append("\n")
-        t.append("RNN n² · GRU 3n² · LSTM 4n²\n", style="dim")
+        # With input = H each gate costs 2n² (W_ih and W_hh): the seeds' n² : 3n² : 4n² ratio.
+        t.append("RNN 2n² · GRU 6n² · LSTM 8n²\n", style="dim")
         for cell in CELLS:
             t.append("━ ", style=_hex(CELL_COLORS[cell]))
             t.append(f"{CELL_NAMES[cell]}  ")
