@@ -1,0 +1,45 @@
+"""Every key binding carries an id (so users can remap it) and a tooltip (the help and footer)."""
+
+import importlib
+import inspect
+import pkgutil
+
+from textual.binding import Binding
+
+import rnn_tui.screens as screens_pkg
+from rnn_tui.app import RnnTuiApp
+
+
+def _classes_with_bindings():
+    found = {RnnTuiApp, *RnnTuiApp.MODES.values()}
+    for info in pkgutil.iter_modules(screens_pkg.__path__):
+        module = importlib.import_module(f"rnn_tui.screens.{info.name}")
+        for obj in vars(module).values():
+            if inspect.isclass(obj) and obj.__module__ == module.__name__ and "BINDINGS" in vars(obj):
+                found.add(obj)
+    return sorted(found, key=lambda c: c.__name__)
+
+
+def test_every_binding_has_an_id_and_a_tooltip():
+    classes = _classes_with_bindings()
+    assert len(classes) >= 9  # the app and its eight screens, at least
+    problems = []
+    for cls in classes:
+        ids = []
+        for b in cls.BINDINGS:
+            if not isinstance(b, Binding):
+                problems.append(f"{cls.__name__}: {b!r} is not a Binding")
+                continue
+            if not b.id or not b.tooltip:
+                problems.append(f"{cls.__name__}: {b.key!r} lacks an id or a tooltip")
+            ids.append(b.id)
+        dupes = {i for i in ids if ids.count(i) > 1}
+        if dupes:
+            problems.append(f"{cls.__name__}: duplicate binding ids {sorted(dupes)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_modes_are_switched_by_number_keys():
+    keys = {b.key: b.action for b in RnnTuiApp.BINDINGS}
+    for n, mode in enumerate(RnnTuiApp.MODES, 1):
+        assert keys[str(n)] == f"switch_mode('{mode}')"
