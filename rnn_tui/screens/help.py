@@ -101,11 +101,22 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="help-box"):
             yield Static("[b]rnn-tui help[/b]  ·  escape closes", id="help-title")
             with VerticalScroll(id="help-scroll"):
-                for i, part in enumerate(help_tables(self.app)):
-                    yield Static(part, classes="help-part")
+                mode = getattr(self.app, "current_mode", None)
+                key, title = MODE_TABS.get(mode, ("", "")) if mode else ("", "")
+                here = f"{key}  {title}" if title else None
+                for part in help_tables(self.app):
+                    # The current screen's section gets an id: the help opens on it.
+                    is_here = here is not None and isinstance(part, Text) and part.plain == here
+                    yield Static(part, classes="help-part", id="help-here" if is_here else None)
 
     def on_mount(self) -> None:
         self.query_one("#help-scroll").focus()
+        self.call_after_refresh(self._open_on_current_screen)
+
+    def _open_on_current_screen(self) -> None:
+        here = self.query("#help-here")
+        if here:
+            self.query_one("#help-scroll", VerticalScroll).scroll_to_widget(here.first(), top=True, animate=False)
 
     def action_scroll(self, direction: str) -> None:
         scroll = self.query_one("#help-scroll", VerticalScroll)
