@@ -677,7 +677,12 @@ class InspectorScreen(Screen):
             title.append(f"no unit stays ≥ {self.threshold:+.2f} over the span", style="bold")
             title.append(": - lowers the threshold, [ shortens the span", style="dim")
             return title
-        max_rows = 8 if height >= 1000 else max(1, height - 2)
+        if height >= 1000:  # measuring for height: auto
+            max_rows = 8
+        elif len(units) <= height - 1:  # all fit under the title: no "… more" line needed
+            max_rows = len(units)
+        else:
+            max_rows = max(1, height - 2)
         shown = units[:max_rows]
         title.append("units on: ", style="dim")
         title.append(" ".join(str(u) for u in units[:24]) + (" …" if len(units) > 24 else ""), style="bold")
