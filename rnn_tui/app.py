@@ -22,7 +22,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from .commands import RnnCommands
 from .screens import LOADING_TEXT, MODE_TABS, report_worker_error

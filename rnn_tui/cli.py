@@ -21,24 +21,23 @@ EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 1
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_at_least(low: int):
+    """An argparse type: a whole number >= low, with a message that says which rule failed."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+_positive_int = _int_at_least(1)
+_nonneg_int = _int_at_least(0)
 
 
 def _finite_float(text: str) -> float:
@@ -434,15 +433,12 @@ def cmd_jacobian(args) -> int:
         data["spectrum"] = sp.to_json()
         _dump(data)
         return 0
-    import numpy as np
-
     print(f"{lm.label}: ||d state_t / d state_k|| (Frobenius), state = {jm.state}")
     last = jm.norms[-1]
     for k, tok in enumerate(jm.tokens):
         print(f"k={k:>3} {_fmt_tok(tok):>4}  ||d state_T / d state_k|| = {last[k]:.3e}")
     radii = ", ".join(f"{name}: {r:.3f}" for name, r in sp.radius.items())
     print(f"spectral radius of the recurrent matrix ({sp.main} block drives the state): {radii}")
-    del np
     return 0
 
 

@@ -274,7 +274,8 @@ def balanced_agreement_corpus(level: str = "char", size: int = 8000, seed: int =
                   examples=tuple(it.text for it in items[:2]))
 
 
-def _agreement_corpus(kind: str, level: str, seed: int) -> Corpus:
+def agreement_corpus(kind: str, level: str, seed: int) -> Corpus:
+    """The corpus an agreement run trains on: "balanced" (the default) or the "bundled" one."""
     if kind == "balanced":
         return balanced_agreement_corpus(level, seed=seed)
     return load_corpus("agreement", level, seed=seed)
@@ -859,7 +860,7 @@ class TbpttResult(ExperimentResult):
 def run_tbptt(s: TbpttSettings, ctx: _Ctx) -> dict:
     _choose("level", s.level, ("char", "word"))
     _choose("agreement corpus", s.corpus, ("balanced", "bundled"))
-    corpus = _agreement_corpus(s.corpus, s.level, s.seed)
+    corpus = agreement_corpus(s.corpus, s.level, s.seed)
     R, D = len(s.seq_lens), len(s.distractors)
     acc, pc = np.full((R, D), np.nan), np.full((R, D), np.nan)
     longest, vals, losses = np.full(R, -1, dtype=np.int64), np.full(R, np.nan), []
@@ -1195,7 +1196,7 @@ def run_agreement(s: AgreementSettings, ctx: _Ctx) -> dict:
     _choose("agreement corpus", s.corpus, ("balanced", "bundled"))
     for c in s.cells:
         _choose("cell", c, CELLS)
-    corpus = _agreement_corpus(s.corpus, s.level, s.seed)
+    corpus = agreement_corpus(s.corpus, s.level, s.seed)
     C, D = len(s.cells), len(s.distractors)
     res = {k: np.full((C, D), np.nan) for k in ("p_correct", "accuracy", "accuracy_incongruent", "accuracy_congruent")}
     vals, losses, params = np.full(C, np.nan), [], np.zeros(C, dtype=np.int64)
@@ -1499,6 +1500,6 @@ def run_experiment(name: str, settings: dict | None = None, *, quick: bool = Fal
 
 
 __all__ = ["EXPERIMENTS", "Experiment", "ExperimentResult", "get_experiment", "run_experiment",
-           "agreement_curve", "AgreementCurve", "balanced_agreement_corpus", "flip_subject",
+           "agreement_corpus", "agreement_curve", "AgreementCurve", "balanced_agreement_corpus", "flip_subject",
            "continuation_logprobs", "longest_solved", "recurrent_parameters", "count_spikes",
            "text_statistics", "grammatical"]

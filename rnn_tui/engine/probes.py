@@ -26,7 +26,6 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .errors import ConfigError, ProbeLimitError, VocabError
 from .model import INTERNALS
@@ -567,7 +566,7 @@ def jacobian_map(lm, text: str, layer: int = -1, on_unknown: str = "skip",
     ids, tokens, enc, offset = _encode(lm, text, on_unknown, window, fit,
                                        f"jacobian map (state size {D})")
     model = lm.model
-    T, H = len(ids), cfg.hidden
+    H = cfg.hidden
     with torch.no_grad():
         y = torch.as_tensor(ids, device=model.device).unsqueeze(0)
         out = model.stepwise(y, _zero_state(model))

@@ -44,6 +44,17 @@ MODE_SHORT: dict[str, str] = {
 }
 
 LOADING_TEXT = "loading engine…"
+NO_MODEL_TEXT = "no model loaded: ctrl+p → Load model…"
+
+
+def waiting_text(app) -> str | None:
+    """What a screen shows instead of its content while there is nothing to work on:
+    the engine still loading, or no model; None once a model is there."""
+    if not getattr(app, "engine_ready", False):
+        return LOADING_TEXT
+    if getattr(app, "lm", None) is None:
+        return NO_MODEL_TEXT
+    return None
 
 
 class ModeBar(Static):

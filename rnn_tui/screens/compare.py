@@ -213,11 +213,11 @@ class CompareScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare-train")
     def _train_worker(self, stop: threading.Event) -> None:
-        from ..engine.experiments import _agreement_corpus, agreement_curve
+        from ..engine.experiments import agreement_corpus, agreement_curve
         from ..engine.train import Trainer, TrainConfig
 
         s = self._settings()
-        corpus = _agreement_corpus(s.corpus, s.level, s.seed)
+        corpus = agreement_corpus(s.corpus, s.level, s.seed)
         models, curves, params = {}, {}, {}
         cells = [c for c in s.cells if c in CELLS] or list(CELLS)
         n = len(cells)
@@ -441,7 +441,7 @@ class CompareScreen(Screen):
         plt.xlabel("distractor words")
         if not self.curves:
             return
-        lo, hi = 0, 0
+        hi = 0
         for cell in CELLS:
             c = self.curves.get(cell)
             if c is None:

@@ -38,7 +38,7 @@ from textual_plotext import PlotextPlot
 from ..widgets.colors import legend
 from ..widgets.heatmap import TriangleHeatmap
 from ..widgets.plots import log_ticks
-from . import LOADING_TEXT, ModeBar, report_worker_error
+from . import LOADING_TEXT, ModeBar, report_worker_error, waiting_text
 from .stepper import Panel
 
 RADII = (None, 0.5, 0.9, 1.0, 1.1, 1.5)  # None: the model's W as it is
@@ -268,13 +268,11 @@ class DynamicsScreen(Screen):
 
     def _info(self) -> None:
         info = self.query_one("#dy-info", Static)
-        if not getattr(self.app, "engine_ready", False):
-            info.update(LOADING_TEXT)
+        waiting = waiting_text(self.app)
+        if waiting:
+            info.update(waiting)
             return
         lm = self.lm
-        if lm is None:
-            info.update("no model loaded: ctrl+p → Load model…")
-            return
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append("model ", style="dim")
         t.append(lm.label, style="bold")

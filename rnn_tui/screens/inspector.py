@@ -34,7 +34,7 @@ from textual.worker import Worker, get_current_worker
 
 from ..widgets.colors import _color, legend, rgb
 from ..widgets.heatmap import token_label
-from . import LOADING_TEXT, ModeBar, report_worker_error
+from . import LOADING_TEXT, ModeBar, report_worker_error, waiting_text
 from .stepper import Panel
 
 SPAN_STYLE = Style(color="#000000", bgcolor="#ffd75f", bold=True)
@@ -241,11 +241,9 @@ class InspectorScreen(Screen):
 
     def _request_trace(self) -> None:
         app = self.app
-        if not getattr(app, "engine_ready", False):
-            self._info(LOADING_TEXT)
-            return
-        if self.lm is None:
-            self._info("no model loaded: ctrl+p → Load model…")
+        waiting = waiting_text(app)
+        if waiting:
+            self._info(waiting)
             return
         key = (app.model_version, app.sentence)
         if key in (self._trace_key, self._trace_pending):

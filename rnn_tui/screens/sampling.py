@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from rich.console import Group, RenderableType
+from rich.console import RenderableType
 from rich.style import Style
 from rich.text import Text
 from textual import work
@@ -23,7 +23,7 @@ from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, get_current_worker
 
-from . import LOADING_TEXT, ModeBar, report_worker_error
+from . import LOADING_TEXT, NO_MODEL_TEXT, ModeBar, report_worker_error
 from .stepper import Panel
 
 PRESET_TEMPERATURES = (0.2, 0.8, 1.5)
@@ -167,7 +167,7 @@ class SamplingScreen(Screen):
         if not ready:
             loading.display = True
         elif self.app.lm is None:
-            loading.update("no model loaded: ctrl+p → Load model…")
+            loading.update(NO_MODEL_TEXT)
             loading.display = True
         else:
             loading.display = False

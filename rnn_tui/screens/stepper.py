@@ -30,8 +30,8 @@ from textual.worker import Worker, get_current_worker
 
 from ..widgets.bars import ProbBars
 from ..widgets.colors import _color, legend, rgb
-from ..widgets.heatmap import Heatmap, heat_row, token_label, unit_order
-from . import LOADING_TEXT, ModeBar, report_worker_error
+from ..widgets.heatmap import Heatmap, token_label, unit_order
+from . import LOADING_TEXT, ModeBar, report_worker_error, waiting_text
 
 SORT_MODES = ("index", "activation", "variance")
 SORT_LABEL = {"index": "unit index", "activation": "|h| at this step", "variance": "variance over time"}
@@ -199,11 +199,9 @@ class StepperScreen(Screen):
 
     def _request_trace(self) -> None:
         app = self.app
-        if not getattr(app, "engine_ready", False):
-            self._show_loading(LOADING_TEXT)
-            return
-        if app.lm is None:
-            self._show_loading("no model loaded: ctrl+p → Load model…")
+        waiting = waiting_text(app)
+        if waiting:
+            self._show_loading(waiting)
             return
         key = (app.model_version, app.sentence)
         if key == self._key or key == self._pending:
