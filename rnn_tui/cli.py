@@ -156,6 +156,7 @@ def _sub_parser() -> argparse.ArgumentParser:
                    help="training sizes, hidden x batch (default 256x32 on the CPU; with --device cuda "
                    "256x64,256x256,1024x64,1024x256 and the probes at H=1024)")
     b.add_argument("--no-encode", action="store_true", help="skip the corpus encoding rows")
+    b.add_argument("--no-inspect", action="store_true", help="skip the unit inspector rows")
 
     e = sub.add_parser("experiment", help="run a named experiment headless (--list names them)")
     e.add_argument("name", nargs="?", default=None, help="parity, init-schemes, clipping, tbptt, zog, "
@@ -477,7 +478,7 @@ def cmd_bench(args) -> int:
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     rows = run_bench(device=args.device, quick=args.quick, sizes=parse_sizes(args.sizes),
-                     encode=not args.no_encode, log=log)
+                     encode=not args.no_encode, inspect=not args.no_inspect, log=log)
     if not args.no_tui:
         from .bench_tui import bench_tui
 

@@ -204,7 +204,8 @@ def test_stop_returns_early_with_a_partial_result():
             stop.set()
 
     r = run_experiment("agreement", stop=stop, progress=progress)  # default settings: ~10 s if not stopped
-    assert r.stopped and r.seconds < 8
+    assert r.stopped
+    assert max(seen) < 0.9  # it returned well before the end, not after finishing
     assert np.isnan(r.accuracy[-1]).all()  # the last cell never ran
     assert all(0.0 <= f <= 1.0 for f in seen)
     data = _json_ok(r)

@@ -3,7 +3,6 @@
 import copy
 import json
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -384,9 +383,7 @@ def test_tinyshakespeare_encode_and_search(bundled_lm):
     span = (6, 13)  # "citizen"
     units = select_units(vals, span, 0.3)
     assert units.size
-    t0 = time.perf_counter()
-    res = find_matches(st, units, 0.3, span[1] - span[0], top=20)
-    assert time.perf_counter() - t0 < 2.0
+    res = find_matches(st, units, 0.3, span[1] - span[0], top=20)  # its speed: `rnn-tui bench`
     assert res.total >= len(res.matches) > 0
     for m in res.matches:  # every hit really has all the units on, for a maximal run
         assert m.length >= span[1] - span[0]

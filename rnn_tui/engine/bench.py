@@ -7,7 +7,9 @@
 2. Latency of each probe on a 200-token text at hidden size 512 (1024 in the cuda preset).
 3. Corpus encoding: MB/s of encoding a generated text file (toy-grammar sentences, 20 MB) and
    writing the encoding cache, and of loading it back from the cache (memory-mapped).
-4. (rnn_tui/bench_tui.py, added by the CLI) time to first paint and keypress-to-paint latency.
+4. Unit inspector: encoding the hidden states of a 1 MB corpus with the bundled LSTM, then
+   one "where else do these units fire together" search over them.
+5. (rnn_tui/bench_tui.py, added by the CLI) time to first paint and keypress-to-paint latency.
 
 Every figure printed is measured here and now; nothing is a constant.
 """
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -199,6 +202,46 @@ def bench_encode(mb: float = 20.0, levels=("char", "word"),
     return rows
 
 
+SHAKESPEARE = Path(__file__).resolve().parents[3] / "shared" / "data" / "tinyshakespeare.txt"
+
+
+def bench_inspect(mb: float = 1.0, repeat: int = 5, device: str = "cpu",
+                  log: Callable[[str], None] = print) -> list[dict]:
+    """Encode a corpus' hidden states once, then time find_matches (the interactive part).
+
+    The text is ../shared/data/tinyshakespeare.txt when that file is there, else generated
+    toy-grammar sentences of the same size.
+    """
+    from .checkpoint import load_model
+    from .inspect import encode_corpus_states, find_matches, select_units, trace_values
+    from .probes import trace
+
+    if SHAKESPEARE.is_file():
+        text, source = SHAKESPEARE.read_text(encoding="utf-8")[: int(mb * 2**20)], "tinyshakespeare"
+    else:
+        from .corpus import grammar_sentences
+
+        text, source = "", "generated grammar"
+        while len(text) < mb * 2**20:
+            text += " ".join(grammar_sentences(5000, seed=len(text))) + " "
+        text = text[: int(mb * 2**20)]
+    lm = load_model("lstm", device)
+    log(f"bench: inspector, {len(text) / 2**20:.1f} MB of {source}")
+    t0 = time.perf_counter()
+    states = encode_corpus_states(lm, text)
+    encode_s = time.perf_counter() - t0
+    probe = "the cat that we saw yesterday was happy."
+    values = trace_values(trace(lm, probe))
+    span = (4, 7)  # "cat"
+    units = select_units(values, span, 0.3)
+    if units.size == 0:  # a retrained default may have no unit that clears 0.3 on "cat"
+        units = np.argsort(-values[span[0]:span[1]].min(axis=0))[:3]
+    ms = _time(lambda: find_matches(states, units, 0.3, span[1] - span[0], top=20), repeat)
+    found = find_matches(states, units, 0.3, span[1] - span[0], top=20).total
+    return [{"kind": "inspect", "source": source, "tokens": states.n_tokens, "units": int(units.size),
+             "encode_s": encode_s, "search_ms": ms, "matches": int(found)}]
+
+
 # The `--device cuda` preset: (hidden, batch) pairs for training, the probes' hidden size.
 CUDA_SIZES = ((256, 64), (256, 256), (1024, 64), (1024, 256))
 CUDA_PROBE_HIDDEN = 1024
@@ -220,7 +263,7 @@ def parse_sizes(text: str | None) -> list[tuple[int, int]] | None:
 
 
 def run_bench(device: str = "cpu", quick: bool = False, sizes=None, probe_hidden: int | None = None,
-              encode: bool = True, log: Callable[[str], None] = print) -> list[dict]:
+              encode: bool = True, inspect: bool = True, log: Callable[[str], None] = print) -> list[dict]:
     """All the engine rows. On CUDA the "cuda" preset sizes apply unless `sizes` is given."""
     dev = pick_device(device)
     on_cuda = dev.type == "cuda"
@@ -233,6 +276,8 @@ def run_bench(device: str = "cpu", quick: bool = False, sizes=None, probe_hidden
     rows += bench_probes(hidden=probe_hidden, repeat=2 if quick else 5, device=device, log=log)
     if encode:
         rows += bench_encode(mb=5.0 if quick else 20.0, levels=("char",) if quick else ("char", "word"), log=log)
+    if inspect:
+        rows += bench_inspect(mb=0.25 if quick else 1.0, repeat=2 if quick else 5, device=device, log=log)
     return rows
 
 
@@ -262,6 +307,13 @@ def format_table(rows: list[dict]) -> str:
         for r in enc:
             out.append(f"{r['level']:<5} {r['what']:<22} {r['mb']:>6.1f} {r['tokens']:>12,} {r['s']:>8.3f} "
                        f"{r['mb_s']:>9,.1f}")
+    ins = [r for r in rows if r["kind"] == "inspect"]
+    if ins:
+        out += ["", "Unit inspector (bundled LSTM, H=64): encode a corpus' states once, then search them",
+                f"{'corpus':<18} {'tokens':>10} {'encode s':>9} {'units':>5} {'search ms':>10} {'matches':>8}"]
+        for r in ins:
+            out.append(f"{r['source']:<18} {r['tokens']:>10,} {r['encode_s']:>9.2f} {r['units']:>5} "
+                       f"{r['search_ms']:>10.1f} {r['matches']:>8,}")
     tui = [r for r in rows if r["kind"] == "tui"]
     if tui:
         out += ["", "TUI latency", f"{'what':<44} {'ms':>9}"]
