@@ -244,3 +244,22 @@ def test_cli_experiment_errors(capsys):
         err = capsys.readouterr().err
         lines = [line for line in err.strip().splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("rnn-tui: error:") and "Traceback" not in err
+
+
+def test_train_agreement_models_keeps_the_models_and_says_how_far_a_stop_got():
+    from rnn_tui.engine.experiments import train_agreement_models
+
+    s = get_experiment("agreement").settings(dict(steps=30, hidden=8, embed=8, seq_len=16, batch=4,
+                                                 distractors=(0, 2), pairs=3))
+    stop = threading.Event()
+
+    def progress(fraction, message):
+        if fraction > 0.45:  # part-way through the second of three cells
+            stop.set()
+
+    out = train_agreement_models(s, stop, progress)
+    assert set(out.parameters) == {"rnn", "lstm", "gru"}
+    assert out.steps["rnn"] == 30 and 0 < out.steps["lstm"] < 30 and "gru" not in out.steps
+    assert set(out.models) == set(out.curves) == set(out.loss) == {"rnn", "lstm"}
+    assert len(out.loss["rnn"]) == 30 and out.models["lstm"].config.cell == "lstm"
+    assert out.parameters["lstm"] == out.models["lstm"].config.parameter_count()

@@ -336,6 +336,7 @@ async def test_compare_trains_three_cells_and_steps_the_distractor(tiny_lab, mon
         await settle(pilot)
         assert all(0.0 <= screen.p_right[c] <= 1.0 for c in ("rnn", "lstm", "gru"))
         assert list(screen.curves["rnn"].distractors) == [0, 3, 6]
+        assert "25 steps each" in screen.source
         await pilot.press("right")
         await settle(pilot)
         assert screen.item.distractor_words == 5

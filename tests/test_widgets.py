@@ -119,7 +119,7 @@ def test_heatmap_scroll_indicator_and_row_labels():
     hm, _ = make_map(row_offset=16, max_rows=24)
     text, _ = render(hm)
     lines = text.splitlines()
-    assert "units 17-40 of 256" in lines[-1]
+    assert "rows 17-40 of 256 units" in lines[-1]
     labels = [ln.split()[0] for ln in lines[1:-1]]  # row lines begin with the unit index
     assert labels[0] == "16" and labels[-1] == "39" and len(labels) == 24
 
@@ -144,7 +144,7 @@ def test_heatmap_crops_columns_around_highlight():
     lines = text.splitlines()
     assert all(cell_len(ln) <= 30 for ln in lines)
     assert "▼" in lines[0]
-    assert "units 1-2 of 256" in lines[-2] and "steps 28-40 of 40" in lines[-1]
+    assert "rows 1-2 of 256 units" in lines[-2] and "steps 28-40 of 40" in lines[-1]
 
 
 def test_heatmap_nan_grey_and_order():

@@ -1191,31 +1191,67 @@ class AgreementResult(ExperimentResult):
         return out
 
 
-def run_agreement(s: AgreementSettings, ctx: _Ctx) -> dict:
+@dataclass(frozen=True, eq=False)
+class AgreementModels:
+    """The cells trained on one agreement corpus with one budget, and what each learned.
+
+    Cells the stop flag cut off before their first step are absent from every dict but
+    `parameters`; `steps` says how far each of the others got.
+    """
+
+    models: dict  # cell -> LoadedModel (a CPU snapshot)
+    curves: dict  # cell -> AgreementCurve
+    loss: dict  # cell -> float64 [steps done]: training loss per step
+    val_loss: dict  # cell -> float (NaN when there was no validation)
+    steps: dict  # cell -> int
+    parameters: dict  # cell -> int: the whole model at the chosen size, for every cell
+
+
+def train_agreement_models(s: AgreementSettings, stop: threading.Event | None = None,
+                           progress: Progress | None = None) -> AgreementModels:
+    """Train every cell of `s.cells` on the same agreement corpus and measure agreement.
+
+    Shared by the `agreement` experiment and the Compare screen (which keeps the models)."""
+    return _train_agreement(s, _Ctx(stop, progress))
+
+
+def _train_agreement(s: AgreementSettings, ctx: _Ctx) -> AgreementModels:
     _choose("level", s.level, ("char", "word"))
     _choose("agreement corpus", s.corpus, ("balanced", "bundled"))
     for c in s.cells:
         _choose("cell", c, CELLS)
     corpus = agreement_corpus(s.corpus, s.level, s.seed)
-    C, D = len(s.cells), len(s.distractors)
-    res = {k: np.full((C, D), np.nan) for k in ("p_correct", "accuracy", "accuracy_incongruent", "accuracy_congruent")}
-    vals, losses, params = np.full(C, np.nan), [], np.zeros(C, dtype=np.int64)
+    out = AgreementModels({}, {}, {}, {}, {}, {})
     for i, cell in enumerate(s.cells):
         cfg = TrainConfig(corpus="agreement", level=s.level, cell=cell, hidden=s.hidden, embed=s.embed,
                           seq_len=s.seq_len, batch=s.batch, steps=s.steps, lr=s.lr, eval_every=0,
                           eval_batches=2, seed=s.seed, device=s.device)
-        params[i] = cfg.model_config(len(corpus.vocab)).parameter_count()
+        out.parameters[cell] = cfg.model_config(len(corpus.vocab)).parameter_count()
         if ctx.stopped:
-            losses.append(np.zeros(0))
             continue
-        part = ctx.part(i, C)
+        part = ctx.part(i, len(s.cells))
         tr = part.span(0, 0.9).train(cfg, corpus, cell)
-        losses.append(_curve(tr))
-        vals[i] = _final_loss(tr)
+        if tr.step == 0:  # stopped before its first step: nothing to measure
+            continue
+        out.loss[cell], out.val_loss[cell], out.steps[cell] = _curve(tr), _final_loss(tr), tr.step
+        out.models[cell] = lm = _lm(tr)
         part.report(0.9, f"{cell}: measuring agreement")
-        curve = agreement_curve(_lm(tr), s.distractors, s.pairs, seed=1000 + s.seed, stop=ctx.stop)
+        out.curves[cell] = agreement_curve(lm, s.distractors, s.pairs, seed=1000 + s.seed, stop=ctx.stop)
+    return out
+
+
+def run_agreement(s: AgreementSettings, ctx: _Ctx) -> dict:
+    trained = _train_agreement(s, ctx)
+    C, D = len(s.cells), len(s.distractors)
+    res = {k: np.full((C, D), np.nan) for k in ("p_correct", "accuracy", "accuracy_incongruent", "accuracy_congruent")}
+    for i, cell in enumerate(s.cells):
+        curve = trained.curves.get(cell)
         for k in res:
-            res[k][i] = getattr(curve, k)
+            if curve is not None:
+                res[k][i] = getattr(curve, k)
+    vals = np.array([trained.val_loss.get(c, np.nan) for c in s.cells], dtype=np.float64)
+    losses = [trained.loss.get(c, np.zeros(0)) for c in s.cells]
+    params = np.array([trained.parameters[c] for c in s.cells], dtype=np.int64)
     sizes = np.asarray(s.param_sizes, dtype=np.int64)
     rec = np.array([[recurrent_parameters(c, int(h), int(h)) for h in sizes] for c in s.cells], dtype=np.int64)
     return dict(cells=tuple(s.cells), distractors=np.asarray(s.distractors), val_loss=vals,
@@ -1500,6 +1536,6 @@ def run_experiment(name: str, settings: dict | None = None, *, quick: bool = Fal
 
 
 __all__ = ["EXPERIMENTS", "Experiment", "ExperimentResult", "get_experiment", "run_experiment",
-           "agreement_corpus", "agreement_curve", "AgreementCurve", "balanced_agreement_corpus", "flip_subject",
+           "agreement_corpus", "agreement_curve", "AgreementModels", "train_agreement_models", "AgreementCurve", "balanced_agreement_corpus", "flip_subject",
            "continuation_logprobs", "longest_solved", "recurrent_parameters", "count_spikes",
            "text_statistics", "grammatical"]

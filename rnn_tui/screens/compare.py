@@ -13,6 +13,7 @@ Training and every probe run in thread workers.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass, field
@@ -119,7 +120,7 @@ class CompareScreen(Screen):
     ]
     DEFAULT_CSS = """
     CompareScreen #cmp-body { height: 1fr; padding: 0 1; }
-    CompareScreen #cmp-info { height: 1; color: $text-muted; }
+    CompareScreen #cmp-info { height: 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     CompareScreen #cmp-sentence { height: auto; margin-top: 1; }
     CompareScreen #cmp-bars { height: auto; margin-top: 1; }
     CompareScreen #cmp-lower { height: 1fr; margin-top: 1; }
@@ -213,40 +214,21 @@ class CompareScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare-train")
     def _train_worker(self, stop: threading.Event) -> None:
-        from ..engine.experiments import agreement_corpus, agreement_curve
-        from ..engine.train import Trainer, TrainConfig
+        from ..engine.experiments import train_agreement_models
 
         s = self._settings()
-        corpus = agreement_corpus(s.corpus, s.level, s.seed)
-        models, curves, params = {}, {}, {}
-        cells = [c for c in s.cells if c in CELLS] or list(CELLS)
-        n = len(cells)
-        for i, cell in enumerate(cells):
-            if stop.is_set():
-                break
-            cfg = TrainConfig(corpus="agreement", level=s.level, cell=cell, hidden=s.hidden, embed=s.embed,
-                              seq_len=s.seq_len, batch=s.batch, steps=s.steps, lr=s.lr, eval_every=0,
-                              eval_batches=2, seed=s.seed, device="cpu")
-            trainer = Trainer(cfg, corpus=corpus)
-            every = max(1, s.steps // 25)
-
-            def hook(m, i=i, cell=cell):
-                if m.step % every == 0:
-                    self.post_message(CompareProgress((i + 0.9 * m.step / s.steps) / n,
-                                                      f"{cell}: step {m.step}/{s.steps} loss {m.loss:.2f}"))
-
-            trainer.on_metrics = hook
-            trainer.run(stop=stop)
-            if trainer.step == 0:
-                break
-            lm = trainer.snapshot()
-            models[cell] = lm
-            params[cell] = lm.config.parameter_count()
-            self.post_message(CompareProgress((i + 0.9) / n, f"{cell}: measuring agreement"))
-            curves[cell] = agreement_curve(lm, s.distractors, s.pairs, seed=1000 + s.seed, stop=stop)
-        source = (f"trained here: {s.level} level, {s.corpus} agreement corpus, {s.steps} steps each, "
-                  f"H={s.hidden}")
-        self.post_message(CompareModels(models, curves, source, {"whole": params}, stopped=stop.is_set()))
+        cells = tuple(c for c in s.cells if c in CELLS) or CELLS
+        s = dataclasses.replace(s, cells=cells, device="cpu")
+        out = train_agreement_models(s, stop, lambda f, msg: self.post_message(CompareProgress(f, msg)))
+        budget = f"{s.steps} steps each"
+        short = [f"{c} stopped at {out.steps[c]}" for c in cells if 0 < out.steps.get(c, 0) < s.steps]
+        missing = [c for c in cells if c not in out.steps]
+        if short or missing:  # stopped part-way: say how far each model got
+            budget = "; ".join([budget] + short + ([f"no {', '.join(missing)}"] if missing else []))
+        source = f"trained here: H={s.hidden}, {s.level} level, {s.corpus} agreement · {budget}"
+        self.post_message(CompareModels(out.models, out.curves, source,
+                                        {"whole": {c: out.parameters[c] for c in out.models}},
+                                        stopped=stop.is_set()))
 
     def action_load_bundled(self) -> None:
         if not getattr(self.app, "engine_ready", False):

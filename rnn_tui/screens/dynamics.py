@@ -206,7 +206,7 @@ class DynamicsScreen(Screen):
     DynamicsScreen .dy-hidden { display: none; }
     DynamicsScreen .dy-note { height: auto; max-height: 4; }
     DynamicsScreen #dy-lyap-map { height: 1fr; }
-    DynamicsScreen #dy-info { height: 1; padding: 0 1; color: $text-muted; }
+    DynamicsScreen #dy-info { height: 1; padding: 0 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self) -> None:
@@ -272,11 +272,8 @@ class DynamicsScreen(Screen):
         if waiting:
             info.update(waiting)
             return
-        lm = self.lm
         t = Text(no_wrap=True, overflow="ellipsis")
-        t.append("model ", style="dim")
-        t.append(lm.label, style="bold")
-        t.append(" · view ", style="dim")
+        t.append("view ", style="dim")
         t.append(self.view, style="bold")
         t.append(" (v) · ", style="dim")
         t.append(repr(getattr(self.app, "sentence", "")))
@@ -594,11 +591,17 @@ class DynamicsScreen(Screen):
             label = "own" if choice is None else f"{choice:g}"
             t.append(label, style="bold reverse" if i == self.radius_choice else "dim")
             t.append(" ")
-        t.append("· t ", style="dim")
-        t.append(self.map, style="bold")
-        t.append(" · s ", style="dim")
-        t.append(self.start, style="bold")
-        lines: list = [t]
+        keys = Text(no_wrap=True, overflow="ellipsis")
+        keys.append("t ", style="dim")
+        keys.append(self.map, style="bold")
+        keys.append(" · s ", style="dim")
+        keys.append(self.start, style="bold")
+        if t.cell_len + 2 + keys.cell_len <= width:
+            t.append("· ", style="dim")
+            t.append_text(keys)
+            lines: list = [t]
+        else:  # narrow (80 columns): two short lines rather than one cut off
+            lines = [t, keys]
         if s is not None and s.rates:
             key = "chosen" if "chosen" in s.rates else "own"
             rate = s.rates[key]
@@ -606,7 +609,14 @@ class DynamicsScreen(Screen):
             w = Text(no_wrap=True, overflow="ellipsis")
             w.append("━ ", style=_hex(COLORS[colour] if key == "chosen" else COLORS["current"]))
             w.append(f"ρ={r:g}" if key == "chosen" else f"ρ={s.own_radius:.2f}", style="bold")
-            w.append(f" {rate:+.2f}/step ", style="dim")
+            norms = np.asarray(s.curves[key], dtype=float)
+            if words.startswith(("grew", "decayed")) and norms.size > 1:
+                # The late rate is ~0 once tanh saturates (or the state settles): say what
+                # the norm did instead of printing a "+0.00/step" next to "grew".
+                w.append(f" ‖h‖ {norms[0]:.2g}→{norms[-1]:.2g} ", style="dim")
+                words = "tanh saturates" if words.startswith("grew") else "settles"
+            else:
+                w.append(f" {rate:+.2f}/step ", style="dim")
             w.append(words, style=f"bold {_hex(COLORS[colour])}")
             if key == "chosen":
                 w.append(" · ", style="dim")

@@ -219,7 +219,7 @@ class GradientsScreen(Screen):
     ]
 
     DEFAULT_CSS = """
-    GradientsScreen #gr-info { height: 1; padding: 0 1; color: $text-muted; }
+    GradientsScreen #gr-info { height: 1; padding: 0 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     GradientsScreen #gr-profile { height: 1fr; }
     GradientsScreen #gr-words { height: auto; max-height: 6; padding: 0 1; }
     GradientsScreen #gr-jacobian { height: 1fr; padding: 0 1; }
@@ -285,13 +285,10 @@ class GradientsScreen(Screen):
         self._compute(key, lm, sentence, self.loss_mode)
 
     def _info_text(self, computing: bool = False) -> Text:
-        lm = getattr(self.app, "lm", None)
         t = Text(no_wrap=True, overflow="ellipsis")
         if computing:
-            t.append("computing… ", style="bold $warning" if False else "bold yellow")
-        t.append("model ", style="dim")
-        t.append(lm.label if lm is not None else "none", style="bold")
-        t.append(" · loss ", style="dim")
+            t.append("computing… ", style="bold yellow")
+        t.append("loss ", style="dim")
         t.append(self.loss_mode, style="bold")
         t.append(" (m) · ", style="dim")
         t.append(repr(getattr(self.app, "sentence", "")), style="")

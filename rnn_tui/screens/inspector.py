@@ -171,7 +171,7 @@ class InspectorScreen(Screen):
     ]
     DEFAULT_CSS = """
     InspectorScreen #in-body { height: 1fr; padding: 0 1; }
-    InspectorScreen #in-info { height: 1; color: $text-muted; }
+    InspectorScreen #in-info { height: 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     InspectorScreen #in-sentence { height: auto; margin-top: 1; }
     InspectorScreen #in-units { height: auto; max-height: 12; margin-top: 1; }
     InspectorScreen #in-matches { height: 1fr; margin-top: 1; }

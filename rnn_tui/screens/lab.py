@@ -381,7 +381,7 @@ class LabScreen(Screen):
     LabScreen #lab-list { width: 20; height: 1fr; border: none; padding: 0; }
     LabScreen #lab-right { width: 1fr; height: 1fr; padding: 0 1; }
     LabScreen #lab-explain { height: auto; max-height: 4; color: $text-muted; }
-    LabScreen #lab-status { height: 1; }
+    LabScreen #lab-status { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
     LabScreen #lab-chart { height: 1fr; min-height: 8; }
     LabScreen #lab-text { height: 1fr; min-height: 8; }
     LabScreen #lab-key { height: auto; max-height: 2; }

@@ -702,7 +702,7 @@ class TrainingScreen(Screen):
     TrainingScreen #tr-lower { height: 1fr; }
     TrainingScreen #tr-legend { height: auto; max-height: 3; }
     TrainingScreen #tr-status { height: auto; max-height: 2; padding: 0 1; background: $boost; }
-    TrainingScreen #tr-view { height: 1; padding: 0 1; color: $text-muted; }
+    TrainingScreen #tr-view { height: 1; padding: 0 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     TrainingScreen .tr-hidden { display: none; }
     TrainingScreen #tr-runlist {
         width: 24;

@@ -82,7 +82,7 @@ class Heatmap:
 
     Layout, top to bottom: a "▼" over the highlighted column, the column labels
     (tokens, cut to the cell width), one line per row with its label right-aligned,
-    and a footer "units 17-40 of 256 · steps 1-60 of 300 ↑↓".
+    and a footer "rows 17-40 of 256 units · steps 1-60 of 300 ↑↓".
 
     ``order`` picks and orders the rows (e.g. from :func:`unit_order`); row labels
     default to the original row index, so a sorted map still names real units.
@@ -93,6 +93,9 @@ class Heatmap:
     every step; pass vmin/vmax for an unbounded LSTM cell state), [0, 1]
     (sequential) or the positive range of the whole array (log).
     """
+
+    # "rows 1-12 of 64 units", not "units 1-12": once sorted, row 1 is not unit 1 (labels name units)
+    ROW_FOOTER = "rows {a}-{b} of {n} {name}"
 
     def __init__(
         self,
@@ -194,7 +197,7 @@ class Heatmap:
             yield Segment.line()
 
         if self.footer:
-            parts = [f"{self.row_name} {r0 + 1}-{r0 + n_rows} of {n_rows_all}"]
+            parts = [self.ROW_FOOTER.format(name=self.row_name, a=r0 + 1, b=r0 + n_rows, n=n_rows_all)]
             if n_cols < n_cols_all:
                 parts.append(f"{self.col_name} {c0 + 1}-{c0 + n_cols} of {n_cols_all}")
             arrows = ("↑" if r0 > 0 else "") + ("↓" if r0 + n_rows < n_rows_all else "")
@@ -218,6 +221,8 @@ class TriangleHeatmap(Heatmap):
     Rows are t, columns are k, both labelled with tokens; log colour scale; the NaN
     upper triangle is left blank. ``highlight`` marks step t (its row and column).
     """
+
+    ROW_FOOTER = "{name} {a}-{b} of {n}"  # rows are positions in order
 
     def __init__(self, norms, tokens: Sequence[str] | None = None, *, highlight: int | None = None, **kw) -> None:
         n = np.asarray(norms, dtype=float)
