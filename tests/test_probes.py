@@ -230,7 +230,7 @@ def _unrolled_norms(lm, text, layer):
     model, cfg = lm.model, lm.config
     H = cfg.hidden
     with torch.no_grad():
-        out = model.stepwise(ids_of(text)[None], probes._zero_state(model))
+        out = model.stepwise(ids_of(text)[None], probes.zero_state(model))
     xs = out.inputs[0] if layer == 0 else torch.stack(out.hidden[layer - 1], 1)[0]
     h = torch.stack(out.hidden[layer], 1)[0]
     states = torch.cat([h, out.internals["c"][layer, 0]], 1) if cfg.cell == "lstm" else h

@@ -43,7 +43,7 @@ from .corpus import (
 )
 from .errors import ConfigError
 from .model import CELLS, LoadedModel, ModelConfig, build_model, set_spectral_radius
-from .probes import _Result, gradient_profile
+from .probes import ProbeResult, gradient_profile
 from .train import TrainConfig, Trainer
 
 Progress = Callable[[float, str], None]
@@ -176,7 +176,7 @@ def _choose(name: str, value, options) -> None:
 
 # ============================================================================ results
 @dataclass(frozen=True, eq=False, kw_only=True)
-class ExperimentResult(_Result):
+class ExperimentResult(ProbeResult):
     """Shared by every experiment's result: what ran, how long, and whether it was stopped."""
 
     experiment: str = ""

@@ -38,7 +38,7 @@ from torch import nn
 from .corpus import Vocab, word_spans
 from .errors import ConfigError, ProbeLimitError, VocabError
 from .model import INTERNALS
-from .probes import MAX_TRACE_TOKENS, _encode, _jsonable, _layer_index, _Result, _zero_state
+from .probes import MAX_TRACE_TOKENS, encode_text, to_jsonable, layer_index, ProbeResult, zero_state
 
 # Bytes the stored [N, H] values may take; beyond it, ask for max_tokens.
 MAX_CORPUS_BYTES = 1 << 30
@@ -110,7 +110,7 @@ def _display(text: str) -> str:
 
 # ------------------------------------------------------------------------ corpus states
 @dataclass(frozen=True, eq=False)
-class CorpusStates(_Result):
+class CorpusStates(ProbeResult):
     """One value of one layer for every token of a corpus. N tokens, H units.
 
     Position p of the corpus was computed in stream b = p // stream_len, which started from a
@@ -236,7 +236,7 @@ class CorpusStates(_Result):
 
     def to_json(self) -> dict:
         """A summary: the [N, H] array itself is far too big for JSON."""
-        return _jsonable({
+        return to_jsonable({
             "value": self.value, "layer": self.layer, "cell": self.cell, "storage": self.storage,
             "n_tokens": self.n_tokens, "hidden_size": self.hidden_size, "nbytes": self.nbytes,
             "lo": self.lo, "step": self.step, "widened": self.widened, "streams": self.streams,
@@ -353,7 +353,7 @@ def encode_corpus_states(lm, text: str, value: str = "hidden", layer: int = -1,
     """
     t_start = time.perf_counter()
     value = _check_value(lm, value)
-    layer = _layer_index(lm, layer)
+    layer = layer_index(lm, layer)
     if storage not in STORAGES:
         raise ConfigError(f"unknown storage {storage!r}: choose one of {', '.join(STORAGES)}")
     warmup = _whole(warmup, "warmup")
@@ -408,7 +408,7 @@ def encode_corpus_states(lm, text: str, value: str = "hidden", layer: int = -1,
     starts_t = torch.as_tensor(starts, device=device)
     seg_lo = torch.arange(B, device=device) * Ls  # each stream keeps [b * Ls, (b + 1) * Ls)
     seg_hi = torch.clamp(seg_lo + Ls, max=N)
-    zero = _zero_state(model)
+    zero = zero_state(model)
     state = [None] * (layer + 1)
     for k in range(layer + 1):
         if cfg.cell == "lstm":
@@ -548,7 +548,7 @@ class Match:
 
 
 @dataclass(frozen=True, eq=False)
-class UnitMatches(_Result):
+class UnitMatches(ProbeResult):
     """Runs of the corpus where all the selected units are on, best first."""
 
     units: np.ndarray  # int64 [k]
@@ -563,7 +563,7 @@ class UnitMatches(_Result):
 
     def to_json(self) -> dict:
         data = super().to_json()
-        data["matches"] = [_jsonable(m.__dict__) for m in self.matches]
+        data["matches"] = [to_jsonable(m.__dict__) for m in self.matches]
         return data
 
 
@@ -700,7 +700,7 @@ class WordScore:
 
 
 @dataclass(frozen=True, eq=False)
-class Attribution(_Result):
+class Attribution(ProbeResult):
     """How much each token up to `position` counts for the prediction made there.
 
     grad_x_input: score_k = <d log p(target) / d x_k, x_k> with x_k the embedded token.
@@ -741,7 +741,7 @@ class Attribution(_Result):
 
     def to_json(self) -> dict:
         data = super().to_json()
-        data["words"] = [_jsonable(w.__dict__) for w in self.words()]
+        data["words"] = [to_jsonable(w.__dict__) for w in self.words()]
         return data
 
 
@@ -793,7 +793,7 @@ def _occlusion_drops(model, x0: torch.Tensor, todo: np.ndarray, vec: torch.Tenso
     blocks = [todo[i:i + g] for i in range(0, len(todo), g)]
     drops = []
     with torch.no_grad():
-        state, at = _zero_state(model), 0
+        state, at = zero_state(model), 0
         for block in blocks:
             a = int(block[0])
             if a > at:  # the original text up to this block, once
@@ -826,7 +826,7 @@ def attribution(lm, text: str, position: int | None = None, method: str = "grad_
     t0 = time.perf_counter()
     if method not in METHODS:
         raise ConfigError(f"unknown attribution method {method!r}: choose one of {', '.join(METHODS)}")
-    ids, tokens, enc, offset = _encode(lm, text, on_unknown, window, MAX_TRACE_TOKENS, "attribution")
+    ids, tokens, enc, offset = encode_text(lm, text, on_unknown, window, MAX_TRACE_TOKENS, "attribution")
     T = len(ids)
     if position is None:
         position = T - 1
@@ -845,10 +845,10 @@ def attribution(lm, text: str, position: int | None = None, method: str = "grad_
     with torch.no_grad():
         x0 = model.embed(x_ids).detach()[None]  # [1, P+1, E]
         if _fused_ok(model):
-            out, _ = model.rnn(x0, _zero_state(model))
+            out, _ = model.rnn(x0, zero_state(model))
             logp_all = torch.log_softmax(model.head(out[0, -1]).double(), -1)
         else:
-            last = model.stepwise(inputs=x0, state=_zero_state(model)).logits[0, -1]
+            last = model.stepwise(inputs=x0, state=zero_state(model)).logits[0, -1]
             logp_all = torch.log_softmax(last.double(), -1)
     actual = P < T - 1
     if target is None:
@@ -870,7 +870,7 @@ def attribution(lm, text: str, position: int | None = None, method: str = "grad_
         # backward refuses to run in eval mode).
         with torch.enable_grad():
             x = x0.clone().requires_grad_(True)
-            out = model.stepwise(inputs=x, state=_zero_state(model))
+            out = model.stepwise(inputs=x, state=zero_state(model))
             lp = torch.log_softmax(out.logits[0, -1], -1)[tgt]
             (g,) = torch.autograd.grad(lp, x)
         scores[: P + 1] = (g[0].double() * x0[0].double()).sum(-1).cpu().numpy()

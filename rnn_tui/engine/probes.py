@@ -65,17 +65,18 @@ def _round(x: float) -> float | None:
     return float(f"{x:.6g}")
 
 
-def _jsonable(value):
+def to_jsonable(value):
+    """Numpy arrays, complex numbers and NaN/inf as plain JSON (floats rounded, NaN -> null)."""
     if isinstance(value, np.ndarray):
         if value.dtype.kind == "c":
-            return [_jsonable(v) for v in value.tolist()]
+            return [to_jsonable(v) for v in value.tolist()]
         if value.dtype.kind == "f":
-            return _jsonable(value.tolist())
+            return to_jsonable(value.tolist())
         return value.tolist()
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [to_jsonable(v) for v in value]
     if isinstance(value, complex):
         return [_round(value.real), _round(value.imag)]
     if isinstance(value, (bool, np.bool_)):
@@ -87,7 +88,7 @@ def _jsonable(value):
     return value
 
 
-class _Result:
+class ProbeResult:
     """Shared by the probe dataclasses: read-only arrays and JSON output."""
 
     def __post_init__(self) -> None:
@@ -101,18 +102,18 @@ class _Result:
 
     def to_json(self) -> dict:
         """A dict of plain lists / numbers / strings; NaN and inf become None."""
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: to_jsonable(getattr(self, f.name)) for f in fields(self)}
 
 
 # ----------------------------------------------------------------------------- inputs
-def _layer_index(lm, layer: int) -> int:
+def layer_index(lm, layer: int) -> int:
     n = lm.config.layers
     if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool) or not -n <= layer < n:
         raise ConfigError(f"layer must be between {-n} and {n - 1} for this {n}-layer model, got {layer!r}")
     return int(layer) % n
 
 
-def _encode(lm, text: str, on_unknown: str, window: int | None, limit: int, what: str):
+def encode_text(lm, text: str, on_unknown: str, window: int | None, limit: int, what: str):
     """(ids np.int64[T], tokens, encoded, offset) after skipping/mapping and windowing."""
     if not isinstance(text, str):
         raise VocabError(f"nothing to probe: expected text, got {type(text).__name__}")
@@ -143,7 +144,7 @@ def _check_values(lm, n_tokens: int, per_token: int, what: str) -> None:
             f"{n_tokens * per_token:,} values; at most {fit:,} tokens fit: use a shorter text or window={fit}")
 
 
-def _zero_state(model):
+def zero_state(model):
     """Batch-1 zero state in the model's own dtype (init_state always makes float32)."""
     state = model.init_state(1)
     dtype = model.head.weight.dtype
@@ -156,7 +157,7 @@ def _unknown(enc) -> tuple[tuple[str, ...], str | None]:
 
 # ------------------------------------------------------------------------------ trace
 @dataclass(frozen=True, eq=False)
-class Trace(_Result):
+class Trace(ProbeResult):
     """One forward pass, step by step. T tokens, L' layers kept (all unless `layer` was given)."""
 
     tokens: tuple[str, ...]
@@ -181,16 +182,16 @@ def trace(lm, text: str, top_k: int = 10, layer: int | None = None, on_unknown: 
     """Run the text through the step-wise path once (batch 1) and keep everything."""
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise ConfigError(f"top-k must be a whole number >= 1, got {top_k!r}")
-    ids, tokens, enc, offset = _encode(lm, text, on_unknown, window, MAX_TRACE_TOKENS, "trace")
+    ids, tokens, enc, offset = encode_text(lm, text, on_unknown, window, MAX_TRACE_TOKENS, "trace")
     model, cfg = lm.model, lm.config
-    keep = tuple(range(cfg.layers)) if layer is None else (_layer_index(lm, layer),)
+    keep = tuple(range(cfg.layers)) if layer is None else (layer_index(lm, layer),)
     names = INTERNALS[cfg.cell]
     # stepwise keeps every layer's states and gates plus the logits and their log-softmax.
     _check_values(lm, len(ids), 3 * cfg.vocab_size + cfg.layers * cfg.hidden * (1 + len(names)), "trace")
     k = min(int(top_k), cfg.vocab_size)
     with torch.no_grad():
         x = torch.as_tensor(ids, device=model.device).unsqueeze(0)
-        out = model.stepwise(x, _zero_state(model))
+        out = model.stepwise(x, zero_state(model))
         logp = torch.log_softmax(out.logits[0].float(), dim=-1)  # [T, V]
         top_lp, top_i = logp.topk(k, dim=-1)
         next_lp = logp[:-1].gather(1, x[0, 1:, None])[:, 0].double()
@@ -220,7 +221,7 @@ def trace(lm, text: str, top_k: int = 10, layer: int | None = None, on_unknown: 
 
 # ------------------------------------------------------------------- gradient profile
 @dataclass(frozen=True, eq=False)
-class GradientProfile(_Result):
+class GradientProfile(ProbeResult):
     """Norms of dL/dh_t (every layer) and dL/dx_t (embedded input) for one loss.
 
     The last position has no target, so nothing it holds can change the loss: its norms are
@@ -361,11 +362,11 @@ def _forward(model, x: torch.Tensor):
     """
     cfg = model.config
     if cfg.layers > 1 or model.training:
-        out = model.stepwise(state=_zero_state(model), inputs=x)
+        out = model.stepwise(state=zero_state(model), inputs=x)
         hs = [torch.stack(layer, dim=1)[0] for layer in out.hidden]
         internals = [{n: v[k, 0] for n, v in out.internals.items()} for k in range(cfg.layers)]
         return hs, internals, out.logits[0]
-    seq, _ = model.rnn(x, _zero_state(model))
+    seq, _ = model.rnn(x, zero_state(model))
     h = seq[0]
     w_ih, w_hh, b_ih, b_hh = model.layer_weights(0)
     h_prev = torch.cat([h.new_zeros(1, cfg.hidden), h[:-1]])
@@ -405,7 +406,7 @@ def gradient_profile(lm, text: str, mode: str = "last", on_unknown: str = "skip"
         raise ConfigError(f"unknown gradient mode {mode!r}: choose 'last' or 'sum'")
     if dtype not in _DTYPES:
         raise ConfigError(f"gradient dtype must be torch.float32 or torch.float64, got {dtype}")
-    ids, tokens, enc, offset = _encode(lm, text, on_unknown, window, MAX_TRACE_TOKENS, "gradient profile")
+    ids, tokens, enc, offset = encode_text(lm, text, on_unknown, window, MAX_TRACE_TOKENS, "gradient profile")
     if len(ids) < 2:
         raise VocabError("nothing to probe: a gradient profile needs at least 2 tokens "
                          "(the last one is what the model predicts)")
@@ -441,7 +442,7 @@ def gradient_profile(lm, text: str, mode: str = "last", on_unknown: str = "skip"
 
 # ----------------------------------------------------------------------- Jacobian map
 @dataclass(frozen=True, eq=False)
-class JacobianMap(_Result):
+class JacobianMap(ProbeResult):
     """||d state_t / d state_k||_F for k <= t, with each step's input held fixed.
 
     state_t is the layer's state after reading token t: h_t, or (h_t, c_t) stacked for an
@@ -554,7 +555,7 @@ def jacobian_map(lm, text: str, layer: int = -1, on_unknown: str = "skip",
                  window: int | str | None = None) -> JacobianMap:
     """Norms of the products of per-step Jacobians of one layer (see JacobianMap)."""
     cfg = lm.config
-    li = _layer_index(lm, layer)
+    li = layer_index(lm, layer)
     D = 2 * cfg.hidden if cfg.cell == "lstm" else cfg.hidden
     fit = jacobian_fit(D, lstm=cfg.cell == "lstm")
     if window == "fit":  # as many of the last tokens as the work budget allows
@@ -563,13 +564,13 @@ def jacobian_map(lm, text: str, layer: int = -1, on_unknown: str = "skip",
         raise ProbeLimitError(
             f"jacobian map: a state of size {D} is too large (the work grows as T^2 * D^3); "
             "use a model with a smaller hidden size")
-    ids, tokens, enc, offset = _encode(lm, text, on_unknown, window, fit,
+    ids, tokens, enc, offset = encode_text(lm, text, on_unknown, window, fit,
                                        f"jacobian map (state size {D})")
     model = lm.model
     H = cfg.hidden
     with torch.no_grad():
         y = torch.as_tensor(ids, device=model.device).unsqueeze(0)
-        out = model.stepwise(y, _zero_state(model))
+        out = model.stepwise(y, zero_state(model))
         h = torch.stack(out.hidden[li], dim=1)[0]  # [T, H]
         xs = out.inputs[0] if li == 0 else torch.stack(out.hidden[li - 1], dim=1)[0]
         state = torch.cat([h, out.internals["c"][li, 0]], dim=1) if cfg.cell == "lstm" else h
@@ -594,7 +595,7 @@ def jacobian_map(lm, text: str, layer: int = -1, on_unknown: str = "skip",
 
 # ---------------------------------------------------------------------------- spectrum
 @dataclass(frozen=True, eq=False)
-class Spectrum(_Result):
+class Spectrum(ProbeResult):
     """Eigenvalues of each H x H recurrent block of one layer (largest magnitude first)."""
 
     layer: int
@@ -633,7 +634,7 @@ def _block_stats(block: torch.Tensor) -> tuple[np.ndarray, float, float]:
 
 def spectrum(lm, layer: int = -1) -> Spectrum:
     """Eigenvalues, spectral radius and largest singular value of each recurrent block."""
-    li = _layer_index(lm, layer)
+    li = layer_index(lm, layer)
     H = lm.config.hidden
     if H > MAX_SPECTRUM_HIDDEN:
         raise ProbeLimitError(f"spectrum: hidden size {H} is above {MAX_SPECTRUM_HIDDEN}; "
