@@ -162,6 +162,7 @@ class RnnTuiApp(App):
         start_engine: bool = True,
         watch: list[str] | None = None,
         mode: str | None = None,
+        watch_roots: list[str] | None = None,
     ) -> None:
         """``lm`` installs an already-built model (tests); otherwise ``model`` (a run
         directory or bundled name, default "lstm") is loaded in the boot worker.
@@ -184,6 +185,7 @@ class RnnTuiApp(App):
         self._autostart = start_engine
         # Run directories another process trains (`rnn-tui watch`): followed by rnn_tui.watch.
         self.watch_dirs: list[str] = [str(d) for d in (watch or [])]
+        self.watch_roots: list[str] = [str(d) for d in (watch_roots or [])]  # folders new runs appear in
         self.watcher = None
         if mode in self.MODES:  # the first screen (`rnn-tui watch` opens on the training one)
             self._current_mode = mode
@@ -275,7 +277,7 @@ class RnnTuiApp(App):
                 self.sub_title = "the engine failed to load"
 
     def watch_engine_ready(self, ready: bool) -> None:
-        if ready and self.watch_dirs:
+        if ready and (self.watch_dirs or self.watch_roots):
             from .watch import start_watcher
 
             start_watcher(self)
@@ -384,10 +386,11 @@ def fresh_model(corpus, cell: str, device) -> "LoadedModel":
 
 def run_app(model: str | None = None, corpus: str | None = None, device: str = "auto",
             sentence: str | None = None, watch: list[str] | None = None,
-            mode: str | None = None) -> None:
-    """Entry point used by the `rnn-tui` command (``watch``: run directories to follow)."""
+            mode: str | None = None, watch_roots: list[str] | None = None) -> None:
+    """Entry point used by the `rnn-tui` command (``watch``: run directories to follow,
+    ``watch_roots``: folders where new runs are looked for while watching)."""
     RnnTuiApp(model=model, corpus=corpus, device=device, sentence=sentence, watch=watch,
-              mode=mode).run()
+              mode=mode, watch_roots=watch_roots).run()
 
 
 def _main(argv: list[str] | None = None) -> None:

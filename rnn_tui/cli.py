@@ -75,6 +75,8 @@ def _sub_parser() -> argparse.ArgumentParser:
     t.add_argument("corpus", nargs="?", default=None,
                    help="bundled corpus (grammar, parity, agreement) or a UTF-8 text file "
                    "(with --resume: the run's own unless given)")
+    # The TUI takes `--corpus FILE`; people type the same here.
+    t.add_argument("--corpus", dest="corpus_flag", default=None, metavar="CORPUS", help="the same as CORPUS")
     t.add_argument("--level", default=None, help="char or word tokens (default char)")
     t.add_argument("--cell", default=None, help="rnn, lstm or gru (default lstm)")
     t.add_argument("--hidden", type=_positive_int, default=None, help="(default 64)")
@@ -170,8 +172,8 @@ def _sub_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("watch", help="open the TUI on runs another process trains (rnn-tui train --out RUN_DIR)")
     w.add_argument("runs", nargs="+", metavar="RUN_DIR",
-                   help="run directories (a directory of runs stands for the runs in it; one that does "
-                   "not exist yet is waited for)")
+                   help="run directories (a folder of runs stands for the runs in it, and runs started in "
+                   "it later join while watching; a directory that does not exist yet is waited for)")
     w.add_argument("--device", default="auto", help="where the checkpoints are loaded: auto, cpu, cuda or mps")
     w.add_argument("--sentence", default=None, help="the sentence the stepper reads")
 
@@ -220,6 +222,10 @@ def cmd_train(args) -> int:
     from .engine.train import TrainConfig, Trainer
 
     given = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
+    if args.corpus_flag is not None:
+        if args.corpus is not None and args.corpus != args.corpus_flag:
+            raise ConfigError(f"two corpora given: {args.corpus!r} and --corpus {args.corpus_flag!r}; give one")
+        args.corpus = args.corpus_flag
     if args.corpus is not None:
         given["corpus"] = _corpus_spec(args.corpus)
     cache_dir = None
@@ -556,16 +562,16 @@ def cmd_watch(args) -> int:
     from .engine.errors import ConfigError
     from .watch import expand_run_dirs
 
-    dirs, notes = expand_run_dirs(args.runs)
+    dirs, roots, notes = expand_run_dirs(args.runs)
     for note in notes:
         _warn(note)
-    if not dirs:
+    if not dirs and not roots:
         raise ConfigError("nothing to watch: give run directories (rnn-tui train ... --out RUN_DIR writes one)")
     # The first run that already has a checkpoint is the model at startup; the watcher then
     # follows the newest checkpoint of the selected run.
     first = next((d for d in dirs if (d / "config.json").is_file()), None)
     run_app(model=str(first) if first is not None else None, device=args.device, sentence=args.sentence,
-            watch=[str(d) for d in dirs], mode="training")
+            watch=[str(d) for d in dirs], mode="training", watch_roots=[str(r) for r in roots])
     return 0
 
 

@@ -1,5 +1,8 @@
 """Follow runs that another process is training: `rnn-tui watch RUN_DIR [RUN_DIR...]`.
 
+A folder of runs (`rnn-tui watch runs/`) stands for the runs in it, and a run started in it
+later joins the list within a few polls.
+
 A :class:`Watcher` polls each run directory from one thread (a Textual thread worker, see
 :func:`start_watcher`), every ``POLL_S`` seconds:
 
@@ -37,6 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 POLL_S = 0.5  # how often the files are looked at
+DISCOVER_EVERY = 4  # polls between looks for new runs in a watched folder of runs
 STALE_AFTER_S = 60.0  # no new metric line for this long (and not finished): "stale" ...
 STALE_GAPS = 3.0  # ... or for 3x the longest gap between its recent lines, if that is longer
 MAX_RETRY_S = 30.0  # a checkpoint that fails to load is retried at most this far apart
@@ -99,14 +103,16 @@ def run_names(paths: list[Path]) -> list[str]:
     return [str(p) for p in paths]
 
 
-def expand_run_dirs(specs: list[str]) -> tuple[list[Path], list[str]]:
-    """Run directories to watch, and notes about what was left out.
+def expand_run_dirs(specs: list[str]) -> tuple[list[Path], list[Path], list[str]]:
+    """Run directories to watch, folders of runs to keep looking in, and notes.
 
-    A directory that holds no run itself but has run directories inside (``runs/``) stands
-    for those. A path that does not exist yet is kept (the watcher waits for it); a file
+    A directory that holds no run itself (``runs/``) is a folder of runs: the runs inside
+    it now are watched, and runs that appear in it later are added while watching. A path
+    that does not exist yet is kept (the watcher waits for a run there); a file
     (``runs/big.log`` from ``rnn-tui watch runs/*``) is left out with a note.
     """
     out: list[Path] = []
+    roots: list[Path] = []
     notes: list[str] = []
     for spec in specs:
         path = Path(spec).expanduser()
@@ -114,22 +120,30 @@ def expand_run_dirs(specs: list[str]) -> tuple[list[Path], list[str]]:
             notes.append(f"{spec} is a file, not a run directory: left out")
             continue
         if path.is_dir() and not _is_run(path):
-            try:
-                children = sorted(p for p in path.iterdir() if p.is_dir() and _is_run(p))
-            except OSError:
-                children = []
-            if children:
-                out.extend(children)
-                continue
+            roots.append(path)
+            out.extend(runs_in(path))
+            continue
         out.append(path)
+    return _unique(out), _unique(roots), notes
+
+
+def runs_in(folder: Path) -> list[Path]:
+    """The run directories directly inside `folder`, sorted ([] when it cannot be listed)."""
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and _is_run(p))
+    except OSError:
+        return []
+
+
+def _unique(paths: list[Path]) -> list[Path]:
     seen: set[str] = set()
     unique = []
-    for p in out:
+    for p in paths:
         key = os.path.abspath(p)
         if key not in seen:
             seen.add(key)
             unique.append(p)
-    return unique, notes
+    return unique
 
 
 def _is_run(path: Path) -> bool:
@@ -333,9 +347,12 @@ class Watcher:
 
     def __init__(self, dirs: list[str | os.PathLike], device: Any = None,
                  on_model: Callable[[Any, RunWatch], None] | None = None,
-                 poll_s: float = POLL_S) -> None:
+                 poll_s: float = POLL_S, roots: list[str | os.PathLike] = ()) -> None:
         paths = [Path(d) for d in dirs]
+        # Appended to by the watcher thread when a run appears under a root; the UI only
+        # iterates it (list appends are atomic).
         self.runs = [RunWatch(p, n) for p, n in zip(paths, run_names(paths))]
+        self.roots = [Path(r) for r in roots]
         self.device = device
         self.on_model = on_model
         self.poll_s = poll_s
@@ -364,8 +381,31 @@ class Watcher:
                 self.shown = (run, sha)
                 return
 
+    def discover(self) -> list[RunWatch]:
+        """Add the runs that appeared in a watched folder of runs since the last look."""
+        known = {os.path.abspath(r.path) for r in self.runs}
+        fresh = [p for root in self.roots for p in runs_in(root) if os.path.abspath(p) not in known]
+        if not fresh:
+            return []
+        paths = [r.path for r in self.runs] + fresh
+        names = run_names(paths)[len(self.runs):]  # old runs keep the names they were shown with
+        taken = {r.name for r in self.runs}
+        added = []
+        for p, name in zip(fresh, names):
+            added.append(RunWatch(p, name if name not in taken else str(p)))
+            taken.add(added[-1].name)
+        self.runs.extend(added)
+        if self.model_run is None:
+            self.model_run = added[0]
+        return added
+
     def poll(self) -> None:
         """Look at every run once (watcher thread)."""
+        if self.roots and self.polls % DISCOVER_EVERY == 0:
+            try:
+                self.discover()
+            except OSError:
+                pass
         for run in self.runs:
             try:
                 run.poll_metrics()
@@ -417,7 +457,8 @@ def start_watcher(app) -> Watcher | None:
     Checkpoints go to ``app.set_model`` without a notification (``ModelReady(quiet=True)``).
     """
     dirs = list(getattr(app, "watch_dirs", None) or [])
-    if not dirs or getattr(app, "watcher", None) is not None:
+    roots = list(getattr(app, "watch_roots", None) or [])
+    if not (dirs or roots) or getattr(app, "watcher", None) is not None:
         return getattr(app, "watcher", None)
     from .app import ModelReady
 
@@ -425,7 +466,7 @@ def start_watcher(app) -> Watcher | None:
         app.post_message(ModelReady(lm, quiet=True))
 
     watcher = Watcher(dirs, device=getattr(app, "device", None), on_model=on_model,
-                      poll_s=getattr(app, "watch_poll_s", POLL_S))
+                      poll_s=getattr(app, "watch_poll_s", POLL_S), roots=roots)
     lm = getattr(app, "lm", None)
     if lm is not None:
         watcher.assume_shown(lm.meta.get("source"), lm.meta.get("tensors_sha256"))

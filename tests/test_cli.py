@@ -124,6 +124,16 @@ def test_missing_corpus(capsys, tmp_path):
     assert "no such file" in _one_error_line(err)
 
 
+def test_corpus_flag_is_the_positional_corpus(capsys, tmp_path):
+    code, _, err = run(capsys, "train", str(tmp_path / "nope.txt"), "--corpus", "grammar", "--steps", "2")
+    assert code == 2 and "two corpora given" in _one_error_line(err)
+    code, _, err = run(capsys, "train", "--corpus", str(tmp_path / "nope.txt"), "--steps", "2")
+    assert code == 2 and "no such file" in _one_error_line(err)
+    code, _, _ = run(capsys, "train", "--corpus", "parity", "--hidden", "4", "--steps", "2",
+                     "--out", str(tmp_path / "run"))
+    assert code == 0 and json.loads((tmp_path / "run" / "config.json").read_text())["corpus"] == "parity"
+
+
 @pytest.mark.parametrize("flag,value,fragment", [
     ("--cell", "transformer", "unknown cell 'transformer'"),
     ("--init", "kaiming", "unknown init 'kaiming'"),

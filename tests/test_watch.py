@@ -23,7 +23,7 @@ import pytest
 from rnn_tui import watch as watch_mod
 from rnn_tui.app import RnnTuiApp
 from rnn_tui.screens.training import TrainingScreen
-from rnn_tui.watch import RunWatch, Watcher, expand_run_dirs, fmt_age, run_names
+from rnn_tui.watch import DISCOVER_EVERY, RunWatch, Watcher, expand_run_dirs, fmt_age, run_names
 
 from conftest import make_tiny_lm
 
@@ -67,10 +67,44 @@ def test_expand_run_dirs(tmp_path):
     (tmp_path / "runs" / "two").mkdir()
     (tmp_path / "runs" / "two" / "config.json").write_text("{}")
     (tmp_path / "runs" / "log.txt").write_text("x")
-    dirs, notes = expand_run_dirs([str(tmp_path / "runs"), str(tmp_path / "runs" / "log.txt"),
-                                   str(tmp_path / "later")])
+    dirs, roots, notes = expand_run_dirs([str(tmp_path / "runs"), str(tmp_path / "runs" / "log.txt"),
+                                          str(tmp_path / "later"), str(tmp_path / "runs" / "one")])
     assert [d.name for d in dirs] == ["one", "two", "later"]
+    assert roots == [tmp_path / "runs"]
     assert len(notes) == 1 and "is a file" in notes[0]
+
+
+def test_a_run_started_in_a_watched_folder_joins(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "a").mkdir(parents=True)
+    (runs / "a" / "metrics.jsonl").write_text(metric_line(1))
+    dirs, roots, _ = expand_run_dirs([str(runs)])
+    watcher = Watcher(dirs, device="cpu", roots=roots)
+    watcher.poll()
+    assert [r.name for r in watcher.runs] == ["a"]
+    (runs / "b").mkdir()
+    (runs / "notes").mkdir()  # not a run: no metrics, no checkpoint
+    (runs / "b" / "metrics.jsonl").write_text(metric_line(1) + metric_line(2))
+    for _ in range(DISCOVER_EVERY):
+        watcher.poll()
+    assert [r.name for r in watcher.runs] == ["a", "b"]
+    assert watcher.runs[1].last_step == 2 and watcher.runs[0].path == runs / "a"
+    for _ in range(DISCOVER_EVERY):
+        watcher.poll()
+    assert len(watcher.runs) == 2  # found once
+
+
+def test_an_empty_folder_of_runs_waits_for_its_first_run(tmp_path):
+    dirs, roots, _ = expand_run_dirs([str(tmp_path)])
+    assert dirs == [] and roots == [tmp_path]
+    watcher = Watcher(dirs, device="cpu", roots=roots)
+    watcher.poll()
+    assert watcher.runs == [] and watcher.model_run is None
+    save_tiny(tmp_path / "first", step=5)
+    watcher.poll()  # polls counts from 1 now; discovery runs every DISCOVER_EVERY polls
+    for _ in range(DISCOVER_EVERY):
+        watcher.poll()
+    assert [r.name for r in watcher.runs] == ["first"] and watcher.model_run is watcher.runs[0]
 
 
 def test_half_written_line_waits_and_a_rewrite_starts_over(tmp_path):
@@ -305,6 +339,25 @@ async def test_pin_hide_and_filter_by_keyboard(tmp_path):
         assert b.pinned
 
 
+async def test_a_run_started_in_the_watched_folder_appears_on_the_chart(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    app = make_app([], watch_roots=[str(runs)])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.watcher is not None, what="the watcher")
+        screen = app.screen
+        assert not [r for r in screen.runs if r.watch is not None]
+        (runs / "late").mkdir()
+        (runs / "late" / "metrics.jsonl").write_text("".join(metric_line(s) for s in range(1, 11)))
+        await wait_for(pilot, lambda: any(r.name == "late" and len(r.cols) == 10 for r in screen.runs),
+                       what="the new run's rows")
+        assert screen._selected_run() is run_of(screen, "late")
+        version = app.model_version
+        save_tiny(runs / "late", step=10)
+        await wait_for(pilot, lambda: app.model_version > version, what="its checkpoint")
+        assert app.lm.meta["watch"]["run"] == "late"
+
+
 # ------------------------------------------------------------------ command line
 def test_cli_watch_and_positional_run_dir(tmp_path, monkeypatch):
     from rnn_tui import app as app_mod
@@ -325,6 +378,10 @@ def test_cli_watch_and_positional_run_dir(tmp_path, monkeypatch):
     assert calls[-1]["watch"] == [str(run)] and calls[-1]["model"] == str(run)
     (tmp_path / "f.txt").write_text("x")
     assert main(["watch", str(tmp_path / "f.txt")]) == 2
+    empty = tmp_path / "runs"
+    empty.mkdir()
+    assert main(["watch", str(empty)]) == 0  # a folder with no run yet: new runs join later
+    assert calls[-1]["watch"] == [] and calls[-1]["watch_roots"] == [str(empty)]
 
 
 def test_serve_command_line():

@@ -1296,6 +1296,13 @@ class TrainingScreen(Screen):
             return self.watch_status_text(run)
         t = Text(no_wrap=False, overflow="fold")
         if run is None:
+            roots = getattr(self.app, "watch_roots", None) or []
+            if roots:  # `rnn-tui watch runs/` on a folder with no run in it yet
+                t.append("watching ", style="bold")
+                t.append(", ".join(roots), style="bold")
+                t.append(" · no run there yet: one started with `rnn-tui train ... --out "
+                         f"{roots[0].rstrip('/')}/NAME` appears here", style="dim")
+                return t
             t.append("idle", style="bold")
             t.append(" · space: start training with the form's settings · f: show/hide the form", style="dim")
             return t
