@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from textual.worker import WorkerFailed
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from rnn_tui.app import DEFAULT_SENTENCE, RnnTuiApp
 from rnn_tui.screens import ModeBar
@@ -25,8 +25,8 @@ async def settle(pilot, rounds: int = 2) -> None:
     for _ in range(rounds):
         try:
             await pilot.app.workers.wait_for_complete()
-        except WorkerFailed:
-            pass  # reported to the user as a notification; the tests look for that
+        except (WorkerFailed, WorkerCancelled):
+            pass  # a failure is reported to the user as a notification; the tests look for that
         await pilot.pause()
 
 
@@ -385,6 +385,24 @@ async def test_sampling_stop_with_ctrl_c():
         assert rec is not None and rec.stopped
         assert sum(len(t) for t in rec.texts) < 3 * 1600
         assert app.is_running  # ctrl+c stopped the sample, not the app
+
+
+async def test_a_new_sample_supersedes_a_running_one():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await pilot.pause()
+        s = app.screen
+        for _ in range(6):
+            await pilot.press("plus")
+        s.action_compare()
+        s.action_sample()  # exclusive worker: the comparison is cancelled, started or not
+        await settle(pilot)
+        assert s.running is None and not s._started and not s._by_worker
+        assert [r.number for r in s.history] == [2, 1]
+        assert s.history[0].done and not s.history[0].stopped and len(s.history[0].texts[0]) > 0
+        assert s.history[1].stopped
 
 
 async def test_train_action_switches_to_training():

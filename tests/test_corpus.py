@@ -287,6 +287,24 @@ def test_agreement_corpus():
     assert corpus.categories["cats"] == "NOUN_PL" and corpus.categories["cat"] == "NOUN_SG"
 
 
+def test_agreement_clause_nouns_say_nothing_about_the_verb():
+    """No shortcut: the last noun before the verb agrees with it about half the time."""
+    corpus = load_corpus("agreement", size=3000, seed=1)
+    text = corpus.vocab.decode(np.concatenate([corpus.train, corpus.val]))
+    cats = corpus.categories
+    agree = total = 0
+    for s in text.split("."):
+        words = s.split()
+        if "that" not in words or len(words) < 4:
+            continue
+        clause = words[words.index("that") + 1 : -2]
+        numbered = [w for w in clause if cats.get(w, "").endswith(("_SG", "_PL"))]
+        if numbered:
+            total += 1
+            agree += cats[numbered[-1]][-2:] == cats[words[-2]][-2:]
+    assert total > 1000 and 0.45 < agree / total < 0.55
+
+
 def test_bundled_names():
     assert BUNDLED_CORPORA == ("grammar", "parity", "agreement")
 

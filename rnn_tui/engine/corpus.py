@@ -790,8 +790,10 @@ def _distractor(rng: random.Random, n: int, plural: bool, opposite: bool) -> lis
     """Exactly n words after "that": a core clause, then prepositional phrases and an adverb."""
 
     def number() -> int:
-        # "opposite" makes every noun an attractor; otherwise 3 in 4 are (opposite or random).
-        if opposite or rng.random() < 0.5:
+        # "opposite" makes every noun an attractor (the hard test case). Otherwise each noun's
+        # number is a coin flip, independent of the subject: a corpus where clause nouns were
+        # mostly attractors would let "disagree with the last noun" stand in for memory.
+        if opposite:
             return 0 if plural else 1
         return rng.randrange(2)
 

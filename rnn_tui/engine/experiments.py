@@ -245,11 +245,12 @@ def balanced_agreement_corpus(level: str = "char", size: int = 8000, seed: int =
                               max_distractor: int = 12) -> Corpus:
     """Agreement sentences whose clause nouns carry no information about the verb.
 
-    In the bundled `agreement` corpus three clause nouns in four have the other number from the
-    subject, so "the verb disagrees with the last noun" is right 75% of the time and a model
-    can score well without remembering the subject. Here each sentence is an all-attractor
-    item or its subject-flipped twin, with equal odds: the clause says nothing about the verb,
-    and only the subject (0-12 words back) does.
+    Each sentence is an all-attractor item (every clause noun has the other number from the
+    subject) or its subject-flipped twin (every clause noun agrees), with equal odds: the
+    clause says nothing about the verb, only the subject (0-12 words back) does, and half the
+    training sentences are the hard case the test items are. The bundled `agreement` corpus
+    is unbiased too (each clause noun's number is a coin flip) but has few all-attractor
+    sentences, so it teaches the hard case less directly.
     """
     rng = random.Random(seed)
     per = size // (max_distractor + 1) + 1

@@ -21,7 +21,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
-from textual.worker import Worker, get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from . import LOADING_TEXT, NO_MODEL_TEXT, ModeBar, report_worker_error
 from .stepper import Panel
@@ -49,6 +49,9 @@ class SampleRecord:
     done: bool = False
     stopped: bool = False
     tokens_per_s: float = 0.0
+    # Set by the worker thread when it begins: a worker cancelled before its thread started
+    # never posts SampleDone, so the screen has to close the record itself.
+    thread_started: bool = field(default=False, repr=False, compare=False)
 
     @property
     def compare(self) -> bool:
@@ -132,6 +135,7 @@ class SamplingScreen(Screen):
         self.running: SampleRecord | None = None
         self._count = 0
         self._started: dict[int, SampleRecord] = {}  # number -> record, until its SampleDone
+        self._by_worker: dict = {}  # Worker -> the record it samples (to close one cancelled unstarted)
 
     # ---------------------------------------------------------------- compose
     def compose(self) -> ComposeResult:
@@ -249,13 +253,14 @@ class SamplingScreen(Screen):
         self.seed += 1  # the next sample differs; the history keeps this one's seed
         self._show_settings()
         self.query_one("#sampling-output").refresh()
-        self._sample_worker(app.lm, record)
+        self._by_worker[self._sample_worker(app.lm, record)] = record
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="sampling")
     def _sample_worker(self, lm, record: SampleRecord) -> None:
         from ..engine.sampling import sample_stream
 
         worker = get_current_worker()
+        record.thread_started = True
         streams = [
             sample_stream(lm, record.prime, temperature=t, top_k=record.top_k,
                           length=record.length, seed=record.seed)
@@ -313,7 +318,16 @@ class SamplingScreen(Screen):
         self.query_one("#sampling-output").refresh()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        # A cancelled worker still posts SampleDone (stopped=True); a failed one does not.
+        # A cancelled worker still posts SampleDone (stopped=True) once its thread runs; one
+        # cancelled before its thread started never will. A failed one does not either.
+        record = None
+        if event.worker.group == "sampling" and event.state in (WorkerState.CANCELLED, WorkerState.SUCCESS,
+                                                                  WorkerState.ERROR):
+            record = self._by_worker.pop(event.worker, None)
+        if (event.state == WorkerState.CANCELLED and record is not None and not record.thread_started
+                and record.number in self._started):
+            self.on_sample_done(SampleDone(record.number, tuple(record.texts), True, record.tokens_per_s))
+            return
         if report_worker_error(self, event) and event.worker.group == "sampling":
             if self.running is not None:
                 self._started.pop(self.running.number, None)
