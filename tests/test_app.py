@@ -136,6 +136,48 @@ async def test_stepper_draws_the_current_token_and_gates():
         assert "cannot draw" not in text
 
 
+def bits_lm():
+    """A tiny model that reads only '0' and '1': the default sentence means nothing to it."""
+    from rnn_tui.engine.corpus import Vocab
+    from rnn_tui.engine.model import LoadedModel, ModelConfig, build_model
+
+    vocab = Vocab(tokens=("0", "1"), level="char")
+    model = build_model(ModelConfig(vocab_size=2, cell="rnn", embed=4, hidden=6), seed=0, device="cpu")
+    return LoadedModel(model.eval(), vocab, {"corpus": "bits", "level": "char"})
+
+
+async def test_an_unreadable_sentence_is_refused_and_a_model_that_cannot_read_it_says_so():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        s = app.screen
+        before, tokens = app.sentence, s.trace.tokens
+        await pilot.press("e")
+        s.query_one("#sentence-input").value = "123!?"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.sentence == before and app.sentence_version == 0  # nothing lost
+        assert any("can read none of this sentence" in n for n in notes(app)), notes(app)
+        assert s.trace.tokens == tokens
+
+        app.set_model(bits_lm())  # reads none of the sentence: no stale trace stays on show
+        await settle(pilot)
+        loading = s.query_one("#stepper-loading")
+        assert loading.display and "cannot read this sentence" in str(loading.render())
+        errors = [n for n in notes(app) if "nothing to probe" in n]
+        assert len(errors) == 1
+        await pilot.press("2")
+        await pilot.press("1")
+        await settle(pilot)
+        assert len([n for n in notes(app) if "nothing to probe" in n]) == 1  # said once
+
+        await pilot.press("e")
+        s.query_one("#sentence-input").value = "0110"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert not loading.display and "".join(s.trace.tokens) == "0110"
+
+
 async def test_edit_sentence_reports_skipped_characters():
     app = app_with()
     async with app.run_test(size=SIZE) as pilot:
@@ -385,6 +427,24 @@ async def test_sampling_stop_with_ctrl_c():
         assert rec is not None and rec.stopped
         assert sum(len(t) for t in rec.texts) < 3 * 1600
         assert app.is_running  # ctrl+c stopped the sample, not the app
+
+
+async def test_sampling_prompt_follows_the_stepper_rules_for_capitals():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await pilot.pause()
+        s = app.screen
+        s.query_one("#prompt").value = "The Cat "
+        s.action_sample()
+        await settle(pilot)
+        assert s.query_one("#prompt").value == "the cat "  # the trailing space is kept
+        assert s.history[0].prime == "the cat " and any("lowercased" in n for n in notes(app))
+        s.query_one("#prompt").value = "123"
+        s.action_sample()
+        await settle(pilot)
+        assert len(s.history) == 1 and any("can read none of this prompt" in n for n in notes(app))
 
 
 async def test_a_new_sample_supersedes_a_running_one():

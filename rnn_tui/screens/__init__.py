@@ -57,6 +57,37 @@ def waiting_text(app) -> str | None:
     return None
 
 
+def fit_text(node, text: str, what: str = "text", squash: bool = True) -> str | None:
+    """Text a person typed, made ready for the app's model, with a notification for each change.
+
+    One rule for every screen: whitespace runs become one space (unless not `squash`: a
+    prompt's trailing space matters to what comes next); a character model that never
+    saw a capital letter reads 'Hello' as 'hello' (not 'ello'); characters it cannot read are
+    named (the probes skip them). None, with an error, when it can read none of the text:
+    the caller keeps what it had.
+    """
+    if squash:
+        text = " ".join(text.split())
+    lm = getattr(node.app, "lm", None)
+    if lm is None or not text:
+        return text
+    vocab = lm.vocab
+    if vocab.level == "char" and text != text.lower() and not any(t != t.lower() for t in vocab.tokens):
+        node.notify("lowercased: this model's vocabulary has no capital letters", markup=False, timeout=4)
+        text = text.lower()
+    try:
+        enc = vocab.encode(text, on_unknown="skip")
+    except Exception:
+        return text
+    if len(enc.ids) == 0:
+        node.notify(f"the model can read none of this {what}, so it stays as it was: "
+                    f"{enc.message() or 'empty'}", severity="error", markup=False, timeout=8)
+        return None
+    if enc.message():
+        node.notify(enc.message(), severity="warning", markup=False, timeout=6)
+    return text
+
+
 class ModeBar(Static):
     """The tab bar under the header. The active tab is the mode that owns this screen.
 

@@ -34,7 +34,7 @@ from textual.worker import Worker, get_current_worker
 
 from ..widgets.colors import _color, legend, rgb
 from ..widgets.heatmap import token_label
-from . import LOADING_TEXT, ModeBar, report_worker_error, waiting_text
+from . import LOADING_TEXT, ModeBar, fit_text, report_worker_error, waiting_text
 from .stepper import Panel
 
 SPAN_STYLE = Style(color="#000000", bgcolor="#ffd75f", bold=True)
@@ -516,8 +516,10 @@ class InspectorScreen(Screen):
         from .help import TextPrompt
 
         def done(value: str | None) -> None:
-            if value:
-                self.app.set_sentence(value)
+            if value and value.strip():
+                text = fit_text(self, value, "sentence")
+                if text is not None:
+                    self.app.set_sentence(text)
 
         self.app.push_screen(TextPrompt("Sentence", "the text the inspector reads",
                                         value=getattr(self.app, "sentence", "")), done)

@@ -23,7 +23,7 @@ from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from . import LOADING_TEXT, NO_MODEL_TEXT, ModeBar, report_worker_error
+from . import LOADING_TEXT, ModeBar, NO_MODEL_TEXT, fit_text, report_worker_error, waiting_text
 from .stepper import Panel
 
 PRESET_TEMPERATURES = (0.2, 0.8, 1.5)
@@ -144,7 +144,7 @@ class SamplingScreen(Screen):
         with Vertical(id="sampling-body"):
             with Horizontal(id="prompt-row"):
                 yield Static("prompt ›", id="prompt-label")
-                yield Input(id="prompt", placeholder="the", compact=True)
+                yield Input(id="prompt", placeholder="(empty: the model starts from nothing)", compact=True)
             yield Static("", id="sampling-settings")
             yield Panel(self._build_output, id="sampling-output")
             yield Static("history", id="history-title")
@@ -240,11 +240,19 @@ class SamplingScreen(Screen):
 
     def _start(self, temperatures: tuple[float, ...]) -> None:
         app = self.app
-        if not getattr(app, "engine_ready", False) or app.lm is None:
-            self.notify("no model yet: wait for the engine to load", severity="warning")
+        waiting = waiting_text(app)
+        if waiting:
+            self.notify(waiting, severity="warning", markup=False)
             return
+        prompt = self.query_one("#prompt", Input)
+        prime = prompt.value
+        if prime.strip():
+            fitted = fit_text(self, prime, "prompt", squash=False)
+            if fitted is None:
+                return
+            if fitted != prime:
+                prompt.value = prime = fitted  # the prompt shows what the model reads
         self._count += 1
-        prime = self.query_one("#prompt", Input).value
         record = SampleRecord(self._count, prime, tuple(temperatures), self.top_k, self.length,
                               self.seed, texts=[""] * len(temperatures))
         self.running = record

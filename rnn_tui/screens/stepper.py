@@ -26,12 +26,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Static
-from textual.worker import Worker, get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from ..widgets.bars import ProbBars
 from ..widgets.colors import _color, legend, rgb
 from ..widgets.heatmap import Heatmap, token_label, unit_order
-from . import LOADING_TEXT, ModeBar, report_worker_error, waiting_text
+from . import LOADING_TEXT, ModeBar, fit_text, report_worker_error, waiting_text
 
 SORT_MODES = ("index", "activation", "variance")
 SORT_LABEL = {"index": "unit index", "activation": "|h| at this step", "variance": "variance over time"}
@@ -161,6 +161,7 @@ class StepperScreen(Screen):
         self.sort = "index"
         self.row_offset = 0
         self._key: tuple | None = None  # (model_version, sentence) of the shown trace
+        self._failed: tuple | None = None  # the last key whose trace failed (already reported)
         self._pending: tuple | None = None
         self._heat_rows = 10  # units visible, for page up/down
         self._order: np.ndarray | None = None
@@ -204,7 +205,7 @@ class StepperScreen(Screen):
             self._show_loading(waiting)
             return
         key = (app.model_version, app.sentence)
-        if key == self._key or key == self._pending:
+        if key == self._key or key == self._pending or key == self._failed:
             return
         if not self.is_current and self._key is not None:
             return  # recomputed when the screen is shown again (on_screen_resume)
@@ -272,10 +273,13 @@ class StepperScreen(Screen):
         self.query_one("#stepper-main").display = text is None
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "stepper-trace" and event.state == WorkerState.ERROR:
+            # Said once per (model, sentence): coming back to the screen does not say it again,
+            # and the last good trace (another model's or sentence's) is not left on show.
+            self._failed = self._pending
         if report_worker_error(self, event):
             self._pending = None
-            if self.trace is None:
-                self._show_loading("cannot read this sentence with this model: press e to edit it")
+            self._show_loading("cannot read this sentence with this model: press e to edit it")
 
     def _redraw(self) -> None:
         self._order = None
@@ -346,41 +350,14 @@ class StepperScreen(Screen):
         if event.input.id != "sentence-input":
             return
         event.stop()
-        text = " ".join(event.value.split())
         self._close_editor()
-        if not text:
+        if not " ".join(event.value.split()):
             self.notify("the sentence is empty: nothing changed", severity="warning")
             return
-        text = self._fit_case(text)
-        self._check_sentence(text)
-        self.app.set_sentence(text)
-
-    def _fit_case(self, text: str) -> str:
-        """A character model that never saw a capital letter reads 'Hello' as 'hello' rather than
-        'ello': lowercase, and say so."""
-        lm = self.app.lm
-        if lm is None or lm.vocab.level != "char" or text == text.lower():
-            return text
-        if any(tok != tok.lower() for tok in lm.vocab.tokens):
-            return text  # the model knows capitals: keep them
-        self.notify("lowercased: this model's vocabulary has no capital letters", markup=False, timeout=4)
-        return text.lower()
-
-    def _check_sentence(self, text: str) -> None:
-        """Say right away which characters the model cannot read (they will be skipped)."""
-        lm = self.app.lm
-        if lm is None:
-            return
-        try:
-            enc = lm.vocab.encode(text, on_unknown="skip")
-        except Exception:
-            return
-        if len(enc.ids) == 0:
-            self.notify(f"the model can read none of this: {enc.message() or 'empty'}",
-                        severity="error", markup=False)
-        elif enc.message():
-            self.notify(enc.message(), severity="warning", markup=False, timeout=6)
-            self._notified = text  # on_trace_ready need not say it again
+        text = fit_text(self, event.value, "sentence")
+        if text is not None:
+            self._notified = text  # fit_text named any unknown characters: on_trace_ready need not
+            self.app.set_sentence(text)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_edit":
