@@ -263,3 +263,22 @@ def test_train_agreement_models_keeps_the_models_and_says_how_far_a_stop_got():
     assert set(out.models) == set(out.curves) == set(out.loss) == {"rnn", "lstm"}
     assert len(out.loss["rnn"]) == 30 and out.models["lstm"].config.cell == "lstm"
     assert out.parameters["lstm"] == out.models["lstm"].config.parameter_count()
+
+
+def test_flip_number_makes_a_minimal_pair_that_keeps_its_attractors():
+    from rnn_tui.engine.corpus import agreement_categories, agreement_items
+    from rnn_tui.engine.experiments import flip_number
+
+    cats = agreement_categories()
+    for d in (0, 2, 5, 9, 13):
+        item = agreement_items(d, 1, seed=d)[0]
+        pair = flip_number(item)
+        assert pair.plural != item.plural and pair.correct == item.wrong
+        assert flip_number(pair) == item
+        a, b = item.prefix.split(), pair.prefix.split()
+        assert len(a) == len(b) and sum(x != y for x, y in zip(a, b)) >= 1
+        for x, y in zip(a, b):
+            if cats.get(x, "").endswith(("_SG", "_PL")):  # every numbered word changed number
+                assert cats[x][-2:] != cats[y][-2:]
+            else:
+                assert x == y

@@ -119,9 +119,13 @@ def test_heatmap_scroll_indicator_and_row_labels():
     hm, _ = make_map(row_offset=16, max_rows=24)
     text, _ = render(hm)
     lines = text.splitlines()
-    assert "rows 17-40 of 256 units" in lines[-1]
+    assert "units 16-39 of 256" in lines[-1]
     labels = [ln.split()[0] for ln in lines[1:-1]]  # row lines begin with the unit index
     assert labels[0] == "16" and labels[-1] == "39" and len(labels) == 24
+    order = np.arange(256)[::-1]  # sorted: labels jump about, so the footer counts rows
+    text, _ = render(make_map(order=order, row_offset=2, max_rows=5)[0])
+    assert "rows 3-7 of 256 units, sorted" in text.splitlines()[-1]
+    assert [ln.split()[0] for ln in text.splitlines()[1:-1]] == ["253", "252", "251", "250", "249"]
 
 
 def test_heatmap_column_labels_and_marked_column():
@@ -144,7 +148,7 @@ def test_heatmap_crops_columns_around_highlight():
     lines = text.splitlines()
     assert all(cell_len(ln) <= 30 for ln in lines)
     assert "▼" in lines[0]
-    assert "rows 1-2 of 256 units" in lines[-2] and "steps 28-40 of 40" in lines[-1]
+    assert "units 0-1 of 256" in lines[-2] and "steps 28-40 of 40" in lines[-1]
 
 
 def test_heatmap_nan_grey_and_order():
@@ -167,7 +171,7 @@ def test_triangle_heatmap_blank_upper():
     ansi_rows = [ln for ln in ansi.splitlines() if "48;2" in ln]
     assert [ln.count("48;2") for ln in ansi_rows] == [1, 2, 3, 4, 5, 6]  # NaN cells uncoloured
     assert bg(NAN_RGB) not in ansi
-    assert "0 h" in text and "5 ␣" in text and "rows t 1-6 of 6" in text
+    assert "0 h" in text and "5 ␣" in text and "t 0-5 of 6" in text
 
 
 def test_heat_row_folds():

@@ -226,6 +226,26 @@ def _noun_pairs() -> dict[str, str]:
     return flip
 
 
+def flip_number(item: AgreementItem) -> AgreementItem:
+    """The same sentence with every noun and pronoun in the other number (the verb to match).
+
+    Unlike flip_subject, the clause keeps its relation to the subject: an all-attractor item
+    stays one, so the pair differs in number only ("the man that they saw" / "the men that he
+    saw").
+    """
+    from .corpus import _AGR_PLACES, _AGR_PRONOUNS
+
+    flip = _noun_pairs()
+    for sg, pl in _AGR_PLACES:
+        flip[sg], flip[pl] = pl, sg
+    for sg, pl in zip(*_AGR_PRONOUNS):  # he <-> we, she <-> they
+        flip[sg], flip[pl] = pl, sg
+    prefix = " ".join(flip.get(w, w) for w in item.prefix.split(" "))
+    rest = item.text[len(item.prefix) + len(item.correct):]
+    return AgreementItem(prefix + item.wrong + rest, prefix, item.wrong, item.correct,
+                         item.distractor_words, not item.plural)
+
+
 def flip_subject(item: AgreementItem) -> AgreementItem:
     """The same sentence with the subject in the other number (and the verb to match).
 
@@ -518,8 +538,9 @@ class ParityResult(ExperimentResult):
     def table(self) -> list[str]:
         solved = int((self.screen_accuracy >= 0.99).sum())
         return [f"accuracy on validation bits: {self.accuracy:.3f}",
-                f"random starts that solved 2-bit XOR in the screen: {solved} of {len(self.screen_accuracy)} "
-                f"(the rest stall near {np.median(self.screen_accuracy):.2f}); start {self.chosen_start} went on",
+                f"{solved} of {len(self.screen_accuracy)} random starts solved 2-bit XOR in a short trial "
+                f"(the rest stall near {np.median(self.screen_accuracy):.2f}); start {self.chosen_start} "
+                "was trained on",
                 "accuracy by bit position 1..16: " + " ".join(_fmt(a, 2) for a in self.accuracy_by_position)]
 
     def findings(self) -> list[str]:
@@ -1537,6 +1558,6 @@ def run_experiment(name: str, settings: dict | None = None, *, quick: bool = Fal
 
 
 __all__ = ["EXPERIMENTS", "Experiment", "ExperimentResult", "get_experiment", "run_experiment",
-           "agreement_corpus", "agreement_curve", "AgreementModels", "train_agreement_models", "AgreementCurve", "balanced_agreement_corpus", "flip_subject",
+           "agreement_corpus", "agreement_curve", "AgreementModels", "train_agreement_models", "AgreementCurve", "balanced_agreement_corpus", "flip_subject", "flip_number",
            "continuation_logprobs", "longest_solved", "recurrent_parameters", "count_spikes",
            "text_statistics", "grammatical"]

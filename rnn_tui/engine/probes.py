@@ -256,7 +256,10 @@ class GradientProfile(ProbeResult):
         if self.underflow_h[-1, 0]:
             return (f"{where}, the first token's gradient underflowed to exactly zero in {self.dtype} "
                     f"({zeros} of {n_in} positions in the top layer are exactly zero)")
-        return f"{where}, the first token's gradient is {self.ratio_first_last:.2g} of the last one's"
+        r = self.ratio_first_last
+        if r > 1:  # a gradient that grows back towards the start is not "a fraction" of anything
+            return f"{where}, the first token's gradient is {r:.2g}× the last one's (it grows, not fades)"
+        return f"{where}, the first token's gradient is {r:.2g} of the last one's"
 
     def to_json(self) -> dict:
         data = super().to_json()

@@ -292,10 +292,11 @@ class CompareScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare-score")
     def _score_worker(self, models: dict, d: int, seed: int, plural: bool, key: tuple) -> None:
         from ..engine.corpus import agreement_items
-        from ..engine.experiments import continuation_logprobs
+        from ..engine.experiments import continuation_logprobs, flip_number
 
-        items = agreement_items(d, 2, seed=seed)
-        item = next((it for it in items if it.plural == plural), items[0])
+        item = agreement_items(d, 1, seed=seed)[0]  # a singular subject, every clause noun plural
+        if item.plural != plural:
+            item = flip_number(item)  # p gives the minimal pair: the same words in the other number
         p_right = {}
         for cell, lm in models.items():
             sep = " " if lm.vocab.level == "char" else ""
@@ -399,7 +400,7 @@ class CompareScreen(Screen):
             else:
                 line.append(w)
         line.append(" ")
-        line.append(f" {item.correct} / {item.wrong} ? ", style=VERB_STYLE)
+        line.append(f"{item.correct} / {item.wrong} ?", style=VERB_STYLE)
         return Group(head, line)
 
     def _build_bars(self, width: int, height: int) -> RenderableType:

@@ -684,8 +684,8 @@ class InspectorScreen(Screen):
         else:
             max_rows = max(1, height - 2)
         shown = units[:max_rows]
-        title.append("units on: ", style="dim")
-        title.append(" ".join(str(u) for u in units[:24]) + (" …" if len(units) > 24 else ""), style="bold")
+        title.append(f"{len(units)} unit{'s' if len(units) != 1 else ''} on: ", style="dim")
+        title.append(" ".join(f"u{u}" for u in units[:24]) + (" …" if len(units) > 24 else ""), style="bold")
         scale, vmin, vmax = self._scale()
         colours = rgb(values[:, shown].T, scale, vmin, vmax)  # [k, T, 3]
         start, end = span_of(self.cursor, self.span_len)
@@ -728,8 +728,9 @@ class InspectorScreen(Screen):
         if m is None:
             head.append(" · searching…", style="yellow")
             return head
-        head.append(f" · {m.total:,} runs", style="bold")
-        head.append(f", best first{' · ↑↓' if len(m.matches) > 1 else ''}", style="dim")
+        head.append(f" · {m.total:,} run{'s' if m.total != 1 else ''}", style="bold")
+        if len(m.matches) > 1:
+            head.append(", best first · ↑↓", style="dim")
         lines: list = [head]
         if not m.matches:
             lines.append(Text("these units are never all on together elsewhere for that long",

@@ -160,10 +160,9 @@ def draw_result(plt, name: str, view: str, r, width: int, height: int) -> None:
     elif name == "init-schemes":
         colours = [PALETTE[i % len(PALETTE)] for i in range(len(r.schemes))]
         if view == "loss":
-            plt.title("training loss per init scheme")
             for i, s in enumerate(r.schemes):
                 _line(plt, r.steps, r.loss[i], colours[i], s)
-            _cap_loss(plt, list(r.loss))
+            _cap_loss(plt, list(r.loss), "training loss per init scheme")
             plt.xlabel("step")
         elif view == "radius":
             plt.title("spectral radius of W while training")
@@ -180,10 +179,9 @@ def draw_result(plt, name: str, view: str, r, width: int, height: int) -> None:
     elif name == "clipping":
         colours = [PALETTE[1], PALETTE[0]]
         if view == "loss":
-            plt.title("training loss")
             for i, run in enumerate(r.runs):
                 _line(plt, r.steps, r.loss[i], colours[i], run)
-            _cap_loss(plt, list(r.loss))
+            _cap_loss(plt, list(r.loss), "training loss")
             if math.isfinite(r.uniform_loss):
                 plt.horizontal_line(r.uniform_loss, color=(110, 110, 110))
         else:
@@ -342,14 +340,17 @@ def summary_text(result) -> Group:
     return Group(*parts)
 
 
-def _cap_loss(plt, rows) -> None:
-    """Keep a blown-up run from flattening the others: cap y at 3x the median loss."""
+def _cap_loss(plt, rows, title: str) -> None:
+    """Keep a blown-up run from flattening the others: cap y at 3x the median loss, and say
+    so in the title (the findings quote the true peak, which is then off the chart)."""
     vals = np.concatenate([np.ravel(np.asarray(r, dtype=float)) for r in rows]) if len(rows) else np.zeros(0)
     vals = vals[np.isfinite(vals)]
     if vals.size:
         lo, hi, med = float(vals.min()), float(vals.max()), float(np.median(vals))
         if hi > 3 * med > lo:
             plt.ylim(lo, 3 * med)
+            title += f" · peaks to {hi:.3g} cut off"
+    plt.title(title)
 
 
 # ------------------------------------------------------------------------ the screen
@@ -370,10 +371,11 @@ class LabScreen(Screen):
                 tooltip="Stop the running experiment (what it measured so far is drawn)"),
         Binding("v", "cycle_view", "View", id="lab.view", tooltip="Cycle the views of the result"),
         Binding("q", "toggle_quick", "Quick", id="lab.quick",
-                tooltip="Run with the quick (smoke-test) settings instead of the defaults"),
-        Binding("pageup", "scroll_summary(-1)", "Scroll", id="lab.up", show=False,
+                tooltip="Switch the next run between the default and the quick (smoke-test) settings"),
+        # priority: the experiment list has the focus and would take page up/down for itself
+        Binding("pageup", "scroll_summary(-1)", "Scroll", id="lab.up", show=False, priority=True,
                 tooltip="Scroll the summary up"),
-        Binding("pagedown", "scroll_summary(1)", "Scroll", id="lab.down", show=False,
+        Binding("pagedown", "scroll_summary(1)", "Scroll", id="lab.down", show=False, priority=True,
                 tooltip="Scroll the summary down"),
     ]
     DEFAULT_CSS = """

@@ -199,7 +199,11 @@ class SamplingScreen(Screen):
         self.query_one("#sampling-settings", Static).update(text)
 
     def action_temperature(self, direction: int) -> None:
-        self.temperature = round(min(T_MAX, max(T_MIN, self.temperature + 0.1 * direction)), 1)
+        t = round(self.temperature + 0.1 * direction, 1)
+        if not T_MIN <= t <= T_MAX:
+            self.notify(f"temperature runs from {T_MIN:g} to {T_MAX:g}", timeout=2)
+            return
+        self.temperature = t
         self._show_settings()
 
     def action_top_k(self, direction: int) -> None:
@@ -209,7 +213,12 @@ class SamplingScreen(Screen):
 
     def action_length(self, direction: int) -> None:
         i = LENGTH_STEPS.index(self.length) if self.length in LENGTH_STEPS else 3
-        self.length = LENGTH_STEPS[max(0, min(len(LENGTH_STEPS) - 1, i + direction))]
+        j = i + direction
+        if not 0 <= j < len(LENGTH_STEPS):
+            end = "longest" if j > 0 else "shortest"
+            self.notify(f"{self.length} tokens is the {end} length here", timeout=2)
+            return
+        self.length = LENGTH_STEPS[j]
         self._show_settings()
 
     def action_reseed(self) -> None:

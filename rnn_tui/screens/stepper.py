@@ -408,7 +408,7 @@ class StepperScreen(Screen):
             (f"  sort: {SORT_LABEL[self.sort]}", DIM),
             no_wrap=True, overflow="ellipsis",
         )
-        row_labels = [f"h{i}" for i in range(H)]
+        row_labels = [f"h{i}".rjust(3) for i in range(H)]  # 3 wide at least: room for "mem" below
         lw = max(cell_len(s) for s in row_labels)
         memory = self.memory.get(real_layer)
         extra = 1 + 1 + (1 if memory is not None else 0) + 1  # title, legend, memory, footer

@@ -82,7 +82,8 @@ class Heatmap:
 
     Layout, top to bottom: a "▼" over the highlighted column, the column labels
     (tokens, cut to the cell width), one line per row with its label right-aligned,
-    and a footer "rows 17-40 of 256 units · steps 1-60 of 300 ↑↓".
+    and a footer "units 16-39 of 256 · steps 1-60 of 300 ↑↓" (row labels, or row counts
+    once sorted).
 
     ``order`` picks and orders the rows (e.g. from :func:`unit_order`); row labels
     default to the original row index, so a sorted map still names real units.
@@ -93,9 +94,6 @@ class Heatmap:
     every step; pass vmin/vmax for an unbounded LSTM cell state), [0, 1]
     (sequential) or the positive range of the whole array (log).
     """
-
-    # "rows 1-12 of 64 units", not "units 1-12": once sorted, row 1 is not unit 1 (labels name units)
-    ROW_FOOTER = "rows {a}-{b} of {n} {name}"
 
     def __init__(
         self,
@@ -197,7 +195,7 @@ class Heatmap:
             yield Segment.line()
 
         if self.footer:
-            parts = [self.ROW_FOOTER.format(name=self.row_name, a=r0 + 1, b=r0 + n_rows, n=n_rows_all)]
+            parts = [self._row_footer(r0, n_rows, n_rows_all)]
             if n_cols < n_cols_all:
                 parts.append(f"{self.col_name} {c0 + 1}-{c0 + n_cols} of {n_cols_all}")
             arrows = ("↑" if r0 > 0 else "") + ("↓" if r0 + n_rows < n_rows_all else "")
@@ -206,6 +204,15 @@ class Heatmap:
             if cell_len(note) > width:  # narrow: one fact per line rather than a cut-off one
                 note = "\n".join(parts[:-1] + [parts[-1] + (" " + arrows if arrows else "")])
             yield Text(note, style=DIM, no_wrap=True, overflow="ellipsis")
+
+    def _row_footer(self, r0: int, n_rows: int, n_all: int) -> str:
+        # Name the rows the way their labels do ("units h2-h13 of 64"); once sorted the labels
+        # jump about, so count rows instead ("rows 1-12 of 64 units, sorted").
+        rows = self.order[r0: r0 + n_rows]
+        if np.array_equal(self.order, np.arange(len(self.order))):
+            first, last = self.row_labels[rows[0]].strip(), self.row_labels[rows[-1]].strip()
+            return f"{self.row_name} {first}-{last} of {n_all}"
+        return f"rows {r0 + 1}-{r0 + n_rows} of {n_all} {self.row_name}, sorted"
 
     def _limits(self) -> tuple:
         # Log limits come from the whole map, not the visible window, so colours hold still
@@ -222,8 +229,6 @@ class TriangleHeatmap(Heatmap):
     upper triangle is left blank. ``highlight`` marks step t (its row and column).
     """
 
-    ROW_FOOTER = "{name} {a}-{b} of {n}"  # rows are positions in order
-
     def __init__(self, norms, tokens: Sequence[str] | None = None, *, highlight: int | None = None, **kw) -> None:
         n = np.asarray(norms, dtype=float)
         if tokens is None:
@@ -231,7 +236,7 @@ class TriangleHeatmap(Heatmap):
         width = len(str(max(0, n.shape[0] - 1)))
         row_labels = [f"{t:>{width}} {set_cell_size(token_label(tok, 3), 3)}" for t, tok in enumerate(tokens)]
         kw.setdefault("scale", "log")
-        kw.setdefault("row_name", "rows t")
+        kw.setdefault("row_name", "t")
         kw.setdefault("col_name", "cols k")
         super().__init__(
             n,
@@ -242,6 +247,10 @@ class TriangleHeatmap(Heatmap):
             nan="blank",
             **kw,
         )
+
+    def _row_footer(self, r0: int, n_rows: int, n_all: int) -> str:
+        rows = self.order[r0: r0 + n_rows]  # row i is position t = i, as its label says
+        return f"t {int(rows[0])}-{int(rows[-1])} of {n_all}"
 
 
 def heat_row(
