@@ -272,7 +272,7 @@ class RnnTuiApp(App):
 
             if "torch" in sys.modules:
                 self.engine_ready = True
-                self.sub_title = f"no model — ctrl+p to load one — {self.device_label}"
+                self.sub_title = f"no model (ctrl+p: load one) — {self.device_label}"
             else:
                 self.sub_title = "the engine failed to load"
 

@@ -527,6 +527,8 @@ class InspectorScreen(Screen):
     def action_read_match(self) -> None:
         """The sentence around the first visible match becomes the app's sentence."""
         if self.matches is None or not self.matches.matches:
+            self.notify("no match to read: select units that fire together elsewhere first "
+                        "(move the span, or - lowers the threshold)", severity="warning", timeout=4)
             return
         m = self.matches.matches[min(self.match_offset, len(self.matches.matches) - 1)]
         states = self.states.get(self._match_key[0]) if self._match_key else None

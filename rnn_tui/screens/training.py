@@ -48,6 +48,15 @@ SMOOTHING_LEVELS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
 CHARTS = ("loss", "grad", "speed", "all")
 CHART_TITLES = {"loss": "loss", "grad": "grad norm (pre-clip)", "speed": "tokens/s"}
+
+
+def _fit_title(title: str, width: int) -> str:
+    """plotext leaves out a title wider than the chart: drop trailing " · " parts until it fits."""
+    parts = title.split(" · ")
+    while len(parts) > 1 and len(" · ".join(parts)) > width:
+        parts.pop()
+    text = " · ".join(parts)
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 UNITS = ("nats", "bits", "ppl")
 UNIT_TITLES = {"nats": "loss (nats/tok)", "bits": "loss (bits/tok)", "ppl": "perplexity"}
 XAXES = ("step", "time", "wall")
@@ -485,7 +494,7 @@ class TrainingChart(PlotextPlot):
             for clip in clips:  # only when the curve gets near it, or it squashes the curve
                 if grad_max >= 0.5 * clip and not (view.log_y and clip <= 0):
                     plt.horizontal_line(clip, color=(150, 150, 150))
-        plt.title(title)
+        plt.title(_fit_title(title, self.size.width - 2))
         if bounds and not view.log_x:
             lo, hi = bounds[0], bounds[1]
             ticks = nice_ticks(lo, hi, max(3, min(6, self.size.width // 10)),
