@@ -225,7 +225,7 @@ class CompareScreen(Screen):
         missing = [c for c in cells if c not in out.steps]
         if short or missing:  # stopped part-way: say how far each model got
             budget = "; ".join([budget] + short + ([f"no {', '.join(missing)}"] if missing else []))
-        source = f"trained here: H={s.hidden}, {s.level} level, {s.corpus} agreement · {budget}"
+        source = f"trained here: H={s.hidden} {s.level}, {s.corpus} agreement · {budget}"
         self.post_message(CompareModels(out.models, out.curves, source,
                                         {"whole": {c: out.parameters[c] for c in out.models}},
                                         stopped=stop.is_set()))
