@@ -665,7 +665,7 @@ class TrainingScreen(Screen):
                 tooltip="x axis by step, training time or wall-clock time"),
         Binding("delete", "clear_runs", "Clear runs", show=False, id="training.clear",
                 tooltip="Remove finished runs from the chart"),
-        Binding("escape", "leave_form", "Leave form", show=False, id="training.leave_form",
+        Binding("escape", "leave_form", "Leave field", key_display="esc", id="training.leave_form",
                 tooltip="Move the keyboard focus out of the form (in the runs filter: clear it)"),
         Binding("r", "toggle_runlist", "Runs", show=False, id="training.runlist",
                 tooltip="Show or hide the runs list (watched runs and this session's)"),
@@ -1422,6 +1422,8 @@ class TrainingScreen(Screen):
             return self._runlist_shown()
         if action in ("stop", "save") and self.watching:
             return any(r.watch is None for r in self.runs)  # only this session's runs train here
+        if action == "leave_form":
+            return self.focused is not None  # in the footer only while a field has the keys
         return True
 
     def action_toggle_runlist(self) -> None:
