@@ -243,8 +243,8 @@ async def test_quitting_while_training_stops_the_worker(tmp_path):
         start = time.perf_counter()
         app.simulate_key("ctrl+q")
         await pilot.pause(0.1)
-    assert run.finished.wait(3.0), "the training thread kept running after quit"
-    assert time.perf_counter() - start < 5.0
+    assert run.finished.wait(10.0), "the training thread kept running after quit"
+    assert time.perf_counter() - start < 15.0  # a hang guard, not a speed target
 
 
 async def test_divergence_shows_a_banner(tmp_path):
