@@ -149,7 +149,7 @@ def fmt_loss(nats: float | None, unit: str) -> str:
     if nats is None or not math.isfinite(nats):
         return "nan" if nats is not None else "–"
     if unit == "bits":
-        return f"{nats / LN2:.3f} bits"
+        return f"{nats / LN2:.3f} bits/tok"
     if unit == "ppl":
         return f"ppl {math.exp(min(nats, 700)):.2f}"
     return f"{nats:.3f} nats"
