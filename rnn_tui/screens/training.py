@@ -704,6 +704,8 @@ class TrainingScreen(Screen):
     TrainingScreen .tr-row Label { width: 8; color: $text-muted; }
     TrainingScreen .tr-row Input { width: 1fr; height: 1; }
     TrainingScreen .tr-row Select { width: 1fr; }
+    /* An open list gets a frame: bare, its options sat on the rows below like field values. */
+    TrainingScreen .tr-row Select > SelectOverlay { border: round $accent !important; background: $panel; }
     TrainingScreen #tr-form-title { color: $text-muted; text-style: bold; }
     TrainingScreen #tr-form-error { color: $error; height: auto; }
     TrainingScreen #tr-runs { height: auto; color: $text-muted; }
