@@ -258,7 +258,8 @@ class GradientProfile(ProbeResult):
                     f"({zeros} of {n_in} positions in the top layer are exactly zero)")
         r = self.ratio_first_last
         if r > 1:  # a gradient that grows back towards the start is not "a fraction" of anything
-            return f"{where}, the first token's gradient is {r:.2g}× the last one's (it grows, not fades)"
+            why = "an early token feeds every later loss of the sum" if self.mode == "sum" else "it grows, not fades"
+            return f"{where}, the first token's gradient is {r:.2g}× the last one's ({why})"
         return f"{where}, the first token's gradient is {r:.2g} of the last one's"
 
     def to_json(self) -> dict:
