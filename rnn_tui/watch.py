@@ -384,7 +384,12 @@ class Watcher:
     def discover(self) -> list[RunWatch]:
         """Add the runs that appeared in a watched folder of runs since the last look."""
         known = {os.path.abspath(r.path) for r in self.runs}
-        fresh = [p for root in self.roots for p in runs_in(root) if os.path.abspath(p) not in known]
+        fresh = []
+        for root in self.roots:
+            # `mkdir runs/a; rnn-tui watch runs/a; rnn-tui train ... --out runs/a`: the folder
+            # itself became the run (and its best/ is a checkpoint, not another run).
+            found = [root] if _is_run(root) else runs_in(root)
+            fresh += [p for p in found if os.path.abspath(p) not in known and p not in fresh]
         if not fresh:
             return []
         paths = [r.path for r in self.runs] + fresh

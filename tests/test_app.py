@@ -176,6 +176,10 @@ async def test_an_unreadable_sentence_is_refused_and_a_model_that_cannot_read_it
         await pilot.press("enter")
         await settle(pilot)
         assert not loading.display and "".join(s.trace.tokens) == "0110"
+        app.set_sentence(before)  # the unreadable sentence again (as the palette could set it)
+        await settle(pilot)
+        assert loading.display and "cannot read this sentence" in str(loading.render())
+        assert len([n for n in notes(app) if "nothing to probe" in n]) == 2
 
 
 async def test_edit_sentence_reports_skipped_characters():

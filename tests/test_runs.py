@@ -385,10 +385,10 @@ def test_bench_cuda_without_cuda_is_one_line(capsys):
     assert err.count("\n") == 0 and "CUDA is not available" in err
 
 
-def test_bench_inspect_row_counts_real_matches():
+def test_bench_inspect_row_and_table():
     from rnn_tui.engine.bench import bench_inspect, format_table
 
     (row,) = bench_inspect(mb=0.05, repeat=1, log=lambda _: None)
     assert row["kind"] == "inspect" and row["tokens"] > 40_000 and row["units"] >= 1
-    assert row["search_ms"] > 0 and row["encode_s"] > 0 and row["matches"] >= 0
+    assert row["search_ms"] > 0 and row["encode_s"] > 0 and isinstance(row["matches"], int)
     assert "Unit inspector" in format_table([row])

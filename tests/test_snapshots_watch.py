@@ -14,8 +14,6 @@ import math
 import os
 import time
 
-import pytest
-
 from rnn_tui import watch as watch_mod
 from rnn_tui.app import RnnTuiApp
 

@@ -107,6 +107,19 @@ def test_an_empty_folder_of_runs_waits_for_its_first_run(tmp_path):
     assert [r.name for r in watcher.runs] == ["first"] and watcher.model_run is watcher.runs[0]
 
 
+def test_an_empty_folder_that_becomes_a_run_itself_is_followed(tmp_path):
+    run = tmp_path / "exp1"
+    run.mkdir()  # `mkdir runs/exp1; rnn-tui watch runs/exp1; rnn-tui train ... --out runs/exp1`
+    dirs, roots, _ = expand_run_dirs([str(run)])
+    watcher = Watcher(dirs, device="cpu", roots=roots)
+    watcher.poll()
+    (run / "metrics.jsonl").write_text(metric_line(1) + metric_line(2))
+    save_tiny(run, step=2, name="best")  # best/ holds a checkpoint: not a second run
+    for _ in range(DISCOVER_EVERY + 1):
+        watcher.poll()
+    assert [r.path for r in watcher.runs] == [run] and watcher.runs[0].last_step == 2
+
+
 def test_half_written_line_waits_and_a_rewrite_starts_over(tmp_path):
     run = RunWatch(tmp_path / "run")
     assert run.poll_metrics() == 0 and run.state() == "waiting"

@@ -81,7 +81,6 @@ class SampleDone(Message):
     texts: tuple[str, ...]
     stopped: bool
     tokens_per_s: float = 0.0
-    note: str | None = None
 
 
 class SamplingScreen(Screen):
@@ -274,16 +273,15 @@ class SamplingScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="sampling")
     def _sample_worker(self, lm, record: SampleRecord) -> None:
+        record.thread_started = True  # first: a cancel from here on is answered by SampleDone
         from ..engine.sampling import sample_stream
 
         worker = get_current_worker()
-        record.thread_started = True
         streams = [
             sample_stream(lm, record.prime, temperature=t, top_k=record.top_k,
                           length=record.length, seed=record.seed)
             for t in record.temperatures
         ]
-        note = streams[0].unknown_message
         texts = [""] * len(streams)
         alive = [True] * len(streams)
         start = last = time.perf_counter()
@@ -308,7 +306,7 @@ class SamplingScreen(Screen):
             stream.close()
         elapsed = time.perf_counter() - start
         rate = count / elapsed if elapsed > 0 else 0.0
-        self.post_message(SampleDone(record.number, tuple(texts), stopped, rate, note))
+        self.post_message(SampleDone(record.number, tuple(texts), stopped, rate))
 
     def on_sample_progress(self, message: SampleProgress) -> None:
         run = self.running
@@ -327,8 +325,6 @@ class SamplingScreen(Screen):
             self.running = None
         self.history.insert(0, run)
         self._refresh_history()
-        if message.note:
-            self.notify(f"prompt: {message.note}", severity="warning", markup=False, timeout=6)
         if message.stopped:
             self.notify("sample stopped", timeout=2)
         self._show_settings()

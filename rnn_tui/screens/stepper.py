@@ -41,6 +41,7 @@ GATE_NAMES = {"i": "input", "f": "forget", "o": "output", "g": "candidate", "c":
 MEMORY_FLOOR = 1e-4  # the memory row's colour scale: 1e-4 (forgotten) .. 1 (now)
 MAX_MEMORY_TOKENS = 160  # beyond this the Jacobian products are skipped (they grow as T^2)
 TOP_K = 10
+CANNOT_READ = "cannot read this sentence with this model: press e to edit it"
 
 _CAT_ABBREV = {"noun": "n", "verb": "v", "function": "fn", "adverb": "adv", "adj": "adj",
                "adjective": "adj", "determiner": "det", "pronoun": "pron", "preposition": "prep"}
@@ -205,7 +206,10 @@ class StepperScreen(Screen):
             self._show_loading(waiting)
             return
         key = (app.model_version, app.sentence)
-        if key == self._key or key == self._pending or key == self._failed:
+        if key == self._failed:
+            self._show_loading(CANNOT_READ)  # already reported: no second notification
+            return
+        if key == self._key or key == self._pending:
             return
         if not self.is_current and self._key is not None:
             return  # recomputed when the screen is shown again (on_screen_resume)
@@ -239,6 +243,7 @@ class StepperScreen(Screen):
         if message.key != self._pending:
             return  # superseded by a newer request
         self._pending = None
+        self._failed = None
         old_sentence = self._key[1] if self._key else None
         self._key = message.key
         tr = message.trace
@@ -273,13 +278,14 @@ class StepperScreen(Screen):
         self.query_one("#stepper-main").display = text is None
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "stepper-trace" and event.state == WorkerState.ERROR:
+        trace_failed = (event.worker.group == "stepper-trace" and event.state == WorkerState.ERROR
+                        and self._pending is not None)  # None: the trace came; the memory row failed
+        if report_worker_error(self, event) and trace_failed:
             # Said once per (model, sentence): coming back to the screen does not say it again,
             # and the last good trace (another model's or sentence's) is not left on show.
             self._failed = self._pending
-        if report_worker_error(self, event):
             self._pending = None
-            self._show_loading("cannot read this sentence with this model: press e to edit it")
+            self._show_loading(CANNOT_READ)
 
     def _redraw(self) -> None:
         self._order = None

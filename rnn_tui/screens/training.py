@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -53,10 +54,10 @@ CHART_TITLES = {"loss": "loss", "grad": "grad norm (pre-clip)", "speed": "tokens
 def _fit_title(title: str, width: int) -> str:
     """plotext leaves out a title wider than the chart: drop trailing " · " parts until it fits."""
     parts = title.split(" · ")
-    while len(parts) > 1 and len(" · ".join(parts)) > width:
+    while len(parts) > 1 and cell_len(" · ".join(parts)) > width:
         parts.pop()
     text = " · ".join(parts)
-    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+    return text if cell_len(text) <= width else text[: max(0, width - 1)] + "…"
 UNITS = ("nats", "bits", "ppl")
 UNIT_TITLES = {"nats": "loss (nats/tok)", "bits": "loss (bits/tok)", "ppl": "perplexity"}
 XAXES = ("step", "time", "wall")
@@ -1311,8 +1312,8 @@ class TrainingScreen(Screen):
             if roots:  # `rnn-tui watch runs/` on a folder with no run in it yet
                 t.append("watching ", style="bold")
                 t.append(", ".join(roots), style="bold")
-                t.append(" · no run there yet: one started with `rnn-tui train ... --out "
-                         f"{roots[0].rstrip('/')}/NAME` appears here", style="dim")
+                t.append(" · no run there yet: `rnn-tui train ... --out "
+                         f"{roots[0].rstrip('/')}/NAME` (or --out the folder itself) appears here", style="dim")
                 return t
             t.append("idle", style="bold")
             t.append(" · space: start training with the form's settings · f: show/hide the form", style="dim")

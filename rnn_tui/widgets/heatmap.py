@@ -197,13 +197,16 @@ class Heatmap:
         if self.footer:
             parts = [self._row_footer(r0, n_rows, n_rows_all)]
             if n_cols < n_cols_all:
-                parts.append(f"{self.col_name} {c0 + 1}-{c0 + n_cols} of {n_cols_all}")
+                parts.append(self._col_footer(c0, n_cols, n_cols_all))
             arrows = ("↑" if r0 > 0 else "") + ("↓" if r0 + n_rows < n_rows_all else "")
             arrows += ("←" if c0 > 0 else "") + ("→" if c0 + n_cols < n_cols_all else "")
             note = " · ".join(parts) + (" " + arrows if arrows else "")
             if cell_len(note) > width:  # narrow: one fact per line rather than a cut-off one
                 note = "\n".join(parts[:-1] + [parts[-1] + (" " + arrows if arrows else "")])
             yield Text(note, style=DIM, no_wrap=True, overflow="ellipsis")
+
+    def _col_footer(self, c0: int, n_cols: int, n_all: int) -> str:
+        return f"{self.col_name} {c0 + 1}-{c0 + n_cols} of {n_all}"  # steps, counted from 1
 
     def _row_footer(self, r0: int, n_rows: int, n_all: int) -> str:
         # Name the rows the way their labels do ("units h2-h13 of 64"); once sorted the labels
@@ -237,7 +240,7 @@ class TriangleHeatmap(Heatmap):
         row_labels = [f"{t:>{width}} {set_cell_size(token_label(tok, 3), 3)}" for t, tok in enumerate(tokens)]
         kw.setdefault("scale", "log")
         kw.setdefault("row_name", "t")
-        kw.setdefault("col_name", "cols k")
+        kw.setdefault("col_name", "k")
         super().__init__(
             n,
             col_labels=tokens,
@@ -248,9 +251,13 @@ class TriangleHeatmap(Heatmap):
             **kw,
         )
 
+    # Both axes are positions counted from 0, as the row labels show them.
     def _row_footer(self, r0: int, n_rows: int, n_all: int) -> str:
-        rows = self.order[r0: r0 + n_rows]  # row i is position t = i, as its label says
-        return f"t {int(rows[0])}-{int(rows[-1])} of {n_all}"
+        rows = self.order[r0: r0 + n_rows]
+        return f"{self.row_name} {int(rows[0])}-{int(rows[-1])} of {n_all}"
+
+    def _col_footer(self, c0: int, n_cols: int, n_all: int) -> str:
+        return f"{self.col_name} {c0}-{c0 + n_cols - 1} of {n_all}"
 
 
 def heat_row(
