@@ -438,8 +438,9 @@ class GradientsScreen(Screen):
             t.append(f"= exactly 0 in float32 (underflow), drawn at a floor: "
                      f"{zeros + others} point(s)", style=_hex(UNDERFLOW_COLOR))
             t.append("\n")
-        t.append("── ‖dL/dh_t‖ top layer   ", style="dim")
-        t.append("── ‖dL/dx_t‖ this model", style=_hex(DX_COLOR))
+        t.append("── ‖dL/dh_t‖ top layer", style="dim")
+        if current is not None and current.profile is not None:  # dL/dx is drawn for a loaded model only
+            t.append("   ── ‖dL/dx_t‖ this model", style=_hex(DX_COLOR))
         t.rstrip()
         missing = [e for e in message.entries if e.profile is None and e.name != "current"]
         if missing:
