@@ -51,8 +51,16 @@ def _finite_float(text: str) -> float:
 
 
 # --------------------------------------------------------------------------- parsers
+class _Parser(argparse.ArgumentParser):
+    """argparse with the house style for mistakes: one line on stderr, exit status 2
+    (not the whole usage block), pointing at --help."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's name
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _tui_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="rnn-tui",
         description="Look inside recurrent networks (RNN, LSTM, GRU) while they read and train. "
         f"Subcommands: {', '.join(SUBCOMMANDS)} (rnn-tui SUBCOMMAND --help).",
@@ -66,8 +74,9 @@ def _tui_parser() -> argparse.ArgumentParser:
 
 
 def _sub_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rnn-tui")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="rnn-tui")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p.subcommands = sub.choices  # name -> its parser
 
     # Training flags default to None ("not given"): TrainConfig supplies the defaults named in
     # the help, and --resume can tell a flag the user gave from one left alone.
@@ -83,6 +92,8 @@ def _sub_parser() -> argparse.ArgumentParser:
     t.add_argument("--embed", type=_positive_int, default=None, help="(default 32)")
     t.add_argument("--layers", type=_positive_int, default=None, help="(default 1)")
     t.add_argument("--nonlinearity", default=None, help="tanh or relu (vanilla cell; auto: relu for --init identity)")
+    t.add_argument("--dropout", type=_finite_float, default=None,
+                   help="dropout between stacked layers, 0 <= p < 1 (default 0; needs --layers 2 or more)")
     t.add_argument("--seq-len", type=_positive_int, default=None, help="(default 64)")
     t.add_argument("--batch", type=_positive_int, default=None,
                    help="(default 32) with --ddp the global batch, split evenly over the processes")
@@ -91,7 +102,8 @@ def _sub_parser() -> argparse.ArgumentParser:
     t.add_argument("--clip", type=_finite_float, default=None, help="clip the global grad norm (default 1.0; 0: off)")
     t.add_argument("--init", default=None,
                    help="default, orthogonal, xavier, identity, spectral or echo")
-    t.add_argument("--spectral-radius", type=_finite_float, default=None)
+    t.add_argument("--spectral-radius", type=_finite_float, default=None,
+                   help="the recurrent matrix's spectral radius for --init spectral or echo")
     t.add_argument("--steps", type=_positive_int, default=None,
                    help="total steps (default 1000); with --resume a larger number extends the run")
     t.add_argument("--eval-every", type=_positive_int, default=None, help="(default 100)")
@@ -121,33 +133,37 @@ def _sub_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-cache", action="store_true", help="encode a text corpus afresh, without the cache")
 
     s = sub.add_parser("sample", help="sample text from a model")
-    s.add_argument("model")
-    s.add_argument("--prime", default="")
-    s.add_argument("--temperature", type=_finite_float, default=0.8)
-    s.add_argument("--top-k", type=_nonneg_int, default=0)
-    s.add_argument("--length", type=_positive_int, default=200)
-    s.add_argument("--seed", type=_nonneg_int, default=None)
-    s.add_argument("--greedy", action="store_true")
-    s.add_argument("--device", default="auto")
+    s.add_argument("model", help="run directory or bundled default (rnn, lstm, gru)")
+    s.add_argument("--prime", default="", help="text the model reads first; the sample continues it")
+    s.add_argument("--temperature", type=_finite_float, default=0.8,
+                   help="> 0 (default 0.8): lower is safer and more repetitive, higher more surprising")
+    s.add_argument("--top-k", type=_nonneg_int, default=0,
+                   help="sample among the k likeliest tokens only (default 0: all of them)")
+    s.add_argument("--length", type=_positive_int, default=200, help="tokens to generate (default 200)")
+    s.add_argument("--seed", type=_nonneg_int, default=None, help="the same seed gives the same sample")
+    s.add_argument("--greedy", action="store_true", help="always take the likeliest token (no temperature)")
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 
     for name, what in (("trace", "hidden states, gates and next-token probabilities per step"),
                        ("grads", "gradient norm by timestep"),
                        ("jacobian", "Jacobian product norms and the recurrent spectrum")):
         q = sub.add_parser(name, help=what)
-        q.add_argument("model")
-        q.add_argument("text")
+        q.add_argument("model", help="run directory or bundled default (rnn, lstm, gru)")
+        q.add_argument("text", help="the text the model reads (characters it does not know are skipped)")
         q.add_argument("--json", action="store_true", help="print the probe as JSON")
-        q.add_argument("--device", default="auto")
+        q.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
         if name == "trace":
-            q.add_argument("--top-k", type=_positive_int, default=5)
+            q.add_argument("--top-k", type=_positive_int, default=5,
+                           help="next-token candidates per step (default 5)")
         if name == "grads":
-            q.add_argument("--mode", choices=("last", "sum"), default="last")
+            q.add_argument("--mode", choices=("last", "sum"), default="last",
+                           help="the loss: at the last token (default) or summed over every prediction")
         if name == "jacobian":
-            q.add_argument("--layer", type=int, default=-1)
+            q.add_argument("--layer", type=int, default=-1, help="which layer (default -1: the top one)")
 
     i = sub.add_parser("info", help="config, parameter counts and metrics of a model")
-    i.add_argument("model")
-    i.add_argument("--json", action="store_true")
+    i.add_argument("model", help="run directory or bundled default (rnn, lstm, gru)")
+    i.add_argument("--json", action="store_true", help="print it as JSON")
 
     b = sub.add_parser("bench", help="trainer vs bare torch loop, probe latency, TUI latency")
     b.add_argument("--device", default="cpu")
@@ -204,7 +220,7 @@ def _warn(message: str | None) -> None:
 # `rnn-tui train` flags that set TrainConfig fields of the same name (None: not given).
 _TRAIN_FLAGS = ("level", "cell", "embed", "hidden", "layers", "nonlinearity", "init", "spectral_radius",
                 "seq_len", "batch", "lr", "optimizer", "clip", "steps", "eval_every", "seed", "device",
-                "save_every", "log_every", "amp")
+                "save_every", "log_every", "amp", "dropout")
 
 
 def _corpus_spec(spec: str) -> str:
@@ -215,6 +231,16 @@ def _corpus_spec(spec: str) -> str:
         return spec
     path = Path(spec).expanduser()
     return str(path.resolve()) if path.is_file() else spec
+
+
+def _warn_unused_flags(given: dict, config) -> None:
+    """Flags that do nothing for this model are said to do nothing (they are kept, not refused)."""
+    if "nonlinearity" in given and config.cell != "rnn":
+        _warn(f"--nonlinearity only applies to the vanilla cell: the {config.cell.upper()} uses its own")
+    if "spectral_radius" in given and config.init not in ("spectral", "echo"):
+        _warn("--spectral-radius only applies with --init spectral or echo: ignored")
+    if given.get("dropout") and config.layers < 2:
+        _warn("--dropout acts between stacked layers: with --layers 1 it does nothing")
 
 
 def cmd_train(args) -> int:
@@ -251,6 +277,7 @@ def cmd_train(args) -> int:
                 raise ConfigError("name the corpus to train on: grammar, parity, agreement or a text file "
                                   "(or --resume RUN_DIR to continue a run)")
             config = TrainConfig(**given)
+            _warn_unused_flags(given, config)
             out = Path(args.out) if args.out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.cell}"
             if dist is not None:
                 out = Path(dist.broadcast_object(str(out)))  # every rank: rank 0's clock
@@ -367,8 +394,13 @@ class _TrainProgress:
 
 def cmd_sample(args) -> int:
     from .engine.checkpoint import load_model
+    from .engine.errors import ConfigError
     from .engine.sampling import sample_stream
 
+    if args.greedy and args.temperature != 0.8:
+        _warn("--greedy takes the likeliest token: --temperature is ignored")
+    elif not args.greedy and args.temperature <= 0:
+        raise ConfigError(f"--temperature must be > 0, got {args.temperature:g} (--greedy takes the likeliest token)")
     lm = load_model(args.model, device=args.device)
     unknown = [c for c in lm.vocab.split(args.prime) if c not in lm.vocab.tokens] if args.prime else []
     if unknown:
@@ -562,6 +594,10 @@ def cmd_watch(args) -> int:
     from .engine.errors import ConfigError
     from .watch import expand_run_dirs
 
+    if (args.device or "auto").strip().lower() != "auto":
+        from .engine.device import pick_device
+
+        pick_device(args.device)  # a missing GPU is one line, not a watch that cannot load
     dirs, roots, notes = expand_run_dirs(args.runs)
     for note in notes:
         _warn(note)
@@ -586,6 +622,24 @@ COMMANDS = {"train": cmd_train, "sample": cmd_sample, "trace": cmd_trace, "grads
             "watch": cmd_watch, "serve": cmd_serve}
 
 
+def _check_tui_model(model: str | None) -> None:
+    """Before the screen is taken over: `rnn-tui trian` is a typo, not a model to look for."""
+    if model is None or Path(model).expanduser().exists():
+        return
+    from .engine.checkpoint import BUNDLED_MODELS
+    from .engine.errors import ConfigError
+
+    if model in BUNDLED_MODELS:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(model, SUBCOMMANDS, n=1, cutoff=0.6)
+    if close:
+        raise ConfigError(f"unknown command {model!r}: did you mean {close[0]!r}? (rnn-tui --help lists them)")
+    raise ConfigError(f"no model at {model!r}: give a run directory (rnn-tui train ... --out DIR writes one) "
+                      f"or a bundled default ({', '.join(BUNDLED_MODELS)})")
+
+
 def cmd_tui(args) -> int:
     from .app import run_app
 
@@ -604,10 +658,20 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in SUBCOMMANDS:
-            args = _sub_parser().parse_args(argv)
+            parser = _sub_parser()
+            args, extra = parser.parse_known_args(argv)
+            if extra:  # say it in the subcommand's own words, not the top level's
+                parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
             code = COMMANDS[args.command](args)
         else:
             args = _tui_parser().parse_args(argv)
+            _check_tui_model(args.model)
+            if (args.device or "auto").strip().lower() != "auto":
+                # A device that is not there: one line now, not a TUI that runs without it. (Only
+                # then is torch imported before the first frame.)
+                from .engine.device import pick_device
+
+                pick_device(args.device)
             code = cmd_tui(args)
     except KeyboardInterrupt:
         print("rnn-tui: interrupted", file=sys.stderr)

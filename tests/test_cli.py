@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from rnn_tui.cli import main
 
@@ -207,3 +208,33 @@ def test_engine_imports_without_textual():
             "rnn_tui.engine.checkpoint, rnn_tui.engine.bench; "
             "assert 'textual' not in sys.modules, 'engine imported textual'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["trian"], "unknown command 'trian': did you mean 'train'?"),
+    (["/no/such/run"], "no model at '/no/such/run'"),
+    (["train", "grammar", "--hidden", "0"], "rnn-tui train: error: argument --hidden: must be at least 1"),
+    (["sample", "lstm", "--json"], "rnn-tui sample: error: unrecognized arguments: --json"),
+    (["sample", "lstm", "--temperature", "0"], "--temperature must be > 0"),
+])
+def test_mistakes_are_one_line_before_anything_starts(capsys, argv, fragment):
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own checks exit (status 2) from inside main
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert fragment in _one_error_line(err) and err.strip().count("\n") == 0, err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
+def test_tui_with_a_missing_gpu_is_one_line(capsys):
+    assert main(["--device", "cuda"]) == 2
+    assert "no CUDA GPU" in _one_error_line(capsys.readouterr().err)
+
+
+def test_flags_that_do_nothing_for_this_model_say_so(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "grammar", "--cell", "gru", "--nonlinearity", "relu", "--dropout", "0.2",
+                       "--hidden", "4", "--steps", "2", "--out", str(tmp_path / "r"))
+    assert code == 0
+    assert "--nonlinearity only applies to the vanilla cell" in err and "--dropout acts between stacked" in err

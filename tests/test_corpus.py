@@ -36,6 +36,9 @@ def test_char_round_trip():
     enc = vocab.encode(text)
     assert enc.ids.dtype == np.int64
     assert enc.handling == "none" and enc.unknown == () and enc.message() is None
+    twice = Vocab(tokens=tuple("the "), level="char").encode("QQ the", on_unknown="skip")
+    assert twice.unknown == ("Q",) and len(twice.ids) == 4
+    assert twice.message() == "1 character not in the model's vocabulary ('Q') was skipped (2 in all)"
     assert "".join(enc.tokens) == text
     assert vocab.decode(enc.ids) == text
     assert vocab.decode(torch.from_numpy(enc.ids)) == text
@@ -58,7 +61,7 @@ def test_word_round_trip_and_unk():
     enc = small.encode("the zebra cat sat zebra", on_unknown="unk")
     assert enc.tokens == ("the", "<unk>", "cat", "<unk>", "<unk>")
     assert enc.unknown == ("zebra", "sat")
-    assert enc.message() == "2 words not in the model's vocabulary ('zebra', 'sat') were mapped to <unk>"
+    assert enc.message() == "2 words not in the model's vocabulary ('zebra', 'sat') were mapped to <unk> (3 in all)"
     one = small.encode("the dog", on_unknown="skip")
     assert one.message() == "1 word not in the model's vocabulary ('dog') was skipped"
 
@@ -88,18 +91,18 @@ def test_unknown_chars_each_policy():
     skipped = vocab.encode(text, on_unknown="skip")
     assert vocab.decode(skipped.ids) == "hello world"
     assert skipped.unknown == ("Q", "!")
-    assert skipped.handling == "skipped"
-    assert skipped.message() == "2 characters not in the model's vocabulary ('Q', '!') were skipped"
+    assert skipped.handling == "skipped (3 in all)"
+    assert skipped.message() == "2 characters not in the model's vocabulary ('Q', '!') were skipped (3 in all)"
 
     # no unk token in a char vocab: "unk" falls back to skipping
     fallback = vocab.encode(text, on_unknown="unk")
-    assert fallback.handling == "skipped"
+    assert fallback.handling == "skipped (3 in all)"
     np.testing.assert_array_equal(fallback.ids, skipped.ids)
 
     with_unk = Vocab(tokens=(*vocab.tokens, "?"), level="char", unk="?")
     mapped = with_unk.encode(text, on_unknown="unk")
     assert with_unk.decode(mapped.ids) == "hello ?world??"
-    assert mapped.message() == "2 characters not in the model's vocabulary ('Q', '!') were mapped to ?"
+    assert mapped.message() == "2 characters not in the model's vocabulary ('Q', '!') were mapped to ? (3 in all)"
 
     with pytest.raises(ConfigError):
         vocab.encode(text, on_unknown="ignore")

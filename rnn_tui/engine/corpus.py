@@ -186,11 +186,14 @@ class Vocab:
         if on_unknown == "error":
             raise VocabError(f"the text has {_unknown_phrase(self.level, unknown)}")
         bad = ids < 0
+        # unknown names each token once; "QQ the" skips two characters, and says so
+        n = int(bad.sum())
+        times = f" ({n} in all)" if n > len(unknown) else ""
         if on_unknown == "unk" and self.unk is not None:
             ids[bad] = self.stoi[self.unk]
-            return ids, unknown, f"mapped to {self.unk}"
+            return ids, unknown, f"mapped to {self.unk}{times}"
         # "unk" without an unk token falls back to skipping: there is nothing to map to.
-        return ids[~bad], unknown, "skipped"
+        return ids[~bad], unknown, f"skipped{times}"
 
     def encode(self, text: str, on_unknown: str = "error") -> Encoded:
         ids, unknown, handling = self._ids(text, on_unknown)

@@ -544,7 +544,9 @@ class Trainer:
                         continue
 
                     nxt = self.step + 1
-                    do_eval = bool(c.eval_every) and nxt % c.eval_every == 0
+                    # ... and at the run's last step, so the curve ends on the value best/ and
+                    # `info` report (the post-run validation below then has nothing to add).
+                    do_eval = bool(c.eval_every) and (nxt % c.eval_every == 0 or nxt == c.steps)
                     do_save = (self.run_dir is not None and bool(c.save_every) and nxt % c.save_every == 0
                                and nxt != until)  # the end of run() saves anyway
                     check = do_eval or do_save or nxt % c.log_every == 0 or nxt == until
