@@ -326,6 +326,7 @@ def _run_training(trainer, out: Path, resumed: bool) -> int:
             _warn(f"resuming {out} at step {trainer.step} of {config.steps}" if trainer.step < config.steps
                   else f"{out} is already at step {trainer.step} of {config.steps}: give a larger --steps "
                        f"to train on")
+    start_step = trainer.step
     progress = _TrainProgress(config.steps, start=trainer.step) if main else None
     trainer.on_metrics = progress.update if progress is not None else None
     restore_term = _term_as_interrupt()
@@ -347,6 +348,9 @@ def _run_training(trainer, out: Path, resumed: bool) -> int:
         return 3 if result.diverged else 0
     if result.stopped_reason and result.diverged:
         print(f"rnn-tui: training stopped: {result.stopped_reason}", file=sys.stderr)
+    if trainer.step == start_step and not result.diverged:
+        print(f"nothing to train: {out} is unchanged (step {trainer.step})")
+        return 0
     summary = trainer.history[-1] if trainer.history else None
     val = result.best_val_loss
     line = f"saved {out}  (step {trainer.step}"
@@ -358,6 +362,9 @@ def _run_training(trainer, out: Path, resumed: bool) -> int:
     return 3 if result.diverged else 0
 
 
+LOG_EVERY_S = 30.0  # without a terminal: a progress line at least this often
+
+
 class _TrainProgress:
     """A Rich progress bar on a terminal; a plain line every 10% otherwise (logs, CI)."""
 
@@ -365,6 +372,7 @@ class _TrainProgress:
         self.total = total
         self.tty = sys.stderr.isatty()
         self.next_report = start
+        self.next_time = time.monotonic() + LOG_EVERY_S
         self.progress = None
         if self.tty:
             from rich.console import Console
@@ -383,9 +391,12 @@ class _TrainProgress:
         info = f"loss {m.loss:.3f} ({m.bits:.2f} bits) |g| {m.grad_norm:.2g} {m.tokens_per_s:,.0f} tok/s{val}"
         if self.progress is not None:
             self.progress.update(self.task, completed=m.step, info=info)
-        elif m.step >= self.next_report or m.step == self.total:
+        elif m.step >= self.next_report or m.step == self.total or time.monotonic() >= self.next_time:
+            # every 10% of the run, and at least every LOG_EVERY_S seconds of a long one
             print(f"step {m.step}/{self.total} {info}", file=sys.stderr, flush=True)
-            self.next_report = m.step + max(1, self.total // 10)
+            if m.step >= self.next_report:
+                self.next_report = m.step + max(1, self.total // 10)
+            self.next_time = time.monotonic() + LOG_EVERY_S
 
     def close(self) -> None:
         if self.progress is not None:
@@ -429,7 +440,7 @@ def cmd_trace(args) -> int:
         _dump(tr.to_json())
         return 0
     print(f"{lm.label}: {len(tr.tokens)} tokens, mean loss {tr.mean_loss:.3f} nats")
-    print(f"{'t':>3} {'tok':>4} {'next':>4} {'p(next)':>8} {'loss':>6}  top-{args.top_k}")
+    print(f"{'t':>3} {'tok':>4} {'next':>4} {'p(next)':>8} {'loss':>6}  top-{min(args.top_k, len(lm.vocab.tokens))}")
     for t, tok in enumerate(tr.tokens):
         nxt = tr.next_ids[t]
         nxt_tok = _fmt_tok(lm.vocab.tokens[nxt]) if nxt >= 0 else ""

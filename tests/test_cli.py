@@ -238,3 +238,12 @@ def test_flags_that_do_nothing_for_this_model_say_so(capsys, tmp_path):
                        "--hidden", "4", "--steps", "2", "--out", str(tmp_path / "r"))
     assert code == 0
     assert "--nonlinearity only applies to the vanilla cell" in err and "--dropout acts between stacked" in err
+
+
+def test_resume_says_what_it_did_and_which_corpus_the_run_knows(tiny_run, capsys):
+    before = (tiny_run / "config.json").stat().st_mtime_ns
+    code, out, _ = run(capsys, "train", "--resume", str(tiny_run))
+    assert code == 0 and "nothing to train" in out and "saved" not in out
+    assert (tiny_run / "config.json").stat().st_mtime_ns == before
+    code, _, err = run(capsys, "train", "--resume", str(tiny_run), "parity")
+    assert code == 2 and "was trained on 'grammar'" in _one_error_line(err)

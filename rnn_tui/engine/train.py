@@ -338,14 +338,24 @@ class Trainer:
         unknown = sorted(set(changes) - {f.name for f in fields(TrainConfig)})
         if unknown:
             raise ConfigError(f"unknown training settings: {', '.join(unknown)}")
+        trained_on = config.corpus
         config = dataclasses.replace(config, **{k: v for k, v in changes.items()
                                                 if k in RESUMABLE or k == "corpus"})
         lm = load_model(run_dir, device="cpu")
-        trainer = cls(config, run_dir=run_dir, corpus=corpus, model=lm.model, vocab=lm.vocab,
-                      on_metrics=on_metrics, dist=dist, tensorboard=tensorboard, cache_dir=cache_dir)
+        # Say which corpus the run knows: "the vocabulary has 28 tokens" alone is no help.
+        hint = (f"the run in {run_dir} was trained on {trained_on!r}: resume without naming a corpus, "
+                f"or name that text where it now lives" if config.corpus != trained_on
+                else "was the text changed?")
+        try:
+            trainer = cls(config, run_dir=run_dir, corpus=corpus, model=lm.model, vocab=lm.vocab,
+                          on_metrics=on_metrics, dist=dist, tensorboard=tensorboard, cache_dir=cache_dir)
+        except ConfigError as exc:
+            if "vocabulary" in str(exc):
+                raise ConfigError(f"corpus {config.corpus!r} does not have the run's vocabulary ({hint})") from None
+            raise
         if trainer.corpus.vocab != lm.vocab:
             raise ConfigError(f"corpus {config.corpus!r} does not have the vocabulary the run in {run_dir} "
-                              f"was trained with (was the text changed?)")
+                              f"was trained with ({hint})")
         trainer._restore(tensors, info, run_dir)
         if trainer.is_main:
             trainer._trim_metrics()
