@@ -579,8 +579,10 @@ def cmd_experiment(args) -> int:
     from .engine.experiments import EXPERIMENTS, get_experiment
 
     if args.list:
-        width = max(len(n) for n in EXPERIMENTS)
-        for name, exp in EXPERIMENTS.items():
+        names = [get_experiment(args.name).name] if args.name else list(EXPERIMENTS)  # one, or all
+        width = max(len(n) for n in names)
+        for name in names:
+            exp = EXPERIMENTS[name]
             print(f"{name:<{width}}  {exp.explanation[0]}")
             print(f"{'':<{width}}  {exp.explanation[1]}")
         return 0

@@ -247,3 +247,14 @@ def test_resume_says_what_it_did_and_which_corpus_the_run_knows(tiny_run, capsys
     assert (tiny_run / "config.json").stat().st_mtime_ns == before
     code, _, err = run(capsys, "train", "--resume", str(tiny_run), "parity")
     assert code == 2 and "was trained on 'grammar'" in _one_error_line(err)
+
+
+def test_a_file_is_not_taken_for_its_folder(capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    code, _, err = run(capsys, "info", str(tmp_path / "notes.txt"))
+    assert code == 2 and "notes.txt is a file, not a checkpoint" in _one_error_line(err)
+
+
+def test_experiment_list_one(capsys):
+    code, out, _ = run(capsys, "experiment", "--list", "zog")
+    assert code == 0 and out.startswith("zog ") and len(out.strip().splitlines()) == 2

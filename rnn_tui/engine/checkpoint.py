@@ -246,6 +246,9 @@ def _resolve(spec) -> Path:
     text = str(spec)
     path = Path(text).expanduser()
     if path.is_file():
+        if path.name not in (CONFIG_NAME, WEIGHTS_NAME):
+            raise CheckpointError(f"{text} is a file, not a checkpoint: give a run directory "
+                                  f"(or its {CONFIG_NAME}), or a bundled name ({', '.join(BUNDLED_MODELS)})")
         return path.parent  # config.json or model.safetensors given directly
     if path.is_dir() and ((path / CONFIG_NAME).exists() or text not in BUNDLED_MODELS):
         return path
