@@ -346,3 +346,10 @@ async def test_runs_overlay_and_view_keys(tmp_path):
 async def test_bindings_have_ids_and_tooltips():
     for binding in TrainingScreen.BINDINGS:
         assert binding.id and binding.tooltip, binding
+
+
+def test_step_counts_in_the_runs_list_are_short_and_exact_enough():
+    from rnn_tui.screens.training import fmt_steps
+
+    assert [fmt_steps(n) for n in (7, 1288, 9999, 12890, 123456, 1_288_000)] == \
+        ["7", "1288", "9999", "12.9k", "123k", "1.29M"]

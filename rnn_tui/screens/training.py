@@ -582,6 +582,15 @@ def fmt_tick(value: float) -> str:
     return f"{value:g}"
 
 
+def fmt_steps(step: int) -> str:
+    """A step count in a few columns: 1288, 12.9k, 1.29M (not a tick label's "1.288k")."""
+    if step < 10_000:
+        return str(step)
+    if step < 1_000_000:
+        return f"{step / 1e3:.1f}k" if step < 100_000 else f"{step // 1000}k"
+    return f"{step / 1e6:.2f}M"
+
+
 def _reset_yticks(plt) -> None:
     monitor = plt.monitor
     monitor.yticks = [None, None]
@@ -1546,7 +1555,7 @@ class TrainingScreen(Screen):
             line.append("*" if run.pinned else " ", style="bold")
             tail = _SHORT_STATE.get(run.state, run.state)
             if len(run.cols):
-                tail = f"{fmt_tick(float(run.cols['step'][-1]))} {tail}"
+                tail = f"{fmt_steps(int(run.cols['step'][-1]))} {tail}"
             room = max(3, width - 4 - len(tail))
             name = run.label if len(run.label) <= room else run.label[: room - 1] + "…"
             line.append(f"{name:<{room}} ", style="dim" if run.hidden else "")
