@@ -568,10 +568,10 @@ def run_parity(s: ParitySettings, ctx: _Ctx) -> dict:
     cfg = TrainConfig(corpus="parity", cell="rnn", hidden=s.hidden, embed=s.embed, lr=s.lr, steps=s.steps,
                       seq_len=s.seq_len, batch=s.batch, eval_every=0, eval_batches=2,
                       seed=s.seed + chosen, device=s.device)
-    steps = loss = np.zeros(0)
+    steps, loss = np.zeros(0, dtype=np.int64), np.zeros(0)
     if not ctx.stopped:
         tr = ctx.span(0.3, 0.95).train(cfg, corpus, "parity", model=model)
-        model, steps, loss = tr.model, _curve(tr, "step"), _curve(tr)
+        model, steps, loss = tr.model, _curve(tr, "step").astype(np.int64), _curve(tr)  # steps are counts
     # Evaluated even when stopped: whatever the net has learned so far.
     acc, hidden_all, pos = _parity_eval(model, corpus.val, corpus.val_targets)
     with torch.no_grad():
