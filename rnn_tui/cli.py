@@ -464,7 +464,10 @@ def cmd_grads(args) -> int:
     print(f"{lm.label}: |dL/dh_t| and |dL/dx_t| for the loss at {'the last step' if args.mode == 'last' else 'every step'}")
     top = gp.dh[-1]
     for t, tok in enumerate(gp.tokens):
-        flag = "  (underflow: exactly 0)" if gp.underflow_h[-1][t] else ""
+        if not gp.affects_loss[t]:  # read after the last prediction: no loss depends on it
+            flag = "  (feeds no loss: 0 by construction)"
+        else:
+            flag = "  (underflow: exactly 0)" if gp.underflow_h[-1][t] else ""
         print(f"{t:>3} {_fmt_tok(tok):>4}  dh {top[t]:.3e}  dx {gp.dx[t]:.3e}{flag}")
     print(gp.describe())
     return 0
