@@ -489,7 +489,8 @@ def cmd_jacobian(args) -> int:
     print(f"{lm.label}: ||d state_t / d state_k|| (Frobenius), state = {jm.state}")
     last = jm.norms[-1]
     for k, tok in enumerate(jm.tokens):
-        print(f"k={k:>3} {_fmt_tok(tok):>4}  ||d state_T / d state_k|| = {last[k]:.3e}")
+        note = "  (k = T: the identity, sqrt of the state size)" if k == len(jm.tokens) - 1 else ""
+        print(f"k={k:>3} {_fmt_tok(tok):>4}  ||d state_T / d state_k|| = {last[k]:.3e}{note}")
     radii = ", ".join(f"{name}: {r:.3f}" for name, r in sp.radius.items())
     print(f"spectral radius of the recurrent matrix ({sp.main} block drives the state): {radii}")
     return 0
