@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-from textual.worker import WorkerCancelled, WorkerFailed
 
 from rnn_tui.app import DEFAULT_SENTENCE, RnnTuiApp
 from rnn_tui.screens import ModeBar
@@ -16,26 +15,13 @@ from rnn_tui.screens.sampling import PRESET_TEMPERATURES, SamplingScreen
 from rnn_tui.screens.stepper import StepperScreen, token_strip
 
 from conftest import make_tiny_lm
+from pilot_helpers import notes, settle
 
 SIZE = (80, 24)
 
 
-async def settle(pilot, rounds: int = 2) -> None:
-    """Let workers finish and their messages be handled (a trace posts twice)."""
-    for _ in range(rounds):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except (WorkerFailed, WorkerCancelled):
-            pass  # a failure is reported to the user as a notification; the tests look for that
-        await pilot.pause()
-
-
 def app_with(lm=None, **kw) -> RnnTuiApp:
     return RnnTuiApp(lm=lm if lm is not None else make_tiny_lm(), cursor_blink=False, **kw)
-
-
-def notes(app) -> list[str]:
-    return [str(n.message) for n in app._notifications]
 
 
 def test_first_frame_does_not_import_torch():

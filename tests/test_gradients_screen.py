@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from rnn_tui.app import DEFAULT_SENTENCE, RnnTuiApp
 from rnn_tui.screens.gradients import GradientChart, GradientsScreen, ratio_words, underflow_floor
 
 from conftest import make_tiny_lm
+from pilot_helpers import wait_for
 
 SIZE = (80, 24)
 
@@ -58,14 +58,6 @@ def underflowing_rnn():
     lm = make_tiny_lm("rnn")
     set_spectral_radius(lm.model, 0.02)
     return lm
-
-
-async def wait_for(pilot, condition, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
 
 
 async def computed(pilot) -> GradientsScreen:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
-from textual.worker import WorkerFailed
 
 import rnn_tui.screens.dynamics as dynamics
 from rnn_tui.app import RnnTuiApp
@@ -14,6 +12,7 @@ from rnn_tui.screens.dynamics import DynamicsScreen, lyapunov_rate, regime, spar
 from rnn_tui.screens.inspector import InspectorScreen, span_of
 
 from conftest import make_tiny_lm
+from pilot_helpers import notes, settle, wait_for
 
 SIZE = (80, 24)
 
@@ -31,27 +30,6 @@ def tiny_world(monkeypatch):
     monkeypatch.setattr(dynamics, "load_bundled", load)
     monkeypatch.setattr(dynamics, "HORIZON_CONTEXTS", 16)
     monkeypatch.setattr(InspectorScreen, "corpus_limit", 6000)
-
-
-async def settle(pilot, rounds: int = 2) -> None:
-    for _ in range(rounds):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerFailed:
-            pass
-        await pilot.pause()
-
-
-async def wait_for(pilot, condition, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-
-
-def notes(app) -> list[str]:
-    return [str(n.message) for n in app._notifications]
 
 
 def make_app(lm=None) -> RnnTuiApp:

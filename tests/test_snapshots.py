@@ -8,25 +8,19 @@ the report before committing.
 from __future__ import annotations
 
 import pytest
-from textual.worker import WorkerFailed
 
 from rnn_tui.app import RnnTuiApp
 
 from conftest import make_tiny_lm
-
-SIZES = [(80, 24), (120, 40)]
+from pilot_helpers import settle as _settle
 
 
 async def settle(pilot) -> None:
-    """Workers done, their messages handled, and no toast left whose timeout races the picture."""
-    for _ in range(2):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerFailed:
-            pass
-        await pilot.pause()
-    pilot.app.clear_notifications()
-    await pilot.pause()
+    # snapshots: no toast left whose timeout races the picture
+    await _settle(pilot, rounds=2, quiet=True)
+
+
+SIZES = [(80, 24), (120, 40)]
 
 
 def make_app(**kw) -> RnnTuiApp:

@@ -9,10 +9,8 @@ at the report before committing.
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
-from textual.worker import WorkerFailed
 
 import rnn_tui.screens.compare as compare
 import rnn_tui.screens.dynamics as dynamics
@@ -22,6 +20,13 @@ from rnn_tui.screens.inspector import InspectorScreen
 from rnn_tui.screens.lab import LabScreen
 
 from conftest import make_tiny_lm
+from pilot_helpers import settle as _settle, wait_for
+
+
+async def settle(pilot) -> None:
+    # snapshots: no toast left whose timeout races the picture
+    await _settle(pilot, rounds=3, quiet=True)
+
 
 SIZES = [(80, 24), (120, 40)]
 IDS = lambda s: f"{s[0]}x{s[1]}"  # noqa: E731
@@ -44,24 +49,6 @@ def tiny_world(monkeypatch):
     monkeypatch.setattr(CompareScreen, "overrides",
                         dict(steps=25, hidden=16, embed=8, seq_len=16, batch=8, distractors=(0, 3, 6, 9),
                              pairs=4))
-
-
-async def settle(pilot) -> None:
-    for _ in range(3):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerFailed:
-            pass
-        await pilot.pause()
-    pilot.app.clear_notifications()
-    await pilot.pause()
-
-
-async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await pilot.pause(0.05)
 
 
 def make_app() -> RnnTuiApp:
@@ -98,7 +85,8 @@ def test_compare_trained(snap_compare, size):
         await pilot.press("6")
         await settle(pilot)
         await pilot.press("t")
-        await wait_for(pilot, lambda: len(pilot.app.screen.models) == 3 and not pilot.app.screen.training)
+        await wait_for(pilot, lambda: len(pilot.app.screen.models) == 3 and not pilot.app.screen.training,
+                       timeout=60)
         await settle(pilot)
         await pilot.press("right", "right")
         await settle(pilot)
@@ -115,7 +103,8 @@ def test_lab_spectral(snap_compare, size):
         screen = pilot.app.screen
         screen.select("spectral")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: "spectral" in pilot.app.lab_results and screen.running is None)
+        await wait_for(pilot, lambda: "spectral" in pilot.app.lab_results and screen.running is None,
+                       timeout=60)
         result = pilot.app.lab_results["spectral"]
         pilot.app.lab_results["spectral"] = dataclasses.replace(result, seconds=0.0)
         screen._show_selected()

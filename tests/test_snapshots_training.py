@@ -13,27 +13,22 @@ import math
 
 import numpy as np
 import pytest
-from textual.worker import WorkerFailed
 
 import rnn_tui.screens.gradients as gradients
 from rnn_tui.app import RnnTuiApp
 from rnn_tui.screens.training import RUN_COLORS, RunRecord, TrainingScreen
 
 from conftest import make_tiny_lm
-
-SIZES = [(80, 24), (120, 40)]
-TINY = dict(hidden=16, embed=8, seq_len=16, batch=8, eval_every=20, steps=400)
+from pilot_helpers import settle as _settle
 
 
 async def settle(pilot) -> None:
-    for _ in range(2):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerFailed:
-            pass
-        await pilot.pause()
-    pilot.app.clear_notifications()
-    await pilot.pause()
+    # snapshots: no toast left whose timeout races the picture
+    await _settle(pilot, rounds=2, quiet=True)
+
+
+SIZES = [(80, 24), (120, 40)]
+TINY = dict(hidden=16, embed=8, seq_len=16, batch=8, eval_every=20, steps=400)
 
 
 def make_app() -> RnnTuiApp:

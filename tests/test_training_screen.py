@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from rnn_tui.screens.training import (
 )
 
 from conftest import make_tiny_lm
+from pilot_helpers import notes, tap, wait_for
 
 SIZE = (80, 24)
 # Tiny and quick: a few milliseconds a step on one CPU core.
@@ -69,36 +69,8 @@ async def open_training(pilot) -> TrainingScreen:
     return screen
 
 
-async def wait_for(pilot, condition, timeout: float = 20.0, what: str = "condition",
-                   every: float = 0.05) -> None:
-    """Poll (letting the UI run) until condition() is true."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(every)
-
-
-async def tap(pilot, *keys: str) -> None:
-    """Press keys without Pilot.press's wait for an idle CPU, which never comes while a
-    training thread runs (Pilot would wait up to a second per key). Each key is handled
-    before this returns: the app forwards it to the screen's queue, and a callback queued
-    on the screen after that runs after it."""
-    app = pilot.app
-    for key in keys:
-        done = asyncio.Event()
-        app.simulate_key(key)
-        app.call_later(lambda: app.screen.call_later(done.set))
-        await asyncio.wait_for(done.wait(), 10)
-        await pilot.pause(0)
-
-
 def last_step(run: RunRecord) -> int:
     return int(run.cols["step"][-1]) if len(run.cols) else 0
-
-
-def notes(app) -> list[str]:
-    return [str(n.message) for n in app._notifications]
 
 
 # ------------------------------------------------------------------------ pure helpers

@@ -7,7 +7,6 @@ with the engine's atomic save, or broken on purpose.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
@@ -26,6 +25,7 @@ from rnn_tui.screens.training import TrainingScreen
 from rnn_tui.watch import DISCOVER_EVERY, RunWatch, Watcher, expand_run_dirs, fmt_age, run_names
 
 from conftest import make_tiny_lm
+from pilot_helpers import tap, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -241,25 +241,6 @@ def make_app(dirs, **kwargs) -> RnnTuiApp:
                     mode="training", **kwargs)
     app.watch_poll_s = 0.05
     return app
-
-
-async def wait_for(pilot, condition, timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-
-
-async def tap(pilot, *keys: str) -> None:
-    """Press keys without Pilot.press's wait for an idle CPU (see test_training_screen)."""
-    app = pilot.app
-    for key in keys:
-        done = asyncio.Event()
-        app.simulate_key(key)
-        app.call_later(lambda: app.screen.call_later(done.set))
-        await asyncio.wait_for(done.wait(), 10)
-        await pilot.pause(0)
 
 
 def run_of(screen: TrainingScreen, name: str):
