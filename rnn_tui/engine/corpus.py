@@ -132,6 +132,12 @@ class Vocab:
         return token in self.stoi
 
     @cached_property
+    def reads_lowercase_only(self) -> bool:
+        """A character vocabulary with no capital letter: 'Hello' is best read as 'hello'
+        (rather than 'ello'). The one rule the screens and the corpus encoder share."""
+        return self.level == "char" and not any(t != t.lower() for t in self.tokens)
+
+    @cached_property
     def stoi(self) -> dict[str, int]:
         """token -> id."""
         return {t: i for i, t in enumerate(self.tokens)}

@@ -361,7 +361,7 @@ def encode_corpus_states(lm, text: str, value: str = "hidden", layer: int = -1,
     if not isinstance(text, str):
         raise VocabError(f"nothing to encode: expected text, got {type(text).__name__}")
     if lowercase is None:
-        lowercase = lm.vocab.level == "char" and not any(t.isupper() for t in lm.vocab.tokens)
+        lowercase = lm.vocab.reads_lowercase_only
     if lowercase:
         text = text.lower()
     if max_tokens is not None:

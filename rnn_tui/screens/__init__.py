@@ -72,7 +72,7 @@ def fit_text(node, text: str, what: str = "text", squash: bool = True) -> str | 
     if lm is None or not text:
         return text
     vocab = lm.vocab
-    if vocab.level == "char" and text != text.lower() and not any(t != t.lower() for t in vocab.tokens):
+    if text != text.lower() and vocab.reads_lowercase_only:
         node.notify("lowercased: this model's vocabulary has no capital letters", markup=False, timeout=4)
         text = text.lower()
     try:
