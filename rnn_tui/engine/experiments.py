@@ -226,6 +226,18 @@ def _noun_pairs() -> dict[str, str]:
     return flip
 
 
+def _with_words(item: AgreementItem, flip: dict[str, str], first: int = 0, last: int | None = None) -> AgreementItem:
+    """The item with prefix words[first:last] swapped through `flip` and the other verb form:
+    the shared body of flip_number and flip_subject."""
+    words = item.prefix.split(" ")
+    stop = len(words) if last is None else last
+    words = [flip.get(w, w) if first <= i < stop else w for i, w in enumerate(words)]
+    prefix = " ".join(words)
+    rest = item.text[len(item.prefix) + len(item.correct):]
+    return AgreementItem(prefix + item.wrong + rest, prefix, item.wrong, item.correct,
+                         item.distractor_words, not item.plural)
+
+
 def flip_number(item: AgreementItem) -> AgreementItem:
     """The same sentence with every noun and pronoun in the other number (the verb to match).
 
@@ -240,10 +252,7 @@ def flip_number(item: AgreementItem) -> AgreementItem:
         flip[sg], flip[pl] = pl, sg
     for sg, pl in zip(*_AGR_PRONOUNS):  # he <-> we, she <-> they
         flip[sg], flip[pl] = pl, sg
-    prefix = " ".join(flip.get(w, w) for w in item.prefix.split(" "))
-    rest = item.text[len(item.prefix) + len(item.correct):]
-    return AgreementItem(prefix + item.wrong + rest, prefix, item.wrong, item.correct,
-                         item.distractor_words, not item.plural)
+    return _with_words(item, flip)
 
 
 def flip_subject(item: AgreementItem) -> AgreementItem:
@@ -252,13 +261,7 @@ def flip_subject(item: AgreementItem) -> AgreementItem:
     The distractor clause is untouched, so an "opposite" item (every clause noun has the other
     number) becomes a congruent one (every clause noun has the subject's number).
     """
-    flip = _noun_pairs()
-    words = item.prefix.split(" ")
-    words[1] = flip[words[1]]
-    prefix = " ".join(words)
-    rest = item.text[len(item.prefix) + len(item.correct):]
-    return AgreementItem(prefix + item.wrong + rest, prefix, item.wrong, item.correct,
-                         item.distractor_words, not item.plural)
+    return _with_words(item, _noun_pairs(), 1, 2)  # word 1 is the subject ("the cat ...")
 
 
 def balanced_agreement_corpus(level: str = "char", size: int = 8000, seed: int = 0,
@@ -1268,8 +1271,8 @@ def run_agreement(s: AgreementSettings, ctx: _Ctx) -> dict:
     res = {k: np.full((C, D), np.nan) for k in ("p_correct", "accuracy", "accuracy_incongruent", "accuracy_congruent")}
     for i, cell in enumerate(s.cells):
         curve = trained.curves.get(cell)
-        for k in res:
-            if curve is not None:
+        if curve is not None:  # None: stopped before this cell trained (its row stays NaN)
+            for k in res:
                 res[k][i] = getattr(curve, k)
     vals = np.array([trained.val_loss.get(c, np.nan) for c in s.cells], dtype=np.float64)
     losses = [trained.loss.get(c, np.zeros(0)) for c in s.cells]

@@ -357,7 +357,7 @@ class StepperScreen(Screen):
             return
         event.stop()
         self._close_editor()
-        if not " ".join(event.value.split()):
+        if not event.value.strip():
             self.notify("the sentence is empty: nothing changed", severity="warning")
             return
         text = fit_text(self, event.value, "sentence")
