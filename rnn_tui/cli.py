@@ -73,6 +73,30 @@ def _tui_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig option (engine.config): its help, choices and default are the
+    config's own. Flags default to None ("not given"): TrainConfig supplies the default named
+    in the help, and --resume can tell a flag the user gave from one left alone."""
+    from .engine.config import train_options
+
+    for opt in train_options():
+        if not opt.flag:
+            continue
+        text = opt.help
+        text += f" (default {opt.default_text()})"
+        if opt.kind == "bool":
+            parser.add_argument(opt.flag_name, action=argparse.BooleanOptionalAction, default=None, help=text)
+            continue
+        if opt.kind == "int":
+            kind = _int_at_least(int(opt.low or 0))
+        elif opt.kind == "float":
+            kind = _finite_float
+        else:
+            kind = str
+        parser.add_argument(opt.flag_name, type=kind, default=None, help=text,
+                            metavar=opt.name.upper() if opt.kind != "choice" else "{" + ",".join(opt.choices) + "}")
+
+
 def _sub_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rnn-tui")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -86,42 +110,12 @@ def _sub_parser() -> argparse.ArgumentParser:
                    "(with --resume: the run's own unless given)")
     # The TUI takes `--corpus FILE`; people type the same here.
     t.add_argument("--corpus", dest="corpus_flag", default=None, metavar="CORPUS", help="the same as CORPUS")
-    t.add_argument("--level", default=None, help="char or word tokens (default char)")
-    t.add_argument("--cell", default=None, help="rnn, lstm or gru (default lstm)")
-    t.add_argument("--hidden", type=_positive_int, default=None, help="(default 64)")
-    t.add_argument("--embed", type=_positive_int, default=None, help="(default 32)")
-    t.add_argument("--layers", type=_positive_int, default=None, help="(default 1)")
-    t.add_argument("--nonlinearity", default=None, help="tanh or relu (vanilla cell; auto: relu for --init identity)")
-    t.add_argument("--dropout", type=_finite_float, default=None,
-                   help="dropout between stacked layers, 0 <= p < 1 (default 0; needs --layers 2 or more)")
-    t.add_argument("--seq-len", type=_positive_int, default=None, help="(default 64)")
-    t.add_argument("--batch", type=_positive_int, default=None,
-                   help="(default 32) with --ddp the global batch, split evenly over the processes")
-    t.add_argument("--lr", type=_finite_float, default=None, help="(default 3e-3)")
-    t.add_argument("--optimizer", default=None, help="adam, adamw or sgd (default adam)")
-    t.add_argument("--clip", type=_finite_float, default=None, help="clip the global grad norm (default 1.0; 0: off)")
-    t.add_argument("--init", default=None,
-                   help="default, orthogonal, xavier, identity, spectral or echo")
-    t.add_argument("--spectral-radius", type=_finite_float, default=None,
-                   help="the recurrent matrix's spectral radius for --init spectral or echo")
-    t.add_argument("--steps", type=_positive_int, default=None,
-                   help="total steps (default 1000); with --resume a larger number extends the run")
-    t.add_argument("--eval-every", type=_positive_int, default=None, help="(default 100)")
-    t.add_argument("--seed", type=_nonneg_int, default=None, help="(default 0)")
-    t.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default auto)")
+    _add_config_flags(t)
     t.add_argument("--out", default=None, help="run directory (default runs/<time>-<cell>)")
     t.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue the run in RUN_DIR: its step count, optimizer state and loss curve, "
                    "with its own settings (--steps, --eval-every, --log-every, --save-every, --device "
                    "and --amp may change)")
-    t.add_argument("--save-every", type=_nonneg_int, default=None,
-                   help="write the latest checkpoint to the run directory every N steps (default 500; "
-                   "0: only at the end)")
-    t.add_argument("--log-every", type=_positive_int, default=None,
-                   help="read the loss back from the device and log it every N steps (default 1; "
-                   "on a GPU 10-100 saves a host sync per step)")
-    t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="bfloat16 autocast (CUDA; runs on the CPU too, usually slower there)")
     t.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
                    help="TensorBoard events in RUN_DIR/tb (default: when tensorboard is installed)")
     t.add_argument("--ddp", action="store_true",
@@ -217,10 +211,11 @@ def _warn(message: str | None) -> None:
         print(f"rnn-tui: note: {message}", file=sys.stderr)
 
 
-# `rnn-tui train` flags that set TrainConfig fields of the same name (None: not given).
-_TRAIN_FLAGS = ("level", "cell", "embed", "hidden", "layers", "nonlinearity", "init", "spectral_radius",
-                "seq_len", "batch", "lr", "optimizer", "clip", "steps", "eval_every", "seed", "device",
-                "save_every", "log_every", "amp", "dropout")
+def _train_flags() -> list[str]:
+    """`rnn-tui train` flags that set TrainConfig fields of the same name (None: not given)."""
+    from .engine.config import train_options
+
+    return [o.name for o in train_options() if o.flag]
 
 
 def _corpus_spec(spec: str) -> str:
@@ -247,7 +242,7 @@ def cmd_train(args) -> int:
     from .engine.errors import ConfigError
     from .engine.train import TrainConfig, Trainer
 
-    given = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in _train_flags() if getattr(args, k) is not None}
     if args.corpus_flag is not None:
         if args.corpus is not None and args.corpus != args.corpus_flag:
             raise ConfigError(f"two corpora given: {args.corpus!r} and --corpus {args.corpus_flag!r}; give one")

@@ -12,8 +12,6 @@ import pytest
 import rnn_tui.app
 from rnn_tui.app import RnnTuiApp
 from rnn_tui.screens.training import (
-    CELL_CHOICES,
-    INIT_CHOICES,
     SMOOTHING_LEVELS,
     RunRecord,
     TrainingChart,
@@ -74,17 +72,6 @@ def last_step(run: RunRecord) -> int:
 
 
 # ------------------------------------------------------------------------ pure helpers
-def test_form_choices_match_the_engine():
-    from rnn_tui.engine.model import CELLS, INITS
-    from rnn_tui.engine.train import OPTIMIZERS
-
-    assert CELL_CHOICES == CELLS
-    assert INIT_CHOICES == INITS
-    from rnn_tui.screens.training import FORM_FIELDS
-
-    assert FORM_FIELDS["optimizer"][1] == OPTIMIZERS
-
-
 def test_parse_form_names_the_bad_field():
     from rnn_tui.engine.errors import ConfigError
 

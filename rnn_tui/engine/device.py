@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .config import DEVICE_CHOICES
 from .errors import DeviceError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def pick_device(name: str | None = "auto") -> torch.device:

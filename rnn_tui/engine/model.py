@@ -19,80 +19,8 @@ from .errors import ConfigError
 if TYPE_CHECKING:  # the corpus module imports torch too, but only type checkers need it here
     from .corpus import Vocab
 
-CELLS = ("rnn", "lstm", "gru")
-NONLINEARITIES = ("tanh", "relu")
-INITS = ("default", "orthogonal", "xavier", "identity", "spectral", "echo")
-INIT_HELP = {
-    "default": "torch's own uniform(-1/sqrt(H), 1/sqrt(H))",
-    "orthogonal": "orthogonal recurrent matrix: every eigenvalue on the unit circle",
-    "xavier": "Xavier/Glorot uniform for every weight matrix",
-    "identity": "IRNN: recurrent matrix = identity (ReLU for the vanilla cell)",
-    "spectral": "random recurrent matrix scaled to --spectral-radius (default 1.0)",
-    "echo": "echo-state: random recurrent matrix scaled to the spectral radius (default 0.9), frozen",
-}
-# Names of the H x H blocks stacked in torch's weight_hh_l{k}, in torch's order.
-GATE_BLOCKS = {"rnn": ("W_hh",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
-# Internals `stepwise` exposes per cell, stacked [L, B, T, H].
-INTERNALS = {"rnn": (), "lstm": ("i", "f", "g", "o", "c"), "gru": ("r", "z", "n")}
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    vocab_size: int
-    cell: str = "lstm"
-    embed: int = 32
-    hidden: int = 64
-    layers: int = 1
-    nonlinearity: str = "auto"  # vanilla cell only; auto = relu for IRNN, else tanh
-    init: str = "default"
-    spectral_radius: float | None = None  # for init "spectral" and "echo"
-    dropout: float = 0.0  # between stacked layers, training only
-
-    def __post_init__(self) -> None:
-        cell = str(self.cell).lower()
-        object.__setattr__(self, "cell", cell)
-        if cell not in CELLS:
-            raise ConfigError(f"unknown cell {self.cell!r}: choose one of {', '.join(CELLS)}")
-        if self.init not in INITS:
-            raise ConfigError(f"unknown init {self.init!r}: choose one of {', '.join(INITS)}")
-        if self.nonlinearity == "auto":
-            auto = "relu" if (cell == "rnn" and self.init == "identity") else "tanh"
-            object.__setattr__(self, "nonlinearity", auto)
-        if self.nonlinearity not in NONLINEARITIES:
-            raise ConfigError(
-                f"unknown nonlinearity {self.nonlinearity!r}: choose one of {', '.join(NONLINEARITIES)}"
-            )
-        for name in ("vocab_size", "embed", "hidden", "layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
-        if self.hidden > 16384 or self.embed > 16384 or self.layers > 32:
-            raise ConfigError("model too large: hidden and embed are capped at 16384, layers at 32")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.spectral_radius is not None and not (0.0 < self.spectral_radius < 100.0):
-            raise ConfigError(f"spectral radius must be in (0, 100), got {self.spectral_radius}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"model config has unknown keys: {', '.join(unknown)}")
-        return cls(**data)
-
-    def parameter_count(self) -> int:
-        """Parameters of the recurrent stack + embedding + head, without building the model."""
-        gates = {"rnn": 1, "lstm": 4, "gru": 3}[self.cell]
-        h, e, v = self.hidden, self.embed, self.vocab_size
-        rec = 0
-        for layer in range(self.layers):
-            inp = e if layer == 0 else h
-            rec += gates * (h * inp + h * h + 2 * h)
-        return v * e + rec + h * v + v
+from .config import (CELLS, GATE_BLOCKS, INIT_HELP, INITS, INTERNALS,  # noqa: F401  (re-exported)
+                     NONLINEARITIES, ModelConfig)
 
 
 @dataclass

@@ -42,20 +42,16 @@ import torch.nn.functional as F
 
 from .checkpoint import (FORMAT_VERSION, MAIN_NAME, _atomic_write, load_resume_state,
                          optimizer_state_from_safe, optimizer_state_to_safe, save_checkpoint)
-from .device import DEVICE_CHOICES, describe_device, is_oom, pick_device
+from .device import describe_device, is_oom, pick_device
 from .errors import CheckpointError, ConfigError
-from .model import CELLS, INITS, NONLINEARITIES, LoadedModel, ModelConfig, RNNLM, build_model
+from .config import LEVELS, OPTIMIZERS, RESUMABLE, TrainConfig  # noqa: F401  (re-exported)
+from .model import LoadedModel, ModelConfig, RNNLM, build_model
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-LEVELS = ("char", "word")
 LN2 = math.log(2.0)
 # Beyond this many nats per token exp(loss) overflows a double: the perplexity is inf, and a
 # model that sure of the wrong answer has diverged even if the loss is still a finite number
 # (SGD at lr=1e6 on a vanilla RNN sits at ~1e5 nats without ever producing a nan).
 MAX_LOSS = math.log(torch.finfo(torch.float64).max)
-# What `--resume` may change; everything else defines the run and stays as it was saved.
-RESUMABLE = ("steps", "eval_every", "eval_batches", "log_every", "snapshot_every", "save_every",
-             "device", "amp")
 METRICS_NAME = "metrics.jsonl"
 TENSORBOARD_DIR = "tb"
 TENSORBOARD_SCALARS = ("loss", "bits", "grad_norm", "lr", "tokens_per_s")  # + val_loss when present
@@ -65,111 +61,6 @@ TENSORBOARD_MISSING = ("tensorboard is not installed (pip install 'rnn-tui[tenso
 
 def _sane(loss_v: float, norm_v: float) -> bool:
     return loss_v <= MAX_LOSS and math.isfinite(loss_v) and math.isfinite(norm_v)
-
-
-# ------------------------------------------------------------------------- config
-@dataclass(frozen=True)
-class TrainConfig:
-    corpus: str = "grammar"
-    level: str = "char"
-    cell: str = "lstm"
-    embed: int = 32
-    hidden: int = 64
-    layers: int = 1
-    nonlinearity: str = "auto"
-    init: str = "default"
-    spectral_radius: float | None = None
-    dropout: float = 0.0
-    seq_len: int = 64
-    batch: int = 32
-    lr: float = 3e-3
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    momentum: float = 0.0  # sgd only
-    clip: float | None = 1.0  # global grad-norm clip; 0 or None = off
-    steps: int = 1000  # total steps: a second run() continues up to this
-    eval_every: int = 100  # validate every N steps (and at the end)
-    eval_batches: int = 8
-    seed: int = 0
-    device: str = "auto"
-    log_every: int = 1  # read loss/grad norm back from the device (and log) every N steps
-    snapshot_every: int = 50  # keep a copy of good weights this often, for the NaN guard
-    save_every: int = 500  # with a run directory: the latest checkpoint every N steps (0: at the end only)
-    amp: bool = False  # bfloat16 autocast for the forward pass (meant for CUDA; works on CPU)
-
-    def __post_init__(self) -> None:
-        def choose(name, options):
-            value = getattr(self, name)
-            value = value.lower() if isinstance(value, str) else value
-            if value not in options:
-                raise ConfigError(f"unknown {name} {getattr(self, name)!r}: choose one of {', '.join(options)}")
-            object.__setattr__(self, name, value)
-
-        def whole(name, low):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                kind = "a positive whole number" if low == 1 else f"a whole number >= {low}"
-                raise ConfigError(f"{name} must be {kind}, got {value!r}")
-
-        def number(name, low, high=math.inf, low_open=False):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"{name} must be a finite number, got {value!r}")
-            if (value <= low if low_open else value < low) or value >= high:
-                bound = f"> {low}" if low_open else f">= {low}"
-                if high != math.inf:
-                    bound += f" and < {high}"
-                raise ConfigError(f"{name} must be {bound}, got {value}")
-            object.__setattr__(self, name, float(value))
-
-        if not isinstance(self.corpus, str) or not self.corpus.strip():
-            raise ConfigError("corpus must name a bundled corpus or a text file")
-        choose("level", LEVELS)
-        choose("cell", CELLS)
-        choose("nonlinearity", ("auto",) + NONLINEARITIES)
-        choose("init", INITS)
-        choose("optimizer", OPTIMIZERS)
-        for name in ("embed", "hidden", "layers", "seq_len", "batch", "eval_batches", "log_every",
-                     "snapshot_every"):
-            whole(name, 1)
-        whole("steps", 0)
-        whole("eval_every", 0)  # 0: validate only at the end
-        whole("save_every", 0)  # 0: save only at the end
-        if not isinstance(self.amp, bool):
-            raise ConfigError(f"amp must be true or false, got {self.amp!r}")
-        whole("seed", 0)
-        number("lr", 0.0, low_open=True)
-        number("dropout", 0.0, 1.0)
-        number("weight_decay", 0.0)
-        number("momentum", 0.0, 1.0)
-        if self.clip is not None:
-            number("clip", 0.0)
-        if self.spectral_radius is not None:
-            number("spectral_radius", 0.0, 100.0, low_open=True)
-        if not isinstance(self.device, str) or self.device.split(":", 1)[0].lower() not in DEVICE_CHOICES:
-            raise ConfigError(f"unknown device {self.device!r}: choose one of {', '.join(DEVICE_CHOICES)}")
-        if self.momentum and self.optimizer != "sgd":
-            raise ConfigError(f"momentum applies to the sgd optimizer only (optimizer is {self.optimizer})")
-
-    @property
-    def clip_on(self) -> bool:
-        return bool(self.clip)
-
-    def model_config(self, vocab_size: int) -> ModelConfig:
-        return ModelConfig(vocab_size=vocab_size, cell=self.cell, embed=self.embed, hidden=self.hidden,
-                           layers=self.layers, nonlinearity=self.nonlinearity, init=self.init,
-                           spectral_radius=self.spectral_radius, dropout=self.dropout)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"training config has unknown keys: {', '.join(unknown)}")
-        return cls(**data)
 
 
 # ------------------------------------------------------------------------- results

@@ -39,6 +39,7 @@ from textual.widgets import Footer, Header, Input, Label, Select, Static
 from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 
+from ..engine.config import form_options
 from ..engine.errors import ConfigError, RnnTuiError
 from ..widgets.plots import downsample, ema, log_safe, plot_width_points
 
@@ -78,40 +79,12 @@ CANVAS_RGB = (30, 30, 36)
 SNAPSHOT_EVERY_S = 3.0  # how often training hands fresh weights to the other modes
 DRAIN_EVERY_S = 0.3
 
-# Form fields: name -> (label, kind); kind "int", "float", "str", or a tuple of choices.
-FORM_DEFAULTS: dict[str, Any] = {
-    "corpus": "grammar",
-    "level": "char",
-    "cell": "lstm",
-    "hidden": 64,
-    "layers": 1,
-    "init": "default",
-    "optimizer": "adam",
-    "lr": 3e-3,
-    "seq_len": 64,
-    "clip": 1.0,
-    "steps": 1000,
-}
-# TrainConfig fields that are not in the form; the app's `train_defaults` may set them.
-EXTRA_DEFAULTS: dict[str, Any] = {"batch": 32, "embed": 32, "eval_every": 100, "seed": 0}
-
-
-# Choices known without importing torch (kept equal to engine.model's by a test).
-CELL_CHOICES = ("rnn", "lstm", "gru")
-INIT_CHOICES = ("default", "orthogonal", "xavier", "identity", "spectral", "echo")
+# The form's fields, generated from TrainConfig's options: name -> (label, kind); kind "int",
+# "float", "str", or a tuple of choices. Defaults are TrainConfig's own.
 FORM_FIELDS: dict[str, tuple[str, Any]] = {
-    "corpus": ("corpus", "str"),
-    "level": ("level", ("char", "word")),
-    "cell": ("cell", CELL_CHOICES),
-    "hidden": ("hidden", "int"),
-    "layers": ("layers", "int"),
-    "init": ("init", INIT_CHOICES),
-    "optimizer": ("optim", ("adam", "adamw", "sgd")),
-    "lr": ("lr", "float"),
-    "seq_len": ("seq len", "int"),
-    "clip": ("clip", "float"),
-    "steps": ("steps", "int"),
+    o.name: (o.form, o.choices if o.kind == "choice" else o.kind) for o in form_options()
 }
+FORM_DEFAULTS: dict[str, Any] = {o.name: o.default for o in form_options()}
 
 
 # ------------------------------------------------------------------------ helpers
@@ -168,28 +141,9 @@ def convert_loss(nats: np.ndarray, unit: str) -> np.ndarray:
 
 def parse_form(values: dict[str, str], extras: dict[str, Any] | None = None) -> dict[str, Any]:
     """Form text -> TrainConfig keyword arguments. Raises ConfigError naming the bad field."""
-    out: dict[str, Any] = dict(EXTRA_DEFAULTS)
-    out.update(extras or {})
-    for name, (label, kind) in FORM_FIELDS.items():
-        raw = values.get(name, "")
-        text = str(raw).strip() if raw is not None else ""
-        if kind == "int":
-            try:
-                out[name] = int(text)
-            except ValueError:
-                raise ConfigError(f"{label}: expected a whole number, got {text!r}") from None
-        elif kind == "float":
-            try:
-                value = float(text)
-            except ValueError:
-                raise ConfigError(f"{label}: expected a number, got {text!r}") from None
-            if not math.isfinite(value):
-                raise ConfigError(f"{label}: expected a finite number, got {text!r}")
-            out[name] = value
-        else:
-            if not text:
-                raise ConfigError(f"{label}: needs a value")
-            out[name] = text
+    out: dict[str, Any] = dict(extras or {})
+    for opt in form_options():
+        out[opt.name] = opt.parse(values.get(opt.name, ""))
     return out
 
 
@@ -794,7 +748,7 @@ class TrainingScreen(Screen):
         return values
 
     def _extras(self) -> dict[str, Any]:
-        extras = dict(EXTRA_DEFAULTS)
+        extras: dict[str, Any] = {}
         app_defaults = getattr(self.app, "train_defaults", None) or {}
         extras.update({k: v for k, v in app_defaults.items() if k not in FORM_FIELDS})
         device = getattr(self.app, "device_name", None)  # --device on the command line
