@@ -1,18 +1,18 @@
-"""The rnn-tui Textual app: eight modes (stepper, training, gradients, sampling, dynamics,
-compare, lab, inspector) over one model.
+"""The rnn-tui Textual app: eight mode screens over one model.
 
 The first frame paints before torch is imported: the engine is imported and the first model
-loaded in a thread worker, and every screen shows "loading engine…" until
-``app.engine_ready`` is True. Screens read ``app.lm`` / ``app.sentence`` and watch the
-reactive counters ``model_version`` / ``sentence_version``; nothing but the app replaces
-them (``set_model``, ``set_sentence``).
+loaded in a thread worker, and every screen shows "loading engine…" until `engine_ready` is
+True. The app owns the state every screen reads, and nothing but the app replaces it:
 
-``python -m rnn_tui.app [MODEL] [--corpus FILE] [--device D] [--sentence S]`` runs it.
+- `settings`: what the app was started with (`AppSettings`, frozen);
+- `session`: what screens share besides the model (lab results, compare models, bundled models);
+- `lm` and `sentence`, replaced only by `set_model` / `set_sentence`, which bump the reactive
+  counters `model_version` / `sentence_version` that the screens follow;
+- `trainer` (the training screen's live run) and `watcher` (runs another process trains).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,60 +25,25 @@ from textual.reactive import reactive
 from textual.worker import Worker, get_current_worker
 
 from .commands import RnnCommands
-from .screens import LOADING_TEXT, MODE_TABS, report_worker_error
+from .screens.base import LOADING_TEXT, report_worker_error
+from .screens.compare import CompareScreen
+from .screens.dynamics import DynamicsScreen
+from .screens.gradients import GradientsScreen
 from .screens.help import HelpScreen
+from .screens.inspector import InspectorScreen
+from .screens.lab import LabScreen
 from .screens.sampling import SamplingScreen
 from .screens.stepper import StepperScreen
+from .screens.training import TrainingScreen
+from .session import Session
+from .settings import DEFAULT_MODEL, DEFAULT_SENTENCE, AppSettings  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # the engine imports torch: never at module import time
     from .engine.model import LoadedModel
 
-DEFAULT_MODEL = "lstm"
-DEFAULT_SENTENCE = "the cat that we saw yesterday was happy"
-
-
-def _placeholder(mode: str):
-    """A stand-in Screen class for a mode whose module is not written yet."""
-    from textual.app import ComposeResult
-    from textual.screen import Screen
-    from textual.widgets import Footer, Header, Static
-
-    from .screens import ModeBar
-
-    title = MODE_TABS[mode][1]
-
-    class ComingSoon(Screen):
-        MODE = mode
-
-        def compose(self) -> ComposeResult:
-            yield Header()
-            yield ModeBar(mode)
-            yield Static(f"{title}: coming soon", classes="placeholder")
-            yield Footer()
-
-    ComingSoon.__name__ = f"{title}Placeholder"
-    return ComingSoon
-
-
-def _optional_screen(module: str, name: str, mode: str):
-    """Import a screen written by another engineer; a missing module gives a placeholder."""
-    import importlib
-
-    full = f"{__package__}.screens.{module}"
-    try:
-        return getattr(importlib.import_module(full), name)
-    except ModuleNotFoundError as exc:
-        if exc.name != full:
-            raise
-        return _placeholder(mode)
-
-
-TrainingScreen = _optional_screen("training", "TrainingScreen", "training")
-GradientsScreen = _optional_screen("gradients", "GradientsScreen", "gradients")
-DynamicsScreen = _optional_screen("dynamics", "DynamicsScreen", "dynamics")
-CompareScreen = _optional_screen("compare", "CompareScreen", "compare")
-LabScreen = _optional_screen("lab", "LabScreen", "lab")
-InspectorScreen = _optional_screen("inspector", "InspectorScreen", "inspector")
+# The mode screens, in tab order: each names its MODE, KEY, LABEL, SHORT label and TOOLTIP.
+SCREENS = (StepperScreen, TrainingScreen, GradientsScreen, SamplingScreen, DynamicsScreen,
+           CompareScreen, LabScreen, InspectorScreen)
 
 
 # ------------------------------------------------------------------------- messages
@@ -104,41 +69,21 @@ class ModelReady(Message):
     quiet: bool = False  # no "model: …" notification (a watched run's newest checkpoint)
 
 
+def _mode_bindings() -> list[Binding]:
+    return [Binding(cls.KEY, f"switch_mode('{cls.MODE}')", cls.SHORT, show=False, id=f"mode.{cls.MODE}",
+                    tooltip=cls.TOOLTIP) for cls in SCREENS]
+
+
 class RnnTuiApp(App):
     """Look inside recurrent networks while they read text and train."""
 
     CSS_PATH = "app.tcss"
     TITLE = "rnn-tui"
     SUB_TITLE = LOADING_TEXT
-    MODES = {
-        "stepper": StepperScreen,
-        "training": TrainingScreen,
-        "gradients": GradientsScreen,
-        "sampling": SamplingScreen,
-        "dynamics": DynamicsScreen,
-        "compare": CompareScreen,
-        "lab": LabScreen,
-        "inspector": InspectorScreen,
-    }
-    DEFAULT_MODE = "stepper"
+    MODES = {cls.MODE: cls for cls in SCREENS}
+    DEFAULT_MODE = SCREENS[0].MODE
     COMMANDS = App.COMMANDS | {RnnCommands}
-    BINDINGS = [
-        Binding("1", "switch_mode('stepper')", "Stepper", show=False, id="mode.stepper",
-                tooltip="Step through a sentence: hidden states, predictions, gates"),
-        Binding("2", "switch_mode('training')", "Train", show=False, id="mode.training",
-                tooltip="Train the model and watch loss, gradients and weights live"),
-        Binding("3", "switch_mode('gradients')", "Grads", show=False, id="mode.gradients",
-                tooltip="How far back gradients reach: dL/dh_t over time, Jacobians, spectrum"),
-        Binding("4", "switch_mode('sampling')", "Sample", show=False, id="mode.sampling",
-                tooltip="Generate text from a prompt at a chosen temperature"),
-        Binding("5", "switch_mode('dynamics')", "Dynamics", show=False, id="mode.dynamics",
-                tooltip="Eigenvalues, the recurrence alone, Lyapunov map, memory horizon"),
-        Binding("6", "switch_mode('compare')", "Compare", show=False, id="mode.compare",
-                tooltip="Vanilla RNN vs LSTM vs GRU on subject-verb agreement"),
-        Binding("7", "switch_mode('lab')", "Lab", show=False, id="mode.lab",
-                tooltip="Run the experiments: parity, inits, clipping, TBPTT, zog, temperature…"),
-        Binding("8", "switch_mode('inspector')", "Inspect", show=False, id="mode.inspector",
-                tooltip="Units that fire together over a span, where else they do, input attribution"),
+    BINDINGS = _mode_bindings() + [
         Binding("question_mark", "help", "Help", id="app.help", key_display="?",
                 tooltip="Every key binding, and what each panel shows"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, show=False,
@@ -149,52 +94,30 @@ class RnnTuiApp(App):
     model_version: reactive[int] = reactive(0)
     sentence_version: reactive[int] = reactive(0)
 
-    def __init__(
-        self,
-        model: str | None = None,
-        corpus: str | None = None,
-        device: str = "auto",
-        sentence: str | None = None,
-        *,
-        lm: "LoadedModel | None" = None,
-        cursor_blink: bool = True,
-        watch_css: bool = False,
-        start_engine: bool = True,
-        watch: list[str] | None = None,
-        mode: str | None = None,
-        watch_roots: list[str] | None = None,
-    ) -> None:
-        """``lm`` installs an already-built model (tests); otherwise ``model`` (a run
-        directory or bundled name, default "lstm") is loaded in the boot worker.
-        ``corpus`` (a bundled name or a text file) is what the training screen trains on;
-        given without a model, a fresh LSTM for its vocabulary is built.
-        ``start_engine=False`` holds the boot worker until ``start_engine()`` (tests of the
-        "loading engine…" state); ``cursor_blink=False`` keeps snapshots still."""
-        super().__init__(watch_css=watch_css)
-        self.model_spec = model
-        self.corpus_spec = corpus
-        self.device_name = device or "auto"
-        self.sentence: str = sentence or DEFAULT_SENTENCE
+    def __init__(self, settings: AppSettings | None = None, *, lm: "LoadedModel | None" = None,
+                 **changes: Any) -> None:
+        """``settings`` (or its fields as keywords) say what to open; ``lm`` installs an
+        already-built model (tests) instead of loading ``settings.model`` in the boot worker.
+        A corpus given without a model gets a fresh untrained LSTM for its vocabulary."""
+        settings = (settings or AppSettings()).with_(**changes) if changes else (settings or AppSettings())
+        if settings.mode in self.MODES:  # the first screen (`rnn-tui watch` opens on training)
+            self.DEFAULT_MODE = settings.mode
+        super().__init__(watch_css=settings.watch_css)
+        self.settings = settings
+        self.session = Session()
+        self.sentence: str = settings.sentence
         self.lm: LoadedModel | None = None
         self.corpus = None  # engine Corpus when --corpus was given (loaded by the boot worker)
         self.device = None  # torch.device once the engine is loaded
         self.device_label: str = "…"
         self.trainer = None  # the live Trainer, owned by the training screen
-        self.cursor_blink = cursor_blink
+        self.watcher = None  # follows settings.watch once the engine is up
         self._preloaded = lm
-        self._autostart = start_engine
-        # Run directories another process trains (`rnn-tui watch`): followed by rnn_tui.watch.
-        self.watch_dirs: list[str] = [str(d) for d in (watch or [])]
-        self.watch_roots: list[str] = [str(d) for d in (watch_roots or [])]  # folders new runs appear in
-        self.watcher = None
-        if mode in self.MODES:  # the first screen (`rnn-tui watch` opens on the training one)
-            self._current_mode = mode
-            self._screen_stacks = {mode: []}
 
     # ------------------------------------------------------------------- startup
     def on_mount(self) -> None:
         self.sub_title = LOADING_TEXT
-        if self._autostart:
+        if self.settings.start_engine:
             # After the first frame: importing torch in a thread still competes for the GIL
             # and would hold the first paint back by hundreds of milliseconds.
             self.call_after_refresh(self.start_engine)
@@ -220,7 +143,8 @@ class RnnTuiApp(App):
 
         if worker.is_cancelled:
             return
-        device = pick_device(self.device_name)
+        settings = self.settings
+        device = pick_device(settings.device)
         self.device = device
         label = describe_device(device)
         if self._preloaded is not None:
@@ -231,21 +155,21 @@ class RnnTuiApp(App):
             return
         corpus = None
         note = None
-        if self.corpus_spec:
+        if settings.corpus:
             from .engine.corpus import load_corpus
 
-            self.post_message(EngineStatus(f"reading corpus {self.corpus_spec}…"))
-            corpus = load_corpus(self.corpus_spec)
+            self.post_message(EngineStatus(f"reading corpus {settings.corpus}…"))
+            corpus = load_corpus(settings.corpus)
         if worker.is_cancelled:
             return
         self.post_message(EngineStatus("loading model…"))
-        if corpus is not None and self.model_spec is None:
+        if corpus is not None and settings.model is None:
             lm = fresh_model(corpus, "lstm", device)
             note = f"fresh untrained LSTM for corpus {corpus.name}: press 2 to train it"
         else:
             from .engine.checkpoint import load_model
 
-            lm = load_model(self.model_spec or DEFAULT_MODEL, device)
+            lm = load_model(settings.model or DEFAULT_MODEL, device)
         self.post_message(ModelReady(lm, label, corpus=corpus, boot=True, note=note))
 
     def on_engine_status(self, message: EngineStatus) -> None:
@@ -277,7 +201,7 @@ class RnnTuiApp(App):
                 self.sub_title = "the engine failed to load"
 
     def watch_engine_ready(self, ready: bool) -> None:
-        if ready and (self.watch_dirs or self.watch_roots):
+        if ready and self.settings.watching:
             from .watch import start_watcher
 
             start_watcher(self)
@@ -328,6 +252,13 @@ class RnnTuiApp(App):
         if not get_current_worker().is_cancelled:
             self.post_message(ModelReady(lm))
 
+    def mode_screen(self, mode: str):
+        """The screen of a mode, once the mode has been shown (else None)."""
+        for screen in self.get_screen_stack(mode) if mode in self.MODES else ():
+            if getattr(screen, "MODE", None) == mode:
+                return screen
+        return None
+
     # ------------------------------------------------------------------- actions
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -335,16 +266,13 @@ class RnnTuiApp(App):
 
     def action_train(self) -> None:
         """Switch to the training screen and start (or pause) training there."""
-        self.switch_mode("training")
-        self.call_after_refresh(self._call_screen, "training", "action_toggle_training")
+        self.run_on_screen("training", "action_toggle_training")
 
     def action_save_checkpoint(self) -> None:
-        self.switch_mode("training")
-        self.call_after_refresh(self._call_screen, "training", "action_save")
+        self.run_on_screen("training", "action_save")
 
     def action_change_sentence(self) -> None:
-        self.switch_mode("stepper")
-        self.call_after_refresh(self._call_screen, "stepper", "action_edit")
+        self.run_on_screen("stepper", "action_edit")
 
     def action_load_model_prompt(self) -> None:
         from .screens.help import TextPrompt
@@ -362,14 +290,18 @@ class RnnTuiApp(App):
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
-    def _call_screen(self, mode: str, action: str) -> None:
-        stack = self._screen_stacks.get(mode) or []
-        screen = stack[0] if stack else None
-        method = getattr(screen, action, None)
-        if callable(method):
-            method()
-        else:
-            self.notify(f"the {MODE_TABS[mode][1].lower()} screen cannot do that yet", severity="warning")
+    def run_on_screen(self, mode: str, method: str, *args: Any) -> None:
+        """Go to a mode and call one of its screen's methods once it is shown (the palette's
+        "Train", "Run experiment: …")."""
+        self.switch_mode(mode)
+
+        def call() -> None:
+            screen = self.mode_screen(mode)
+            fn = getattr(screen, method, None)
+            if callable(fn):
+                fn(*args)
+
+        self.call_after_refresh(call)
 
 
 def fresh_model(corpus, cell: str, device) -> "LoadedModel":
@@ -384,24 +316,6 @@ def fresh_model(corpus, cell: str, device) -> "LoadedModel":
     return LoadedModel(model=model, vocab=corpus.vocab, meta=meta)
 
 
-def run_app(model: str | None = None, corpus: str | None = None, device: str = "auto",
-            sentence: str | None = None, watch: list[str] | None = None,
-            mode: str | None = None, watch_roots: list[str] | None = None) -> None:
-    """Entry point used by the `rnn-tui` command (``watch``: run directories to follow,
-    ``watch_roots``: folders where new runs are looked for while watching)."""
-    RnnTuiApp(model=model, corpus=corpus, device=device, sentence=sentence, watch=watch,
-              mode=mode, watch_roots=watch_roots).run()
-
-
-def _main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m rnn_tui.app")
-    p.add_argument("model", nargs="?", default=None)
-    p.add_argument("--corpus", default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--sentence", default=None)
-    args = p.parse_args(argv)
-    run_app(model=args.model, corpus=args.corpus, device=args.device, sentence=args.sentence)
-
-
-if __name__ == "__main__":
-    _main()
+def run_app(settings: AppSettings) -> None:
+    """Entry point used by the `rnn-tui` command."""
+    RnnTuiApp(settings).run()

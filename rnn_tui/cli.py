@@ -603,6 +603,7 @@ def cmd_experiment(args) -> int:
 
 def cmd_watch(args) -> int:
     from .app import run_app
+    from .settings import AppSettings
     from .engine.errors import ConfigError
     from .watch import expand_run_dirs
 
@@ -618,8 +619,9 @@ def cmd_watch(args) -> int:
     # The first run that already has a checkpoint is the model at startup; the watcher then
     # follows the newest checkpoint of the selected run.
     first = next((d for d in dirs if (d / "config.json").is_file()), None)
-    run_app(model=str(first) if first is not None else None, device=args.device, sentence=args.sentence,
-            watch=[str(d) for d in dirs], mode="training", watch_roots=[str(r) for r in roots])
+    run_app(AppSettings(model=str(first) if first is not None else None, device=args.device,
+                        sentence=args.sentence, watch=tuple(str(d) for d in dirs), mode="training",
+                        watch_roots=tuple(str(r) for r in roots)))
     return 0
 
 
@@ -654,6 +656,7 @@ def _check_tui_model(model: str | None) -> None:
 
 def cmd_tui(args) -> int:
     from .app import run_app
+    from .settings import AppSettings
 
     # A run directory with a metrics.jsonl is followed too: its curves on the training screen,
     # its newest checkpoint in every mode (as `rnn-tui watch RUN_DIR`, opening on the stepper).
@@ -662,7 +665,8 @@ def cmd_tui(args) -> int:
         watch = [model]
         if not (Path(model).expanduser() / "config.json").is_file():
             model = None  # no checkpoint yet: the bundled model until the run saves one
-    run_app(model=model, corpus=args.corpus, device=args.device, sentence=args.sentence, watch=watch)
+    run_app(AppSettings(model=model, corpus=args.corpus, device=args.device, sentence=args.sentence,
+                        watch=tuple(watch or ())))
     return 0
 
 

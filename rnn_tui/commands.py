@@ -7,12 +7,13 @@ from typing import Callable, Iterator
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-BUNDLED = ("rnn", "lstm", "gru")
-CELL_NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM", "gru": "GRU"}
+from .engine.config import BUNDLED_MODELS as BUNDLED, CELL_NAMES
 
 
 class RnnCommands(Provider):
-    """Load / switch models, train, save, change the sentence, go to a screen, help, quit."""
+    """Load / switch models, train, save, change the sentence, go to a screen, run an experiment.
+
+    Quitting is Textual's own "Quit the application" (listed once)."""
 
     def _commands(self) -> Iterator[tuple[str, Callable[[], object], str]]:
         app = self.app
@@ -21,21 +22,17 @@ class RnnCommands(Provider):
                    f"Load the bundled trained {CELL_NAMES[cell]} (keeps the sentence)")
         yield ("Load model…", app.action_load_model_prompt,
                "Type the path of a run directory (or rnn / lstm / gru)")
-        for cell in BUNDLED:
-            yield (f"Load model: bundled {cell}", partial(app.load_model_spec, cell),
-                   f"The {CELL_NAMES[cell]} that ships with rnn-tui")
         yield ("Train", app.action_train, "Go to the training screen and start or pause training")
         yield ("Save checkpoint", app.action_save_checkpoint,
                "Save the model being trained to its run directory")
         yield ("Change sentence…", app.action_change_sentence,
                "Edit the sentence the stepper reads")
-        for mode, (key, title) in _modes():
-            yield (f"Go to {title}", partial(app.switch_mode, mode), f"Screen {key}")
+        for mode, screen in app.MODES.items():
+            yield (f"Go to {screen.LABEL}", partial(app.switch_mode, mode), f"Screen {screen.KEY}: {screen.TOOLTIP}")
         for name, explanation in _experiments():
             yield (f"Run experiment: {name}", partial(run_experiment, app, name), explanation)
         yield ("Toggle dark mode", app.action_toggle_dark, "Switch between the dark and light theme")
         yield ("Help", app.action_help, "Every key binding and what each panel shows")
-        yield ("Quit", app.action_quit, "Leave rnn-tui")
 
     async def discover(self) -> Hits:
         for name, callback, help_text in self._commands():
@@ -51,18 +48,7 @@ class RnnCommands(Provider):
 
 def run_experiment(app, name: str) -> None:
     """Go to the Lab and run one experiment there."""
-    if "lab" not in getattr(app, "MODES", {}):
-        return
-    app.switch_mode("lab")
-
-    def start() -> None:
-        stack = app._screen_stacks.get("lab") or []
-        screen = stack[0] if stack else None
-        run = getattr(screen, "run_named", None)
-        if callable(run):
-            run(name)
-
-    app.call_after_refresh(start)
+    app.run_on_screen("lab", "run_named", name)
 
 
 def _experiments():
@@ -79,9 +65,3 @@ def _experiments():
         except Exception:
             return []
     return [(name, exp.explanation[0]) for name, exp in module.EXPERIMENTS.items()]
-
-
-def _modes():
-    from .screens import MODE_TABS
-
-    return MODE_TABS.items()

@@ -461,8 +461,8 @@ def start_watcher(app) -> Watcher | None:
 
     Checkpoints go to ``app.set_model`` without a notification (``ModelReady(quiet=True)``).
     """
-    dirs = list(getattr(app, "watch_dirs", None) or [])
-    roots = list(getattr(app, "watch_roots", None) or [])
+    dirs = list(app.settings.watch)
+    roots = list(app.settings.watch_roots)
     if not (dirs or roots) or getattr(app, "watcher", None) is not None:
         return getattr(app, "watcher", None)
     from .app import ModelReady
@@ -471,7 +471,7 @@ def start_watcher(app) -> Watcher | None:
         app.post_message(ModelReady(lm, quiet=True))
 
     watcher = Watcher(dirs, device=getattr(app, "device", None), on_model=on_model,
-                      poll_s=getattr(app, "watch_poll_s", POLL_S), roots=roots)
+                      poll_s=app.settings.watch_poll_s, roots=roots)
     lm = getattr(app, "lm", None)
     if lm is not None:
         watcher.assume_shown(lm.meta.get("source"), lm.meta.get("tensors_sha256"))

@@ -10,9 +10,10 @@ import pytest
 from rich.console import Console
 
 import rnn_tui.app
-import rnn_tui.screens.gradients as gradients
+import rnn_tui.session as session
 from rnn_tui.app import DEFAULT_SENTENCE, RnnTuiApp
-from rnn_tui.screens.gradients import GradientChart, GradientsScreen, ratio_words, underflow_floor
+from rnn_tui.screens.gradients import GradientsScreen, ratio_words, underflow_floor
+from rnn_tui.widgets.chart import Chart
 
 from conftest import make_tiny_lm
 from pilot_helpers import wait_for
@@ -37,7 +38,7 @@ def tiny_bundled(monkeypatch):
             cache[name] = make_tiny_lm(name, seed=1)
         return cache[name]
 
-    monkeypatch.setattr(gradients, "load_bundled", load)
+    monkeypatch.setattr(session, "load_bundled", load)
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +64,7 @@ def underflowing_rnn():
 async def computed(pilot) -> GradientsScreen:
     screen = pilot.app.screen
     assert isinstance(screen, GradientsScreen)
-    await wait_for(pilot, lambda: screen.result is not None and screen._pending_key is None,
+    await wait_for(pilot, lambda: screen.result is not None and not screen.computing,
                    what="the gradients")
     await pilot.pause()
     return screen
@@ -99,8 +100,9 @@ async def test_profiles_for_every_cell_in_plain_words():
         assert "first token's gradient is" in words  # GradientProfile.describe()
         for name in ("this", "rnn", "lstm", "gru"):
             assert f"■ {name} " in words
-        chart = screen.query_one(GradientChart)
-        assert chart.underflow_points == 0
+        chart = screen.query_one("#gr-chart", Chart)
+        chart.render()
+        assert chart.drawn.underflow_points == 0
         assert "computing" not in text_of(screen, "#gr-info")
 
         # m: the loss summed over every prediction.
@@ -131,8 +133,9 @@ async def test_underflow_is_drawn_and_named_not_a_crash():
         screen = await computed(pilot)
         current = screen.result.entries[0]
         assert current.name == "current" and current.profile.underflow_h[-1].any()
-        chart = screen.query_one(GradientChart)
-        assert chart.underflow_points > 0
+        chart = screen.query_one("#gr-chart", Chart)
+        chart.render()
+        assert chart.drawn.underflow_points > 0
         words = text_of(screen, "#gr-words")
         assert "underflowed to exactly zero" in words
         assert "exactly 0 in float32" in words
@@ -148,12 +151,12 @@ async def test_model_and_sentence_changes_recompute():
         screen = await computed(pilot)
         first = screen.result
         app.set_model(make_tiny_lm("gru", seed=3))
-        await wait_for(pilot, lambda: screen.result is not first and screen._pending_key is None,
+        await wait_for(pilot, lambda: screen.result is not first and not screen.computing,
                        what="a recompute for the new model")
         assert screen.result.spectrum.main == "n"  # GRU's candidate block
         second = screen.result
         app.set_sentence("the dog was happy")
-        await wait_for(pilot, lambda: screen.result is not second and screen._pending_key is None,
+        await wait_for(pilot, lambda: screen.result is not second and not screen.computing,
                        what="a recompute for the new sentence")
         assert len(screen.result.entries[0].profile.tokens) == len("the dog was happy")
         assert "'the dog was happy'" in text_of(screen, "#gr-info")
@@ -165,14 +168,14 @@ async def test_missing_bundled_models_are_named(monkeypatch):
     def missing(name):
         raise CheckpointError(f"bundled model {name!r} is missing")
 
-    monkeypatch.setattr(gradients, "load_bundled", missing)
+    monkeypatch.setattr(session, "load_bundled", missing)
     app = GradientsFirstApp(lm=make_tiny_lm("lstm"), cursor_blink=False, device="cpu")
     async with app.run_test(size=SIZE) as pilot:
         screen = await computed(pilot)
         words = text_of(screen, "#gr-words")
         assert "rnn: n/a" in words
         assert "not drawn" in words and "missing" in words
-        assert screen.query_one(GradientChart).render()  # the current model still draws
+        assert screen.query_one("#gr-chart", Chart).render()  # the current model still draws
 
 
 def test_bindings_have_ids_and_tooltips():

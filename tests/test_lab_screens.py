@@ -248,9 +248,9 @@ async def test_lab_runs_an_experiment_cycles_views_and_stops(tiny_lab):
             await pilot.press("down")
         assert screen.selected == "spectral"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: "spectral" in app.lab_results, what="the spectral result")
+        await wait_for(pilot, lambda: "spectral" in app.session.lab_results, what="the spectral result")
         await settle(pilot)
-        result = app.lab_results["spectral"]
+        result = app.session.lab_results["spectral"]
         assert result.norm_tanh.shape == (5, 21) and not result.stopped
         assert screen._view("spectral") == "tanh"
         await pilot.press("v")
@@ -258,7 +258,7 @@ async def test_lab_runs_an_experiment_cycles_views_and_stops(tiny_lab):
         # Temperature: a text view with the samples side by side.
         screen.select("temperature")
         await pilot.press("r")
-        await wait_for(pilot, lambda: "temperature" in app.lab_results, what="temperature")
+        await wait_for(pilot, lambda: "temperature" in app.session.lab_results, what="temperature")
         await settle(pilot)
         assert screen.query_one("#lab-text").display and not screen.query_one("#lab-chart").display
         # A long run stopped with escape keeps its partial result.
@@ -268,7 +268,7 @@ async def test_lab_runs_an_experiment_cycles_views_and_stops(tiny_lab):
         assert screen.running == "clipping"
         await pilot.press("escape")
         await wait_for(pilot, lambda: screen.running is None, what="the stop", timeout=30)
-        assert app.lab_results["clipping"].stopped
+        assert app.session.lab_results["clipping"].stopped
         assert not [n for n in notes(app) if "Error" in n]
 
 
@@ -285,7 +285,7 @@ async def test_palette_offers_the_screens_and_the_experiments(tiny_lab):
         from rnn_tui.commands import run_experiment
 
         run_experiment(app, "spectral")
-        await wait_for(pilot, lambda: "spectral" in getattr(app, "lab_results", {}), what="palette run")
+        await wait_for(pilot, lambda: "spectral" in app.session.lab_results, what="palette run")
         assert app.current_mode == "lab"
 
 
@@ -337,6 +337,5 @@ def test_horizon_per_size_from_a_lab_result():
 
     result = SimpleNamespace(cells=("rnn", "rnn", "lstm"), hidden=np.array([32, 64, 64]),
                              horizon=np.array([3, 4, 12]))
-    app = SimpleNamespace(lab_results={"memory-horizon": result})
-    assert lab_horizon_table(app) == "per hidden size: rnn H32:3 H64:4 · lstm H64:12"
-    assert lab_horizon_table(SimpleNamespace()) == ""
+    assert lab_horizon_table({"memory-horizon": result}) == "per hidden size: rnn H32:3 H64:4 · lstm H64:12"
+    assert lab_horizon_table({}) == ""

@@ -103,10 +103,10 @@ def test_lab_spectral(snap_compare, size):
         screen = pilot.app.screen
         screen.select("spectral")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: "spectral" in pilot.app.lab_results and screen.running is None,
+        await wait_for(pilot, lambda: "spectral" in pilot.app.session.lab_results and screen.running is None,
                        timeout=60)
-        result = pilot.app.lab_results["spectral"]
-        pilot.app.lab_results["spectral"] = dataclasses.replace(result, seconds=0.0)
+        result = pilot.app.session.lab_results["spectral"]
+        pilot.app.session.lab_results["spectral"] = dataclasses.replace(result, seconds=0.0)
         screen._show_selected()
         await settle(pilot)
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-import rnn_tui.screens.gradients as gradients
+import rnn_tui.session as session
 from rnn_tui.app import RnnTuiApp
 from rnn_tui.screens.training import RUN_COLORS, RunRecord, TrainingScreen
 
@@ -32,9 +32,7 @@ TINY = dict(hidden=16, embed=8, seq_len=16, batch=8, eval_every=20, steps=400)
 
 
 def make_app() -> RnnTuiApp:
-    app = RnnTuiApp(lm=make_tiny_lm("lstm"), cursor_blink=False, device="cpu")
-    app.train_defaults = dict(TINY)
-    return app
+    return RnnTuiApp(lm=make_tiny_lm("lstm"), cursor_blink=False, device="cpu", train_defaults=TINY)
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +44,7 @@ def tiny_bundled(monkeypatch):
             cache[name] = make_tiny_lm(name, seed=1)
         return cache[name]
 
-    monkeypatch.setattr(gradients, "load_bundled", load)
+    monkeypatch.setattr(session, "load_bundled", load)
 
 
 def synthetic_run(index: int, cell: str, steps: int = 400, seed: int = 0) -> RunRecord:

@@ -51,8 +51,7 @@ def test_watch_view(snap_compare, tmp_path, monkeypatch):
     write_run(tmp_path / "rnn-c", 300, 200.0, 600.0, 2)
     dirs = [tmp_path / n for n in ("lstm-a", "gru-b", "rnn-c", "later")]
     app = RnnTuiApp(lm=make_tiny_lm("lstm"), cursor_blink=False, device="cpu", mode="training",
-                    watch=[str(d) for d in dirs])
-    app.watch_poll_s = 0.05
+                    watch=[str(d) for d in dirs], watch_poll_s=0.05)
 
     async def wait_for(pilot, condition, what):
         deadline = time.monotonic() + 15

@@ -54,10 +54,8 @@ class TrainingFirstApp(RnnTuiApp):
 
 
 def make_app(tmp_path, **train) -> RnnTuiApp:
-    app = TrainingFirstApp(lm=make_tiny_lm(), cursor_blink=False, device="cpu")
-    app.runs_dir = tmp_path / "runs"
-    app.train_defaults = {**TINY, **train}
-    return app
+    return TrainingFirstApp(lm=make_tiny_lm(), cursor_blink=False, device="cpu", runs_dir=tmp_path / "runs",
+                            train_defaults={**TINY, **train})
 
 
 async def open_training(pilot) -> TrainingScreen:
@@ -96,7 +94,7 @@ def test_units_ticks_and_durations():
 
 def test_incremental_smoothing_equals_full_ema():
     from rnn_tui.engine.train import TrainConfig
-    from rnn_tui.widgets.plots import ema
+    from rnn_tui.render.series import ema
 
     run = RunRecord(index=1, config=TrainConfig(), color=(1, 2, 3))
     values = np.random.default_rng(0).normal(size=300)

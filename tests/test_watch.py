@@ -238,8 +238,7 @@ def test_follows_a_real_training_subprocess(tmp_path):
 # ------------------------------------------------------------------ the TUI
 def make_app(dirs, **kwargs) -> RnnTuiApp:
     app = RnnTuiApp(lm=make_tiny_lm(), cursor_blink=False, device="cpu", watch=[str(d) for d in dirs],
-                    mode="training", **kwargs)
-    app.watch_poll_s = 0.05
+                    mode="training", watch_poll_s=0.05, **kwargs)
     return app
 
 
@@ -358,24 +357,24 @@ def test_cli_watch_and_positional_run_dir(tmp_path, monkeypatch):
     from rnn_tui.cli import main
 
     calls = []
-    monkeypatch.setattr(app_mod, "run_app", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(app_mod, "run_app", lambda settings: calls.append(settings))
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.jsonl").write_text(metric_line(1))
     assert main(["watch", str(run), str(tmp_path / "later")]) == 0
-    assert calls[-1]["watch"] == [str(run), str(tmp_path / "later")] and calls[-1]["mode"] == "training"
-    assert calls[-1]["model"] is None  # no checkpoint yet: the watcher loads the first one
+    assert calls[-1].watch == (str(run), str(tmp_path / "later")) and calls[-1].mode == "training"
+    assert calls[-1].model is None  # no checkpoint yet: the watcher loads the first one
     assert main([str(run)]) == 0  # a run dir with metrics is followed; no checkpoint yet: bundled model
-    assert calls[-1]["watch"] == [str(run)] and calls[-1]["model"] is None
+    assert calls[-1].watch == (str(run),) and calls[-1].model is None
     save_tiny(run, step=1)
     assert main([str(run)]) == 0
-    assert calls[-1]["watch"] == [str(run)] and calls[-1]["model"] == str(run)
+    assert calls[-1].watch == (str(run),) and calls[-1].model == str(run)
     (tmp_path / "f.txt").write_text("x")
     assert main(["watch", str(tmp_path / "f.txt")]) == 2
     empty = tmp_path / "runs"
     empty.mkdir()
     assert main(["watch", str(empty)]) == 0  # a folder with no run yet: new runs join later
-    assert calls[-1]["watch"] == [] and calls[-1]["watch_roots"] == [str(empty)]
+    assert calls[-1].watch == () and calls[-1].watch_roots == (str(empty),)
 
 
 def test_serve_command_line():

@@ -210,13 +210,13 @@ class TrainConfig:
         None, "the recurrent matrix's spectral radius for --init spectral or echo", optional=True)
     dropout: float = option(0.0, "dropout between stacked layers, 0 <= p < 1 (needs --layers 2 or more)",
                             low=0.0)
+    optimizer: str = option("adam", "the optimizer", choices=OPTIMIZERS, form="optim")
+    lr: float = option(3e-3, "learning rate", form="lr")
+    weight_decay: float = option(0.0, "weight decay", low=0.0)
+    momentum: float = option(0.0, "momentum (sgd only)", low=0.0)
     seq_len: int = option(64, "tokens per truncated-BPTT window", form="seq len", low=1)
     batch: int = option(32, "sequences per step (with --ddp the global batch, split evenly over the "
                         "processes)", low=1)
-    lr: float = option(3e-3, "learning rate", form="lr")
-    optimizer: str = option("adam", "the optimizer", choices=OPTIMIZERS, form="optim")
-    weight_decay: float = option(0.0, "weight decay", low=0.0)
-    momentum: float = option(0.0, "momentum (sgd only)", low=0.0)
     clip: float | None = option(1.0, "clip the global grad norm (0: off)", form="clip", optional=True)
     steps: int = option(1000, "total steps; with --resume a larger number extends the run",
                         form="steps", low=0, resumable=True)

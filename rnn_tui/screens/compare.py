@@ -31,7 +31,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, get_current_worker
 
-from ..widgets.bars import ConfidenceBars, bar
+from ..render.bars import ConfidenceBars, bar
 from . import LOADING_TEXT, ModeBar, report_worker_error
 from .dynamics import Chart
 from .stepper import Panel
@@ -91,9 +91,10 @@ class SentenceScored(Message):
 class CompareScreen(Screen):
     """Vanilla RNN vs LSTM vs GRU on subject-verb agreement across a growing distractor."""
 
-    MODE = "compare"
+    MODE, KEY, LABEL, SHORT = "compare", "6", "Compare", "Comp"
+    TOOLTIP = "Vanilla RNN vs LSTM vs GRU on subject-verb agreement"
     AUTO_FOCUS = ""
-    HELP = {
+    PANEL_HELP = {
         "sentence": "One agreement sentence: the subject (lit), a distractor clause whose nouns all have the\n"
                     "other number, then the verb slot. +/- or ←→ grow or shrink the distractor; n: another; p: number.",
         "confidence": "Each model's probability of the right verb form (was/were) at the verb: green above 50%,\n"
@@ -162,7 +163,7 @@ class CompareScreen(Screen):
 
     def on_mount(self) -> None:
         self.watch(self.app, "engine_ready", self._engine_ready, init=False)
-        saved = getattr(self.app, "compare_state", None)
+        saved = self.app.session.compare
         if saved:
             self.models, self.curves, self.params, self.source = saved
         self._engine_ready()
@@ -268,10 +269,7 @@ class CompareScreen(Screen):
             self.curves = message.curves
             self.source = message.source
             self.params["whole"] = message.params.get("whole", {})
-            try:
-                self.app.compare_state = (self.models, self.curves, self.params, self.source)
-            except Exception:
-                pass
+            self.app.session.compare = (self.models, self.curves, self.params, self.source)
         if message.stopped:
             self.notify("training stopped: the models keep what they learned so far", timeout=3)
         self._score_key = None

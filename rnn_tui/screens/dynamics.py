@@ -35,9 +35,9 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, get_current_worker
 from textual_plotext import PlotextPlot
 
-from ..widgets.colors import legend
-from ..widgets.heatmap import TriangleHeatmap
-from ..widgets.plots import log_ticks
+from ..render.colors import legend
+from ..render.heatmap import TriangleHeatmap
+from ..render.ticks import log_ticks
 from . import LOADING_TEXT, ModeBar, report_worker_error, waiting_text
 from .stepper import Panel
 
@@ -172,9 +172,10 @@ class HorizonReady(Message):
 class DynamicsScreen(Screen):
     """Eigenvalues, the recurrence alone, the Lyapunov map and the memory horizon."""
 
-    MODE = "dynamics"
+    MODE, KEY, LABEL, SHORT = "dynamics", "5", "Dynamics", "Dyn"
+    TOOLTIP = "Eigenvalues, the recurrence alone, Lyapunov map, memory horizon"
     AUTO_FOCUS = ""
-    HELP = {
+    PANEL_HELP = {
         "eigenvalues": "The eigenvalues of the recurrent matrix on the complex plane, with the unit circle.\n"
                        "Outside the circle the recurrence alone expands; ρ is the largest |λ|. Sparkline: ρ while training.",
         "recurrence alone": "No input: h ← tanh(W h) (t: or W h) from a start state (s). ‖h_t‖ for the model's own W\n"
@@ -704,7 +705,7 @@ class DynamicsScreen(Screen):
                 t.append(f"{label} ", style="dim")
                 t.append(f"{curve.horizon} ", style="bold")
         lines: list = [t]
-        sizes = lab_horizon_table(self.app)
+        sizes = lab_horizon_table(self.app.session.lab_results)
         if sizes:
             lines.append(Text(sizes, style="dim", no_wrap=True, overflow="ellipsis"))
         else:
@@ -747,9 +748,8 @@ def lyapunov_rate(jac) -> float:
     return float(np.sum(vals[ok]) / np.sum(lags[ok]))
 
 
-def lab_horizon_table(app) -> str:
+def lab_horizon_table(results: dict) -> str:
     """'per hidden size: rnn 16:3 32:4 · lstm 16:9 …' from the Lab's memory-horizon result."""
-    results = getattr(app, "lab_results", None) or {}
     result = results.get("memory-horizon")
     if result is None:
         return ""

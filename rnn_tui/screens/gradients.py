@@ -23,43 +23,23 @@ from typing import Any
 import numpy as np
 from rich.console import Group
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
-from textual.worker import get_current_worker
-from textual_plotext import PlotextPlot
+from textual.widgets import Static
 
+from ..engine.config import BUNDLED_MODELS as BUNDLED
 from ..engine.errors import RnnTuiError
-from ..widgets.colors import legend
-from ..widgets.heatmap import TriangleHeatmap, token_label
-from . import LOADING_TEXT, ModeBar, report_worker_error
+from ..render.colors import CURRENT_RGB, DX_RGB, MODEL_RGB, UNDERFLOW_RGB, hex_code as _hex, legend
+from ..render.heatmap import TriangleHeatmap, token_label
+from ..widgets.chart import Chart
+from .base import LOADING_TEXT, KeyedTask, ModeScreen
 
-BUNDLED = ("rnn", "lstm", "gru")
-MODEL_COLORS = {
-    "current": (255, 215, 95),  # yellow: the model the app has loaded (or is training)
-    "rnn": (250, 100, 100),  # red: the vanilla cell, whose gradient vanishes
-    "lstm": (86, 156, 255),  # blue
-    "gru": (96, 206, 120),  # green
-}
-DX_COLOR = (200, 200, 200)
-UNDERFLOW_COLOR = (255, 80, 80)
+MODEL_COLORS = {"current": CURRENT_RGB, **MODEL_RGB}
+DX_COLOR = DX_RGB
+UNDERFLOW_COLOR = UNDERFLOW_RGB
 UNDERFLOW_MARKER = "×"
 VIEWS = ("both", "profile", "jacobian")
-
-
-def load_bundled(name: str):
-    """The bundled default model `name` on the CPU (tests replace this)."""
-    from ..engine.checkpoint import load_model
-
-    return load_model(name, device="cpu")
-
-
-def _hex(rgb) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
 def ratio_words(ratio: float, underflow_first: bool) -> str:
@@ -85,7 +65,7 @@ def underflow_floor(values: np.ndarray) -> float:
     return float(pos.min()) / 10.0 if pos.size else 1e-45
 
 
-# ------------------------------------------------------------------------ messages
+# ------------------------------------------------------------------------ results
 @dataclass
 class ProfileEntry:
     """One model's curve: its gradient profile, or why there is none."""
@@ -96,113 +76,92 @@ class ProfileEntry:
     error: str = ""
 
 
-@dataclass
-class GradientsComputed(Message):
-    key: tuple
+@dataclass(frozen=True)
+class GradientsComputed:
+    """Everything the screen shows for one (model, sentence, loss)."""
+
     entries: list[ProfileEntry] = field(default_factory=list)
     jacobian: Any = None  # JacobianMap
     spectrum: Any = None  # Spectrum
     jacobian_error: str = ""
-    error: str = ""
 
 
-# ------------------------------------------------------------------------ widgets
-class GradientChart(PlotextPlot):
+@dataclass(frozen=True)
+class ProfileDrawn:
+    underflow_points: int  # how many exact zeros the last draw marked
+
+
+def draw_profiles(plt, width: int, height: int, entries: list[ProfileEntry], mode: str) -> ProfileDrawn:
     """||dL/dh_t|| over t, log y, one line per model; underflow drawn at a floor value."""
-
-    DEFAULT_CSS = """
-    GradientChart { width: 1fr; height: 1fr; min-height: 7; }
-    """
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self._data: tuple | None = None
-        self.underflow_points = 0  # how many exact zeros the last draw marked (tests read it)
-
-    def show(self, entries: list[ProfileEntry], mode: str) -> None:
-        self._data = (entries, mode)
-        self.refresh()
-
-    def render(self):
-        # Plot at every render: plotext's build() applies the log scale to its data in place,
-        # so building the same data twice would take log(log(y)).
-        try:
-            if self._data is not None and self.size.width:
-                self._replot(*self._data)
-            return super().render()
-        except Exception as exc:  # plotext has corner cases; never a traceback on screen
-            self.plt.clear_data()
-            return Text(f"(this chart could not be drawn: {type(exc).__name__}: {exc})", style="dim")
-
-    def _replot(self, entries: list[ProfileEntry], mode: str) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.title(f"‖dL/dh_t‖ by position · loss: {'last token' if mode == 'last' else 'sum of all'}")
-        plt.xlabel("position t (token)")
-        profiles = [e for e in entries if e.profile is not None]
-        plt.yscale("log" if profiles else "linear")  # plotext cannot build an empty log chart
-        # One floor for every curve, so the underflow marks line up.
-        all_vals = np.concatenate([np.ravel(e.profile.dh[-1]) for e in profiles] +
-                                  [np.ravel(e.profile.dx) for e in profiles if e.name == "current"]) \
-            if profiles else np.array([])
-        floor = underflow_floor(all_vals)
-        zeros_x: list[float] = []
-        longest: tuple[str, ...] = ()
-        for e in profiles:
-            p = e.profile
-            ok = np.asarray(p.affects_loss, bool)
-            colour = MODEL_COLORS.get(e.name, (200, 200, 200))
-            t = np.arange(len(p.tokens))
-            dh = np.asarray(p.dh[-1], float)
-            under = np.asarray(p.underflow_h[-1], bool)
-            y = np.where(ok & ~under, dh, np.nan)
-            self._curve(t, y, colour, "braille")
-            if under.any():
-                zeros_x.extend(t[under].tolist())
-                plt.scatter(t[under].tolist(), [floor] * int(under.sum()), color=UNDERFLOW_COLOR,
+    plt.title(f"‖dL/dh_t‖ by position · loss: {'last token' if mode == 'last' else 'sum of all'}")
+    plt.xlabel("position t (token)")
+    profiles = [e for e in entries if e.profile is not None]
+    plt.yscale("log" if profiles else "linear")  # plotext cannot build an empty log chart
+    # One floor for every curve, so the underflow marks line up.
+    all_vals = np.concatenate([np.ravel(e.profile.dh[-1]) for e in profiles] +
+                              [np.ravel(e.profile.dx) for e in profiles if e.name == "current"]) \
+        if profiles else np.array([])
+    floor = underflow_floor(all_vals)
+    zeros_x: list[float] = []
+    longest: tuple[str, ...] = ()
+    for e in profiles:
+        p = e.profile
+        ok = np.asarray(p.affects_loss, bool)
+        colour = MODEL_COLORS.get(e.name, (200, 200, 200))
+        t = np.arange(len(p.tokens))
+        dh = np.asarray(p.dh[-1], float)
+        under = np.asarray(p.underflow_h[-1], bool)
+        _curve(plt, t, np.where(ok & ~under, dh, np.nan), colour)
+        if under.any():
+            zeros_x.extend(t[under].tolist())
+            plt.scatter(t[under].tolist(), [floor] * int(under.sum()), color=UNDERFLOW_COLOR,
+                        marker=UNDERFLOW_MARKER)
+        if e.name == "current":
+            dx = np.asarray(p.dx, float)
+            ux = np.asarray(p.underflow_x, bool)
+            _curve(plt, t, np.where(ok & ~ux, dx, np.nan), DX_COLOR)
+            if ux.any():
+                zeros_x.extend(t[ux].tolist())
+                plt.scatter(t[ux].tolist(), [floor] * int(ux.sum()), color=UNDERFLOW_COLOR,
                             marker=UNDERFLOW_MARKER)
-            if e.name == "current":
-                dx = np.asarray(p.dx, float)
-                ux = np.asarray(p.underflow_x, bool)
-                self._curve(t, np.where(ok & ~ux, dx, np.nan), DX_COLOR, "braille")
-                if ux.any():
-                    zeros_x.extend(t[ux].tolist())
-                    plt.scatter(t[ux].tolist(), [floor] * int(ux.sum()), color=UNDERFLOW_COLOR,
-                                marker=UNDERFLOW_MARKER)
-            if len(p.tokens) > len(longest):
-                longest = p.tokens
-        self.underflow_points = len(zeros_x)
-        shown = all_vals[np.isfinite(all_vals) & (all_vals > 0)]
-        if shown.size:
-            lo = math.floor(math.log10(min(float(shown.min()), floor if zeros_x else math.inf)))
-            hi = math.ceil(math.log10(float(shown.max())))
-            step = max(1, math.ceil((hi - lo) / max(2, (self.size.height - 5) // 2)))
-            exps = list(range(lo, hi + 1, step))
-            plt.yticks([10.0 ** e for e in exps], [f"1e{e}" if e else "1" for e in exps])
-        if zeros_x:
-            plt.horizontal_line(floor, color=(120, 60, 60))
-        if longest:
-            n = len(longest)
-            every = max(1, math.ceil(n / max(2, self.size.width // 6)))
-            ticks = list(range(0, n, every))
-            plt.xticks(ticks, [token_label(longest[i], 4) for i in ticks])
+        if len(p.tokens) > len(longest):
+            longest = p.tokens
+    shown = all_vals[np.isfinite(all_vals) & (all_vals > 0)]
+    if shown.size:
+        lo = math.floor(math.log10(min(float(shown.min()), floor if zeros_x else math.inf)))
+        hi = math.ceil(math.log10(float(shown.max())))
+        step = max(1, math.ceil((hi - lo) / max(2, (height - 5) // 2)))
+        exps = list(range(lo, hi + 1, step))
+        plt.yticks([10.0 ** e for e in exps], [f"1e{e}" if e else "1" for e in exps])
+    if zeros_x:
+        plt.horizontal_line(floor, color=(120, 60, 60))
+    if longest:
+        n = len(longest)
+        every = max(1, math.ceil(n / max(2, width // 6)))
+        ticks = list(range(0, n, every))
+        plt.xticks(ticks, [token_label(longest[i], 4) for i in ticks])
+    return ProfileDrawn(len(zeros_x))
 
-    def _curve(self, t: np.ndarray, y: np.ndarray, colour, marker: str) -> None:
-        keep = np.isfinite(y) & (y > 0)
-        if keep.sum() == 0:
-            return
-        if keep.sum() == 1:
-            self.plt.scatter(t[keep].tolist(), y[keep].tolist(), color=colour, marker="•")
-        else:
-            self.plt.plot(t[keep].tolist(), y[keep].tolist(), color=colour, marker=marker)
+
+def _curve(plt, t: np.ndarray, y: np.ndarray, colour) -> None:
+    keep = np.isfinite(y) & (y > 0)
+    if keep.sum() == 0:
+        return
+    if keep.sum() == 1:
+        plt.scatter(t[keep].tolist(), y[keep].tolist(), color=colour, marker="•")
+    else:
+        plt.plot(t[keep].tolist(), y[keep].tolist(), color=colour, marker="braille")
 
 
 # ------------------------------------------------------------------------ the screen
-class GradientsScreen(Screen):
+class GradientsScreen(ModeScreen):
     """Gradient norm by timestep for RNN / LSTM / GRU, the Jacobian map, the spectrum."""
 
-    MODE = "gradients"
-    HELP = {
+    MODE, KEY, LABEL, SHORT = "gradients", "3", "Gradients", "Grads"
+    TOOLTIP = "How far back gradients reach: dL/dh_t over time, Jacobians, spectrum"
+    NEEDS_MODEL = False  # the bundled models' curves are drawn with no model loaded too
+    AUTO_FOCUS = None  # the Jacobian map's scroll takes the focus, so ↑↓ scroll it
+    PANEL_HELP = {
         "dL/dh_t": "How much the loss at the last token (m: or summed over all) depends on each earlier\n"
                    "hidden state, log scale, for this model and the bundled RNN, LSTM and GRU. × = exactly 0.",
         "jacobian": "||d state_t / d state_k|| for every k <= t (log colours) and the spectral radius of the\n"
@@ -231,58 +190,37 @@ class GradientsScreen(Screen):
         super().__init__(name=name, id=id, classes=classes)
         self.loss_mode = "last"
         self.view = "both"
-        self._stale = True
-        self._key: tuple | None = None  # what the results on screen were computed for
-        self._pending_key: tuple | None = None
         self.result: GradientsComputed | None = None
-        self._bundled: dict[str, Any] = {}  # name -> LoadedModel (or an error string), loaded once
         self._bundled_profiles: dict[tuple, ProfileEntry] = {}
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield ModeBar("gradients")
+    def compose_body(self) -> ComposeResult:
         yield Static(LOADING_TEXT, id="gr-info")
         with Vertical(id="gr-profile"):
-            yield GradientChart(id="gr-chart")
+            yield Chart(id="gr-chart")
             yield Static("", id="gr-words")
         with VerticalScroll(id="gr-jacobian"):
             yield Static("", id="gr-jac")
-        yield Footer()
 
     def on_mount(self) -> None:
         size = self.app.size
         self.view = "both" if size.height >= 36 else "profile"
         self._apply_view()
-        self.watch(self.app, "model_version", self._inputs_changed, init=False)
-        self.watch(self.app, "sentence_version", self._inputs_changed, init=False)
-        self.watch(self.app, "engine_ready", self._inputs_changed, init=False)
-        self._maybe_compute()
+        # (model version, sentence, loss) -> every curve, the Jacobian map and the spectrum
+        self.profiles = KeyedTask(self, "gradients", self._compute, self._show, self._failed)
 
-    def on_screen_resume(self) -> None:
-        self._maybe_compute()
+    @property
+    def computing(self) -> bool:
+        return self.profiles.busy
 
-    def _inputs_changed(self, _value=None) -> None:
-        self._stale = True
-        if self.is_current:
-            self._maybe_compute()
+    def inputs_changed(self, force: bool = False) -> None:
+        app = self.app
+        key = (app.model_version, app.sentence_version, app.sentence, self.loss_mode)
+        if self.profiles.request(key, app.lm, app.sentence, self.loss_mode, force=force):
+            self.query_one("#gr-info", Static).update(self._info_text(computing=True))
 
-    def _current_key(self) -> tuple:
-        return (getattr(self.app, "model_version", 0), getattr(self.app, "sentence_version", 0),
-                getattr(self.app, "sentence", ""), self.loss_mode)
-
-    def _maybe_compute(self, force: bool = False) -> None:
-        info = self.query_one("#gr-info", Static)
-        if not getattr(self.app, "engine_ready", True):
-            info.update(LOADING_TEXT)
-            return
-        key = self._current_key()
-        if not force and key in (self._key, self._pending_key):
-            return
-        lm = getattr(self.app, "lm", None)
-        sentence = getattr(self.app, "sentence", "") or ""
-        self._pending_key = key
-        info.update(self._info_text(computing=True))
-        self._compute(key, lm, sentence, self.loss_mode)
+    def show_waiting(self, text: str | None) -> None:
+        if text == LOADING_TEXT:
+            self.query_one("#gr-info", Static).update(LOADING_TEXT)
 
     def _info_text(self, computing: bool = False) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
@@ -291,60 +229,37 @@ class GradientsScreen(Screen):
         t.append("loss ", style="dim")
         t.append(self.loss_mode, style="bold")
         t.append(" (m) · ", style="dim")
-        t.append(repr(getattr(self.app, "sentence", "")), style="")
+        t.append(repr(self.app.sentence), style="")
         return t
 
     # ---------------------------------------------------------------- worker
-    @work(thread=True, exclusive=True, exit_on_error=False, group="gradients")
-    def _compute(self, key: tuple, lm, sentence: str, mode: str) -> None:
-        worker = get_current_worker()
+    def _compute(self, lm, sentence: str, mode: str) -> GradientsComputed:
+        """Worker thread: this model's profile, the bundled ones', the Jacobian map, the spectrum."""
         from ..engine.probes import gradient_profile, jacobian_map, spectrum
 
         entries: list[ProfileEntry] = []
         current_bundled = None
         if lm is not None:
-            current_bundled = self._bundled_name(lm)
+            current_bundled = self.app.session.bundled_name(lm)
             try:
                 prof = gradient_profile(lm, sentence, mode=mode)
                 entries.append(ProfileEntry("current", f"this model ({lm.label})", prof))
             except RnnTuiError as exc:
                 entries.append(ProfileEntry("current", f"this model ({lm.label})", error=str(exc)))
         for name in BUNDLED:
-            if worker.is_cancelled:
-                return
             if name == current_bundled:
                 continue  # the current model is this one: drawn once, as "current"
             entries.append(self._bundled_entry(name, sentence, mode))
         jac = spec = None
         jac_error = ""
-        if lm is not None and not worker.is_cancelled:
+        if lm is not None:
             try:
                 # A large state fits fewer tokens: map the last ones that fit, and say so.
                 jac = jacobian_map(lm, sentence, window="fit")
                 spec = spectrum(lm)
             except RnnTuiError as exc:
                 jac_error = str(exc)
-        if worker.is_cancelled:
-            return
-        self.post_message(GradientsComputed(key, entries, jac, spec, jac_error))
-
-    def _bundled_name(self, lm) -> str | None:
-        """'lstm' when the current model is the bundled LSTM itself (same files)."""
-        try:
-            from pathlib import Path
-
-            from ..engine.checkpoint import DEFAULTS_DIR
-
-            source = lm.meta.get("source")
-            if not source:
-                return None
-            src = Path(source).resolve()
-            for name in BUNDLED:
-                if src == (DEFAULTS_DIR / name).resolve():
-                    return name
-        except Exception:
-            return None
-        return None
+        return GradientsComputed(entries, jac, spec, jac_error)
 
     def _bundled_entry(self, name: str, sentence: str, mode: str) -> ProfileEntry:
         """Worker thread: the bundled model's profile (models and profiles are cached)."""
@@ -354,41 +269,28 @@ class GradientsScreen(Screen):
         hit = self._bundled_profiles.get(cache_key)
         if hit is not None:
             return hit
-        lm = self._bundled.get(name)
-        if lm is None:
-            try:
-                lm = load_bundled(name)
-            except RnnTuiError as exc:
-                lm = str(exc)
-            self._bundled[name] = lm
-        if isinstance(lm, str):
-            entry = ProfileEntry(name, f"bundled {name}", error=lm)
-        else:
-            try:
-                entry = ProfileEntry(name, f"bundled {name}", gradient_profile(lm, sentence, mode=mode))
-            except RnnTuiError as exc:
-                entry = ProfileEntry(name, f"bundled {name}", error=str(exc))
+        try:
+            lm = self.app.session.bundled(name)
+            entry = ProfileEntry(name, f"bundled {name}", gradient_profile(lm, sentence, mode=mode))
+        except RnnTuiError as exc:
+            entry = ProfileEntry(name, f"bundled {name}", error=str(exc))
         self._bundled_profiles[cache_key] = entry
         return entry
 
     # ---------------------------------------------------------------- results
-    def on_gradients_computed(self, message: GradientsComputed) -> None:
-        if message.key != self._pending_key:
-            return  # superseded by a newer request
-        self._pending_key = None
-        self._key = message.key
-        self._stale = False
-        self.result = message
+    def _show(self, key: tuple, result: GradientsComputed) -> None:
+        self.result = result
         self.query_one("#gr-info", Static).update(self._info_text())
-        self.query_one(GradientChart).show(message.entries, message.key[3])
-        self.query_one("#gr-words", Static).update(self.words(message))
-        self.query_one("#gr-jac", Static).update(self.jacobian_view(message))
-        current = next((e for e in message.entries if e.name == "current"), None)
+        entries, mode = result.entries, key[3]
+        self.query_one("#gr-chart", Chart).set_draw(lambda plt, w, h: draw_profiles(plt, w, h, entries, mode))
+        self.query_one("#gr-words", Static).update(self.words(result))
+        self.query_one("#gr-jac", Static).update(self.jacobian_view(result))
+        current = next((e for e in result.entries if e.name == "current"), None)
         if current is not None and current.error:
             self.notify(current.error, severity="error", markup=False)
-        # The model or sentence may have changed while this ran.
-        if self._current_key() != self._key and self.is_current:
-            self._maybe_compute()
+
+    def _failed(self, key: tuple, error: BaseException) -> None:
+        self.query_one("#gr-info", Static).update(self._info_text())
 
     def words(self, message: GradientsComputed) -> Text:
         """The ratio between first and last position in plain words, one line per model."""
@@ -494,7 +396,7 @@ class GradientsScreen(Screen):
     # ---------------------------------------------------------------- keys
     def action_toggle_mode(self) -> None:
         self.loss_mode = "sum" if self.loss_mode == "last" else "last"
-        self._maybe_compute()
+        self.refresh_inputs()
 
     def action_cycle_view(self) -> None:
         self.view = VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]
@@ -502,7 +404,8 @@ class GradientsScreen(Screen):
 
     def action_recompute(self) -> None:
         self._bundled_profiles.clear()
-        self._maybe_compute(force=True)
+        if self.app.engine_ready:
+            self.inputs_changed(force=True)
 
     def _apply_view(self) -> None:
         self.query_one("#gr-profile").set_class(self.view == "jacobian", "gr-hidden")
@@ -513,9 +416,3 @@ class GradientsScreen(Screen):
     def _refresh_jacobian(self) -> None:
         if self.result is not None:
             self.query_one("#gr-jac", Static).update(self.jacobian_view(self.result))
-
-    def on_worker_state_changed(self, event) -> None:
-        report_worker_error(self, event)
-        if event.worker.group == "gradients" and event.state.name == "ERROR":
-            self._pending_key = None
-            self.query_one("#gr-info", Static).update(self._info_text())

@@ -10,26 +10,6 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from . import MODE_TABS
-
-# Panels of screens that do not describe themselves (a screen may define
-# HELP = {"panel": "two lines"}; that wins).
-FALLBACK_HELP: dict[str, dict[str, str]] = {
-    "training": {
-        "curves": "Training and validation loss (or gradient norm, bits per token) per step, live;\n"
-                  "earlier runs stay on the chart to compare. Validation rising = memorising.",
-        "form": "The settings of the next run: cell, sizes, optimiser, learning rate, clipping.\n"
-                "The other screens follow the newest weights while it trains.",
-    },
-    "gradients": {
-        "dL/dh_t": "How much the loss still depends on each earlier hidden state, log scale,\n"
-                   "overlaid for the bundled RNN, LSTM and GRU: the vanilla RNN's fade fastest.",
-        "jacobian": "||d state_t / d state_k|| for every pair of steps (log colours), and the\n"
-                    "spectral radius: colour fading away from the diagonal is memory fading.",
-    },
-}
-
-
 def _key_label(app, binding) -> str:
     if binding.key_display:
         return binding.key_display
@@ -47,6 +27,10 @@ def _bindings_of(cls) -> list[Binding]:
     return out
 
 
+def section_title(screen_cls) -> str:
+    return f"{screen_cls.KEY}  {screen_cls.LABEL}"
+
+
 def help_tables(app) -> list:
     """Rich renderables: global keys, then per mode its panels and its keys."""
     parts: list = []
@@ -61,10 +45,9 @@ def help_tables(app) -> list:
     parts.append(Text("Everywhere", style="bold underline"))
     parts.append(glob)
     for mode, screen_cls in app.MODES.items():
-        key, title = MODE_TABS.get(mode, ("", mode))
         parts.append(Text(""))
-        parts.append(Text(f"{key}  {title}", style="bold underline"))
-        panels = getattr(screen_cls, "HELP", None) or FALLBACK_HELP.get(mode, {})
+        parts.append(Text(section_title(screen_cls), style="bold underline"))
+        panels = screen_cls.PANEL_HELP
         if panels:
             grid = Table.grid(padding=(0, 2))
             grid.add_column(style="bold italic", no_wrap=True)
@@ -101,9 +84,8 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="help-box"):
             yield Static("[b]rnn-tui help[/b]  ·  escape closes", id="help-title")
             with VerticalScroll(id="help-scroll"):
-                mode = getattr(self.app, "current_mode", None)
-                key, title = MODE_TABS.get(mode, ("", "")) if mode else ("", "")
-                here = f"{key}  {title}" if title else None
+                mode_cls = self.app.MODES.get(self.app.current_mode)
+                here = section_title(mode_cls) if mode_cls is not None else None
                 for part in help_tables(self.app):
                     # The current screen's section gets an id: the help opens on it.
                     is_here = here is not None and isinstance(part, Text) and part.plain == here
@@ -147,7 +129,7 @@ class TextPrompt(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         inp = self.query_one(Input)
-        inp.cursor_blink = getattr(self.app, "cursor_blink", True)
+        inp.cursor_blink = self.app.settings.cursor_blink
         inp.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

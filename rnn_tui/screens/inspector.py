@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,19 +22,15 @@ from rich.cells import cell_len, set_cell_size
 from rich.console import Group, RenderableType
 from rich.style import Style
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
-from textual.worker import Worker, get_current_worker
+from textual.widgets import Static
 
-from ..widgets.colors import _color, legend, rgb
-from ..widgets.heatmap import token_label
-from . import LOADING_TEXT, ModeBar, fit_text, report_worker_error, waiting_text
-from .stepper import Panel
+from ..render.colors import _color, legend, rgb
+from ..render.heatmap import token_label
+from ..widgets.panel import Panel
+from .base import LOADING_TEXT, KeyedTask, ModeScreen, emit, stop_event
 
 SPAN_STYLE = Style(color="#000000", bgcolor="#ffd75f", bold=True)
 MARK_STYLE = Style(color="#000000", bgcolor="#5fafff", bold=True)
@@ -49,43 +44,6 @@ METHOD_LABELS = {"grad_x_input": "gradient×input", "occlusion": "occlusion"}
 MAX_CACHED = 4  # corpus encodings kept (N x H bytes each: 16 MB for the grammar at H=64)
 
 
-# ------------------------------------------------------------------------- messages
-@dataclass
-class InspectTrace(Message):
-    key: tuple
-    trace: Any
-
-
-@dataclass
-class CorpusProgress(Message):
-    key: tuple
-    done: int
-    total: int
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, CorpusProgress) and message.key == self.key
-
-
-@dataclass
-class CorpusEncoded(Message):
-    key: tuple
-    states: Any
-    source: str
-
-
-@dataclass
-class MatchesFound(Message):
-    key: tuple
-    matches: Any
-
-
-@dataclass
-class AttributionReady(Message):
-    key: tuple
-    attribution: Any = None
-    error: str = ""
-
-
 # ------------------------------------------------------------------------- helpers
 def corpus_text(app, lm, limit: int | None) -> tuple[str, str]:
     """(text, description) of the corpus to search: the app's --corpus when it is the one the
@@ -94,7 +52,7 @@ def corpus_text(app, lm, limit: int | None) -> tuple[str, str]:
 
     level = lm.vocab.level
     name = str(lm.meta.get("corpus") or "")
-    corpus = getattr(app, "corpus", None)
+    corpus = app.corpus
     if corpus is not None and (not name or name == corpus.name):
         pass
     elif name.lower() in BUNDLED_CORPORA:
@@ -125,14 +83,14 @@ def token_cells(tokens, level: str) -> list[str]:
     return [" " if t == " " else token_label(t) for t in tokens]
 
 
-class InspectorScreen(Screen):
+class InspectorScreen(ModeScreen):
     """Select a span, see which units fire across it and where else they fire together."""
 
-    MODE = "inspector"
-    AUTO_FOCUS = ""
+    MODE, KEY, LABEL, SHORT = "inspector", "8", "Inspector", "Insp"
+    TOOLTIP = "Units that fire together over a span, where else they do, input attribution"
     # Tokens of the corpus to encode (None: all of it); tests make it small.
     corpus_limit: int | None = None
-    HELP = {
+    PANEL_HELP = {
         "sentence": "The sentence with the selected span lit (←→ move it, shift+→/] grow, shift+←/[ shrink).\n"
                     "Under it, attribution: red tokens support the prediction at the span's end, blue oppose it.",
         "units": "The units whose value stays ≥ the threshold (+/-) across the span, over the whole sentence;\n"
@@ -195,43 +153,31 @@ class InspectorScreen(Screen):
         self.states: dict[tuple, Any] = {}  # (model_version, value, layer) -> CorpusStates
         self.corpus_name = ""
         self.progress: tuple[int, int] | None = None
-        self._trace_key: tuple | None = None
-        self._trace_pending: tuple | None = None
-        self._corpus_pending: tuple | None = None
-        self._match_key: tuple | None = None
-        self._attr_key: tuple | None = None
+        self.trace_key: tuple | None = None  # (model version, sentence) of the trace on show
         self._stop = threading.Event()
 
     # ---------------------------------------------------------------- compose
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield ModeBar("inspector")
+    def compose_body(self) -> ComposeResult:
         with Vertical(id="in-body"):
             yield Static(LOADING_TEXT, id="in-info", markup=False)
             yield Panel(self._build_sentence, id="in-sentence")
             yield Panel(self._build_units, id="in-units")
             yield Panel(self._build_matches, id="in-matches")
-        yield Footer()
 
     def on_mount(self) -> None:
-        for name in ("model_version", "sentence_version", "engine_ready"):
-            self.watch(self.app, name, self._inputs_changed, init=False)
-        self._request_trace()
-
-    def on_screen_resume(self) -> None:
-        self._request_trace()
+        self.tracer = KeyedTask(self, "trace", self._compute_trace, self._show_trace, self._trace_failed)
+        self.encoder = KeyedTask(self, "corpus", self._compute_corpus, self._corpus_encoded,
+                                 self._corpus_failed)
+        self.matcher = KeyedTask(self, "matches", self._compute_matches, self._show_matches)
+        self.attributor = KeyedTask(self, "attribution", self._compute_attribution, self._show_attribution)
 
     def on_unmount(self) -> None:
         self._stop.set()
 
-    def _inputs_changed(self, _value=None) -> None:
-        if self.is_current:
-            self._request_trace()
-
     # ---------------------------------------------------------------- data flow
     @property
     def lm(self):
-        return getattr(self.app, "lm", None)
+        return self.app.lm
 
     def _layer_model_index(self) -> int:
         tr = self.trace
@@ -239,41 +185,32 @@ class InspectorScreen(Screen):
             return -1
         return tr.layers[self.layer_pos % len(tr.layers)]
 
-    def _request_trace(self) -> None:
-        app = self.app
-        waiting = waiting_text(app)
-        if waiting:
-            self._info(waiting)
-            return
-        key = (app.model_version, app.sentence)
-        if key in (self._trace_key, self._trace_pending):
-            return
-        self._trace_pending = key
-        self._info("reading the sentence…")
-        self._trace_worker(self.lm, app.sentence, key)
+    def show_waiting(self, text: str | None) -> None:
+        if text is not None:
+            self._info(text)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="inspector-trace")
-    def _trace_worker(self, lm, sentence: str, key: tuple) -> None:
+    def inputs_changed(self) -> None:
+        app = self.app
+        if self.tracer.request((app.model_version, app.sentence), self.lm, app.sentence):
+            self._info("reading the sentence…")
+
+    def _compute_trace(self, lm, sentence: str):
         from ..engine.probes import trace
 
-        tr = trace(lm, sentence, top_k=1)
-        if not get_current_worker().is_cancelled:
-            self.post_message(InspectTrace(key, tr))
+        return trace(lm, sentence, top_k=1)
 
-    def on_inspect_trace(self, message: InspectTrace) -> None:
-        if message.key != self._trace_pending:
-            return
-        self._trace_pending = None
-        sentence_changed = self._trace_key is None or self._trace_key[1] != message.key[1]
-        model_changed = self._trace_key is None or self._trace_key[0] != message.key[0]
-        self._trace_key = message.key
-        self.trace = message.trace
-        T = len(message.trace.tokens)
+    def _show_trace(self, key: tuple, trace) -> None:
+        old = self.trace_key
+        sentence_changed = old is None or old[1] != key[1]
+        model_changed = old is None or old[0] != key[0]
+        self.trace_key = key
+        self.trace = trace
+        T = len(trace.tokens)
         if T == 0:
             self._info("the model can read none of this sentence: press e to edit it")
             return
         if sentence_changed:
-            self.cursor, self.span_len = self._default_span(message.trace.tokens)
+            self.cursor, self.span_len = self._default_span(trace.tokens)
         self.cursor = min(self.cursor, T - 1)
         self.span_len = max(1, min(self.span_len, self.cursor + 1))
         lm = self.lm
@@ -282,6 +219,9 @@ class InspectorScreen(Screen):
         if model_changed:
             self.attribution = None
         self._refresh_all()
+
+    def _trace_failed(self, key: tuple, error: BaseException) -> None:
+        self._info("cannot read this sentence with this model: press e to edit it")
 
     def _default_span(self, tokens) -> tuple[int, int]:
         """The second word (the subject noun of the default sentence), else the first token."""
@@ -331,46 +271,38 @@ class InspectorScreen(Screen):
 
     def _ensure_corpus(self) -> None:
         key = self._corpus_key()
-        if key in self.states or key == self._corpus_pending:
+        if key in self.states:
             return
-        self._corpus_pending = key
-        self.progress = (0, 0)
-        self._corpus_worker(self.lm, self.value, key[2], key)
+        if self.encoder.request(key, self.lm, self.value, key[2]):
+            self.progress = (0, 0)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="inspector-corpus")
-    def _corpus_worker(self, lm, value: str, layer: int, key: tuple) -> None:
+    def _compute_corpus(self, lm, value: str, layer: int):
+        """Worker thread: the corpus's states for (value, layer), with progress as it goes."""
         from ..engine.inspect import encode_corpus_states
 
-        worker = get_current_worker()
-        stop = threading.Event()
+        stop = stop_event(self._stop)
         text, name = corpus_text(self.app, lm, self.corpus_limit)
-        if worker.is_cancelled:
-            return
+        states = encode_corpus_states(lm, text, value, layer, stop=stop,
+                                      progress=lambda done, total: emit(("progress", done, total)))
+        if not stop.is_set():
+            yield ("done", states, name)
 
-        def progress(done: int, total: int) -> None:
-            if worker.is_cancelled or self._stop.is_set():
-                stop.set()
-            self.post_message(CorpusProgress(key, done, total))
-
-        states = encode_corpus_states(lm, text, value, layer, stop=stop, progress=progress)
-        if not worker.is_cancelled and not stop.is_set():
-            self.post_message(CorpusEncoded(key, states, name))
-
-    def on_corpus_progress(self, message: CorpusProgress) -> None:
-        if message.key == self._corpus_pending:
-            self.progress = (message.done, message.total)
+    def _corpus_encoded(self, key: tuple, value) -> None:
+        if value[0] == "progress":
+            self.progress = value[1:]
             self.query_one("#in-matches", Panel).refresh()
-
-    def on_corpus_encoded(self, message: CorpusEncoded) -> None:
-        if message.key != self._corpus_pending:
             return
-        self._corpus_pending = None
+        _, states, name = value
         self.progress = None
-        self.corpus_name = message.source
-        self.states[message.key] = message.states
+        self.corpus_name = name
+        self.states[key] = states
         while len(self.states) > MAX_CACHED:
             self.states.pop(next(iter(self.states)))
         self._request_matches()
+        self._redraw()
+
+    def _corpus_failed(self, key: tuple, error: BaseException) -> None:
+        self.progress = None
         self._redraw()
 
     def _match_request_key(self) -> tuple:
@@ -382,70 +314,45 @@ class InspectorScreen(Screen):
         states = self.states.get(key[0])
         if states is None:
             return
-        if key == self._match_key and self.matches is not None:
+        if key == self.matcher.key and self.matches is not None:
             return
-        self._match_key = key
         self.matches = None
         if not len(self.units):
+            self.matcher.cancel()
             return
-        self._match_worker(states, self.units.copy(), self.threshold, self.span_len,
-                           self.off_outside, key)
+        self.matcher.request(key, states, self.units.copy(), self.threshold, self.span_len,
+                             self.off_outside, force=True)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="inspector-match")
-    def _match_worker(self, states, units, threshold, span_len, off, key) -> None:
+    def _compute_matches(self, states, units, threshold, span_len, off):
         from ..engine.inspect import find_matches
 
-        found = find_matches(states, units, threshold, span_len, off_outside=off, top=50, context=60)
-        if not get_current_worker().is_cancelled:
-            self.post_message(MatchesFound(key, found))
+        return find_matches(states, units, threshold, span_len, off_outside=off, top=50, context=60)
 
-    def on_matches_found(self, message: MatchesFound) -> None:
-        if message.key == self._match_key:
-            self.matches = message.matches
-            self.match_offset = 0
-            self._redraw()
+    def _show_matches(self, key: tuple, matches) -> None:
+        self.matches = matches
+        self.match_offset = 0
+        self._redraw()
 
     def _request_attribution(self) -> None:
         if self.trace is None or self.lm is None:
             return
         key = (self.app.model_version, self.app.sentence, self.cursor, self.method)
-        if key == self._attr_key:
-            return
-        self._attr_key = key
-        self._attr_worker(self.lm, self.app.sentence, self.cursor, self.method, key)
+        self.attributor.request(key, self.lm, self.app.sentence, self.cursor, self.method)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="inspector-attr")
-    def _attr_worker(self, lm, sentence: str, position: int, method: str, key: tuple) -> None:
+    def _compute_attribution(self, lm, sentence: str, position: int, method: str):
         from ..engine.errors import RnnTuiError
         from ..engine.inspect import attribution
 
         try:
-            result = attribution(lm, sentence, position=position, method=method)
+            return attribution(lm, sentence, position=position, method=method), ""
         except RnnTuiError as exc:
-            result, error = None, str(exc)
-        else:
-            error = ""
-        if not get_current_worker().is_cancelled:
-            self.post_message(AttributionReady(key, result, error))
+            return None, str(exc)
 
-    def on_attribution_ready(self, message: AttributionReady) -> None:
-        if message.key != self._attr_key:
-            return
-        self.attribution = message.attribution
-        if message.error:
-            self.notify(message.error, severity="warning", markup=False)
+    def _show_attribution(self, key: tuple, value) -> None:
+        self.attribution, error = value
+        if error:
+            self.notify(error, severity="warning", markup=False)
         self.query_one("#in-sentence", Panel).refresh()
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if report_worker_error(self, event):
-            group = event.worker.group
-            if group == "inspector-trace":
-                self._trace_pending = None
-                self._info("cannot read this sentence with this model: press e to edit it")
-            elif group == "inspector-corpus":
-                self._corpus_pending = None
-                self.progress = None
-                self._redraw()
 
     # ---------------------------------------------------------------- actions
     def _ready(self) -> bool:
@@ -517,12 +424,12 @@ class InspectorScreen(Screen):
 
         def done(value: str | None) -> None:
             if value and value.strip():
-                text = fit_text(self, value, "sentence")
+                text = self.fit_text(value, "sentence")
                 if text is not None:
                     self.app.set_sentence(text)
 
         self.app.push_screen(TextPrompt("Sentence", "the text the inspector reads",
-                                        value=getattr(self.app, "sentence", "")), done)
+                                        value=self.app.sentence), done)
 
     def action_read_match(self) -> None:
         """The sentence around the first visible match becomes the app's sentence."""
@@ -531,7 +438,7 @@ class InspectorScreen(Screen):
                         "(move the span, or - lowers the threshold)", severity="warning", timeout=4)
             return
         m = self.matches.matches[min(self.match_offset, len(self.matches.matches) - 1)]
-        states = self.states.get(self._match_key[0]) if self._match_key else None
+        states = self.states.get(self._corpus_key())
         if states is None:
             return
         text, a, b = states.snippet(m.start, m.end, context=80)
@@ -717,7 +624,7 @@ class InspectorScreen(Screen):
         if states is None:
             done, total = self.progress or (0, 0)
             pct = f" {100 * done / total:.0f}%" if total else ""
-            if self._corpus_pending is None:
+            if not self.encoder.busy:
                 head.append("corpus not encoded (the last try failed)", style="red")
             else:
                 head.append(f"encoding the corpus with this model…{pct}", style="bold yellow")

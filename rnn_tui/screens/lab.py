@@ -7,7 +7,7 @@ PCA plane with category labels, agreement by distractor length, memory by lag...
 (temperature samples side by side), with the experiment's own table and findings under it.
 v cycles the views of a result; q switches between the default and the quick settings.
 
-Results are kept in ``app.lab_results`` (name -> result) so other screens can use them (the
+Results are kept in ``app.session.lab_results`` (name -> result) so other screens can use them (the
 dynamics screen shows the memory horizon per hidden size from it).
 """
 
@@ -32,8 +32,8 @@ from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker
 
-from ..widgets.bars import bar
-from ..widgets.plots import log_ticks
+from ..render.bars import bar
+from ..render.ticks import log_ticks
 from . import LOADING_TEXT, ModeBar, report_worker_error
 from .dynamics import Chart
 
@@ -357,8 +357,9 @@ def _cap_loss(plt, rows, title: str) -> None:
 class LabScreen(Screen):
     """Run the engine's experiments and draw what they found."""
 
-    MODE = "lab"
-    HELP = {
+    MODE, KEY, LABEL, SHORT = "lab", "7", "Lab", "Lab"
+    TOOLTIP = "Run the experiments: parity, inits, clipping, TBPTT, zog, temperature…"
+    PANEL_HELP = {
         "experiments": "Every experiment as a preset; its two-line explanation is shown beside the list.\n"
                        "enter runs it (q: quick settings), escape or ctrl+c stops it; the partial result stays.",
         "result": "What the experiment measured, drawn (v cycles the views), then its table and findings.\n"
@@ -407,14 +408,7 @@ class LabScreen(Screen):
 
     @property
     def results(self) -> dict:
-        store = getattr(self.app, "lab_results", None)
-        if store is None:
-            store = {}
-            try:
-                self.app.lab_results = store
-            except Exception:
-                pass
-        return store
+        return self.app.session.lab_results
 
     def compose(self) -> ComposeResult:
         yield Header()

@@ -13,18 +13,15 @@ from dataclasses import dataclass, field
 from rich.console import RenderableType
 from rich.style import Style
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import get_current_worker
 
-from . import LOADING_TEXT, ModeBar, NO_MODEL_TEXT, fit_text, report_worker_error, waiting_text
-from .stepper import Panel
+from ..widgets.panel import Panel
+from .base import LOADING_TEXT, KeyedTask, ModeScreen, Partial, waiting_text
 
 PRESET_TEMPERATURES = (0.2, 0.8, 1.5)
 TOP_K_STEPS = (0, 1, 3, 5, 10, 20, 50)
@@ -49,9 +46,6 @@ class SampleRecord:
     done: bool = False
     stopped: bool = False
     tokens_per_s: float = 0.0
-    # Set by the worker thread when it begins: a worker cancelled before its thread started
-    # never posts SampleDone, so the screen has to close the record itself.
-    thread_started: bool = field(default=False, repr=False, compare=False)
 
     @property
     def compare(self) -> bool:
@@ -63,30 +57,11 @@ class SampleRecord:
         return f"T={temps} top-k {k} len {self.length} seed {self.seed}"
 
 
-@dataclass
-class SampleProgress(Message):
-    """The texts so far of a running sample; a newer one replaces an unhandled older one."""
-
-    number: int
-    texts: tuple[str, ...]
-    tokens_per_s: float = 0.0
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, SampleProgress) and message.number == self.number
-
-
-@dataclass
-class SampleDone(Message):
-    number: int
-    texts: tuple[str, ...]
-    stopped: bool
-    tokens_per_s: float = 0.0
-
-
-class SamplingScreen(Screen):
-    MODE = "sampling"
-    AUTO_FOCUS = ""  # nothing: the keys drive the screen; p focuses the prompt
-    HELP = {
+class SamplingScreen(ModeScreen):
+    MODE, KEY, LABEL, SHORT = "sampling", "4", "Sampling", "Sample"
+    TOOLTIP = "Generate text from a prompt at a chosen temperature"
+    FOLLOWS = ("engine_ready", "model_version")
+    PANEL_HELP = {
         "prompt": "The text the model reads first (its 'prime'); the sample continues it.\n"
                   "Characters the model does not know are skipped, and you are told which.",
         "output": "The generated text, streaming in token by token (the prime is grey).\n"
@@ -133,13 +108,9 @@ class SamplingScreen(Screen):
         self.shown: SampleRecord | None = None
         self.running: SampleRecord | None = None
         self._count = 0
-        self._started: dict[int, SampleRecord] = {}  # number -> record, until its SampleDone
-        self._by_worker: dict = {}  # Worker -> the record it samples (to close one cancelled unstarted)
 
     # ---------------------------------------------------------------- compose
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield ModeBar("sampling")
+    def compose_body(self) -> ComposeResult:
         with Vertical(id="sampling-body"):
             with Horizontal(id="prompt-row"):
                 yield Static("prompt ›", id="prompt-label")
@@ -149,32 +120,26 @@ class SamplingScreen(Screen):
             yield Static("history", id="history-title")
             yield OptionList(id="sampling-history")
             yield Static(LOADING_TEXT, id="sampling-loading")
-        yield Footer()
 
     def on_mount(self) -> None:
         prompt = self.query_one("#prompt", Input)
-        prompt.cursor_blink = getattr(self.app, "cursor_blink", True)
+        prompt.cursor_blink = self.app.settings.cursor_blink
         prompt.value = self._default_prompt()
-        self.watch(self.app, "engine_ready", self._on_engine)
-        self.watch(self.app, "model_version", self._on_engine)
+        # one sample at a time, keyed by its number: progress, then the finished texts
+        self.sampler = KeyedTask(self, "sample", self._compute, self._deliver, self._failed)
         self._show_settings()
         self.set_focus(None)
 
-    def _default_prompt(self) -> str:
-        words = str(getattr(self.app, "sentence", "")).split()
-        return " ".join(words[:2]) if words else ""
-
-    def _on_engine(self, _value=None) -> None:
-        ready = getattr(self.app, "engine_ready", False)
+    def show_waiting(self, text: str | None) -> None:
         loading = self.query_one("#sampling-loading", Static)
-        if not ready:
-            loading.display = True
-        elif self.app.lm is None:
-            loading.update(NO_MODEL_TEXT)
-            loading.display = True
-        else:
-            loading.display = False
+        if text is not None:
+            loading.update(text)
+        loading.display = text is not None
         self._show_settings()
+
+    def _default_prompt(self) -> str:
+        words = self.app.sentence.split()
+        return " ".join(words[:2]) if words else ""
 
     # -------------------------------------------------------------- settings
     def _show_settings(self) -> None:
@@ -255,25 +220,25 @@ class SamplingScreen(Screen):
         prompt = self.query_one("#prompt", Input)
         prime = prompt.value
         if prime.strip():
-            fitted = fit_text(self, prime, "prompt", squash=False)
+            fitted = self.fit_text(prime, "prompt", squash=False)
             if fitted is None:
                 return
             if fitted != prime:
                 prompt.value = prime = fitted  # the prompt shows what the model reads
+        if self.running is not None:  # a new sample replaces the running one, which stops here
+            self._close(self.running, stopped=True)
         self._count += 1
         record = SampleRecord(self._count, prime, tuple(temperatures), self.top_k, self.length,
                               self.seed, texts=[""] * len(temperatures))
         self.running = record
         self.shown = record
-        self._started[record.number] = record
         self.seed += 1  # the next sample differs; the history keeps this one's seed
         self._show_settings()
         self.query_one("#sampling-output").refresh()
-        self._by_worker[self._sample_worker(app.lm, record)] = record
+        self.sampler.request(record.number, app.lm, record)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="sampling")
-    def _sample_worker(self, lm, record: SampleRecord) -> None:
-        record.thread_started = True  # first: a cancel from here on is answered by SampleDone
+    def _compute(self, lm, record: SampleRecord):
+        """Worker thread: the texts so far every REDRAW_EVERY seconds, then the finished ones."""
         from ..engine.sampling import sample_stream
 
         worker = get_current_worker()
@@ -286,70 +251,59 @@ class SamplingScreen(Screen):
         alive = [True] * len(streams)
         start = last = time.perf_counter()
         count = 0
-        stopped = False
-        while any(alive):
-            if worker.is_cancelled:
-                stopped = True
-                break
-            for i, stream in enumerate(streams):
-                if alive[i]:
-                    try:
-                        texts[i] += next(stream)
-                        count += 1
-                    except StopIteration:
-                        alive[i] = False
-            now = time.perf_counter()
-            if now - last >= REDRAW_EVERY:
-                last = now
-                self.post_message(SampleProgress(record.number, tuple(texts), count / (now - start)))
-        for stream in streams:
-            stream.close()
+        try:
+            while any(alive):
+                if worker.is_cancelled:
+                    return
+                for i, stream in enumerate(streams):
+                    if alive[i]:
+                        try:
+                            texts[i] += next(stream)
+                            count += 1
+                        except StopIteration:
+                            alive[i] = False
+                now = time.perf_counter()
+                if now - last >= REDRAW_EVERY:
+                    last = now
+                    yield Partial(("progress", tuple(texts), count / (now - start)))
+        finally:
+            for stream in streams:
+                stream.close()
         elapsed = time.perf_counter() - start
-        rate = count / elapsed if elapsed > 0 else 0.0
-        self.post_message(SampleDone(record.number, tuple(texts), stopped, rate))
+        yield ("done", tuple(texts), count / elapsed if elapsed > 0 else 0.0)
 
-    def on_sample_progress(self, message: SampleProgress) -> None:
+    def _deliver(self, number: int, value) -> None:
         run = self.running
-        if run is not None and run.number == message.number:
-            run.texts = list(message.texts)
-            run.tokens_per_s = message.tokens_per_s
+        if run is None or run.number != number:
+            return
+        kind, texts, rate = value
+        run.texts, run.tokens_per_s = list(texts), rate
+        if kind == "done":
+            self._close(run, stopped=False)
+        else:
             self.query_one("#sampling-output").refresh()
 
-    def on_sample_done(self, message: SampleDone) -> None:
-        run = self._started.pop(message.number, None)
-        if run is None:
-            return
-        run.texts = list(message.texts)
-        run.done, run.stopped, run.tokens_per_s = True, message.stopped, message.tokens_per_s
+    def _close(self, run: SampleRecord, stopped: bool) -> None:
+        """The sample is over (done, or stopped with what it had): into the history."""
+        run.done, run.stopped = True, stopped
         if self.running is run:
             self.running = None
         self.history.insert(0, run)
         self._refresh_history()
-        if message.stopped:
+        if stopped:
             self.notify("sample stopped", timeout=2)
         self._show_settings()
         self.query_one("#sampling-output").refresh()
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        # A cancelled worker still posts SampleDone (stopped=True) once its thread runs; one
-        # cancelled before its thread started never will. A failed one does not either.
-        record = None
-        if event.worker.group == "sampling" and event.state in (WorkerState.CANCELLED, WorkerState.SUCCESS,
-                                                                  WorkerState.ERROR):
-            record = self._by_worker.pop(event.worker, None)
-        if (event.state == WorkerState.CANCELLED and record is not None and not record.thread_started
-                and record.number in self._started):
-            self.on_sample_done(SampleDone(record.number, tuple(record.texts), True, record.tokens_per_s))
-            return
-        if report_worker_error(self, event) and event.worker.group == "sampling":
-            if self.running is not None:
-                self._started.pop(self.running.number, None)
-                self.running = None
-                self._show_settings()
+    def _failed(self, number: int, error: BaseException) -> None:
+        if self.running is not None and self.running.number == number:
+            self.running = None
+            self._show_settings()
 
     def action_stop(self) -> None:
         if self.running is not None:
-            self.workers.cancel_group(self, "sampling")
+            self.sampler.cancel()
+            self._close(self.running, stopped=True)
 
     def action_stop_or_leave(self) -> None:
         if self.running is not None:

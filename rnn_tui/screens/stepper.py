@@ -10,28 +10,22 @@ the numpy arrays it gets back.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable
-
 import numpy as np
 from rich.cells import cell_len, set_cell_size
 from rich.console import Group, RenderableType
 from rich.style import Style
 from rich.text import Text
-from textual import events, work
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
-from textual.screen import Screen
-from textual.widget import Widget
-from textual.widgets import Footer, Header, Input, Static
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.widgets import Input, Static
 
-from ..widgets.bars import ProbBars
-from ..widgets.colors import _color, legend, rgb
-from ..widgets.heatmap import Heatmap, token_label, unit_order
-from . import LOADING_TEXT, ModeBar, fit_text, report_worker_error, waiting_text
+from ..render.bars import ProbBars
+from ..render.colors import _color, legend, rgb
+from ..render.heatmap import Heatmap, token_label, unit_order
+from ..widgets.panel import Panel
+from .base import LOADING_TEXT, KeyedTask, ModeScreen
 
 SORT_MODES = ("index", "activation", "variance")
 SORT_LABEL = {"index": "unit index", "activation": "|h| at this step", "variance": "variance over time"}
@@ -62,58 +56,11 @@ def category_colour(cat: str) -> str:
     return _CAT_COLOURS.get(str(cat).lower().split("_")[0], "#afafaf")
 
 
-# ------------------------------------------------------------------------- messages
-@dataclass
-class TraceReady(Message):
-    """A worker finished tracing a sentence (numpy results only)."""
-
-    key: tuple
-    trace: Any
-
-
-@dataclass
-class MemoryReady(Message):
-    """The Jacobian norms for the memory row (slower than the trace, so they come second)."""
-
-    key: tuple
-    memory: dict = field(default_factory=dict)  # layer index -> JacobianMap
-
-
-class Panel(Widget):
-    """A widget that draws whatever its builder returns for its current content size."""
-
-    def __init__(self, builder: Callable[[int, int], RenderableType], *, id: str | None = None,
-                 classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
-        self._builder = builder
-
-    def get_content_height(self, container, viewport, width: int) -> int:
-        """For ``height: auto``: the builder's lines at this width."""
-        if width < 1:
-            return 0
-        console = self.app.console
-        try:
-            lines = console.render_lines(self._builder(width, 1000), console.options.update_width(width),
-                                         pad=False)
-        except Exception:
-            return 1
-        return len(lines)
-
-    def render(self) -> RenderableType:
-        size = self.content_size
-        if size.width < 1 or size.height < 1:
-            return Text("")
-        try:
-            return self._builder(size.width, size.height)
-        except Exception as exc:  # a drawing bug must not take the app down
-            return Text(f"(cannot draw: {type(exc).__name__}: {exc})", style="red")
-
-
 # -------------------------------------------------------------------- the screen
-class StepperScreen(Screen):
-    MODE = "stepper"
-    AUTO_FOCUS = ""  # nothing: the keys drive the screen, not a widget
-    HELP = {
+class StepperScreen(ModeScreen):
+    MODE, KEY, LABEL, SHORT = "stepper", "1", "Stepper", "Step"
+    TOOLTIP = "Step through a sentence: hidden states, predictions, gates"
+    PANEL_HELP = {
         "sentence": "The text as the model reads it, one token per step; the current token is lit.\n"
                     "Under it, word categories when the model's corpus has them (the grammar does).",
         "hidden state": "h_t for every unit (rows) after every token (columns): red > 0, blue < 0.\n"
@@ -161,17 +108,13 @@ class StepperScreen(Screen):
         self.layer_index = 0  # index into trace.layers
         self.sort = "index"
         self.row_offset = 0
-        self._key: tuple | None = None  # (model_version, sentence) of the shown trace
-        self._failed: tuple | None = None  # the last key whose trace failed (already reported)
-        self._pending: tuple | None = None
+        self._sentence: str | None = None  # the sentence of the trace on show
         self._heat_rows = 10  # units visible, for page up/down
         self._order: np.ndarray | None = None
         self._notified: str | None = None  # sentence whose skipped characters were reported
 
     # ---------------------------------------------------------------- compose
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield ModeBar("stepper")
+    def compose_body(self) -> ComposeResult:
         with Vertical(id="stepper-body"):
             yield Panel(self._build_tokens, id="stepper-tokens")
             yield Input(id="sentence-input", placeholder="type a sentence, enter to read it, escape to cancel")
@@ -181,79 +124,62 @@ class StepperScreen(Screen):
                     yield Panel(self._build_probs, id="stepper-probs")
                     yield Panel(self._build_gates, id="stepper-gates")
             yield Static(LOADING_TEXT, id="stepper-loading")
-        yield Footer()
 
     def on_mount(self) -> None:
         inp = self.query_one("#sentence-input", Input)
-        inp.cursor_blink = getattr(self.app, "cursor_blink", True)
+        inp.cursor_blink = self.app.settings.cursor_blink
         inp.display = False
         self._show_loading(LOADING_TEXT)
-        self.watch(self.app, "model_version", self._on_model_changed)
-        self.watch(self.app, "sentence_version", self._on_model_changed)
-        self.watch(self.app, "engine_ready", self._on_model_changed)
-
-    def on_screen_resume(self) -> None:
-        self._request_trace()
+        # (model_version, sentence) -> the trace, then the memory row (slower, so second)
+        self.tracer = KeyedTask(self, "trace", self._compute, self._deliver, self._trace_failed)
 
     # -------------------------------------------------------------- data flow
-    def _on_model_changed(self, _value=None) -> None:
-        self._request_trace()
-
-    def _request_trace(self) -> None:
-        app = self.app
-        waiting = waiting_text(app)
-        if waiting:
-            self._show_loading(waiting)
-            return
-        key = (app.model_version, app.sentence)
-        if key == self._failed:
+    def inputs_changed(self) -> None:
+        key = (self.app.model_version, self.app.sentence)
+        if key == self.tracer.failed:
             self._show_loading(CANNOT_READ)  # already reported: no second notification
             return
-        if key == self._key or key == self._pending:
-            return
-        if not self.is_current and self._key is not None:
-            return  # recomputed when the screen is shown again (on_screen_resume)
-        self._pending = key
-        self._trace_worker(app.lm, app.sentence, key)
+        self.tracer.request(key, self.app.lm, self.app.sentence)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="stepper-trace")
-    def _trace_worker(self, lm, sentence: str, key: tuple) -> None:
+    def show_waiting(self, text: str | None) -> None:
+        if text is not None:
+            self._show_loading(text)
+
+    def _compute(self, lm, sentence: str):
+        """Worker thread: the trace, then the Jacobian norms of the memory row."""
         from ..engine.errors import RnnTuiError
         from ..engine.probes import jacobian_map, trace
 
-        worker = get_current_worker()
         tr = trace(lm, sentence, top_k=TOP_K)
-        if worker.is_cancelled:
-            return
-        self.post_message(TraceReady(key, tr))
+        yield ("trace", tr)
         if len(tr.tokens) > MAX_MEMORY_TOKENS:
             return  # the products grow as T^2 * D^3: the row is left out for long texts
         memory: dict = {}
         for li in tr.layers:
-            if worker.is_cancelled:
-                return
             try:
                 memory[li] = jacobian_map(lm, sentence, layer=li)
             except RnnTuiError:
                 break  # too large a state for the limits: no memory row, nothing to fix
-        if memory and not worker.is_cancelled:
-            self.post_message(MemoryReady(key, memory))
+        if memory:
+            yield ("memory", memory)
 
-    def on_trace_ready(self, message: TraceReady) -> None:
-        if message.key != self._pending:
-            return  # superseded by a newer request
-        self._pending = None
-        self._failed = None
-        old_sentence = self._key[1] if self._key else None
-        self._key = message.key
-        tr = message.trace
-        if self.trace is None or len(self.trace.tokens) != len(tr.tokens) or old_sentence != message.key[1]:
+    def _deliver(self, key: tuple, value) -> None:
+        kind, data = value
+        if kind == "memory":
+            self.memory = data
+            self._redraw()
+            return
+        sentence = key[1]
+        old_sentence = self._sentence
+        self._sentence = sentence
+        tr = data
+        if self.trace is None or len(self.trace.tokens) != len(tr.tokens) or old_sentence != sentence:
             self.memory = {}  # the old row would not line up with the new tokens
         self.trace = tr
-        if old_sentence != message.key[1]:
+        if old_sentence != sentence:
             self.step = 0
             self.row_offset = 0
-            if tr.unknown_message and self._notified != message.key[1]:
+            if tr.unknown_message and self._notified != sentence:
                 self.notify(tr.unknown_message, severity="warning", markup=False, timeout=6)
         self.step = min(self.step, len(tr.tokens) - 1)
         self.layer_index = min(self.layer_index, len(tr.layers) - 1)
@@ -264,10 +190,12 @@ class StepperScreen(Screen):
         self.refresh_bindings()  # the layer keys depend on the model
         self._redraw()
 
-    def on_memory_ready(self, message: MemoryReady) -> None:
-        if message.key == self._key:
-            self.memory = message.memory
-            self._redraw()
+    def _trace_failed(self, key: tuple, error: BaseException) -> None:
+        if key == self.tracer.failed:
+            # Said once per (model, sentence): coming back to the screen does not say it again,
+            # and the last good trace (another model's or sentence's) is not left on show.
+            self._show_loading(CANNOT_READ)
+        # else: the trace came and only its memory row failed: the trace stays on show
 
     def _show_loading(self, text: str | None) -> None:
         """Show a one-line state ("loading engine…") instead of the panels, or the panels."""
@@ -276,16 +204,6 @@ class StepperScreen(Screen):
             loading.update(text)
         loading.display = text is not None
         self.query_one("#stepper-main").display = text is None
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        trace_failed = (event.worker.group == "stepper-trace" and event.state == WorkerState.ERROR
-                        and self._pending is not None)  # None: the trace came; the memory row failed
-        if report_worker_error(self, event) and trace_failed:
-            # Said once per (model, sentence): coming back to the screen does not say it again,
-            # and the last good trace (another model's or sentence's) is not left on show.
-            self._failed = self._pending
-            self._pending = None
-            self._show_loading(CANNOT_READ)
 
     def _redraw(self) -> None:
         self._order = None
@@ -360,7 +278,7 @@ class StepperScreen(Screen):
         if not event.value.strip():
             self.notify("the sentence is empty: nothing changed", severity="warning")
             return
-        text = fit_text(self, event.value, "sentence")
+        text = self.fit_text(event.value, "sentence")
         if text is not None:
             self._notified = text  # fit_text named any unknown characters: on_trace_ready need not
             self.app.set_sentence(text)

@@ -40,10 +40,11 @@ from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 
 from ..engine.config import form_options
+from ..render.fmt import LN2, convert_loss, fmt_duration, fmt_loss, fmt_rate, fmt_steps  # noqa: F401
+from ..render.ticks import fmt_tick, nice_ticks  # noqa: F401
 from ..engine.errors import ConfigError, RnnTuiError
-from ..widgets.plots import downsample, ema, log_safe, plot_width_points
+from ..render.series import downsample, ema, log_safe, plot_width_points
 
-LN2 = math.log(2.0)
 
 # ------------------------------------------------------------------------ constants
 SMOOTHING_LEVELS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
@@ -94,49 +95,6 @@ def _mix(rgb: tuple[int, int, int], other: tuple[int, int, int], t: float) -> tu
 
 def _hex(rgb: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """'0:42', '12:05', '1:02:03'; '?' when unknown."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    s = int(round(seconds))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def fmt_rate(value: float | None) -> str:
-    """Tokens per second: '850', '12.3k', '1.2M'."""
-    if value is None or not math.isfinite(value):
-        return "?"
-    if value >= 1e6:
-        return f"{value / 1e6:.1f}M"
-    if value >= 1e4:
-        return f"{value / 1e3:.0f}k"
-    if value >= 1e3:
-        return f"{value / 1e3:.1f}k"
-    return f"{value:.0f}"
-
-
-def fmt_loss(nats: float | None, unit: str) -> str:
-    if nats is None or not math.isfinite(nats):
-        return "nan" if nats is not None else "–"
-    if unit == "bits":
-        return f"{nats / LN2:.3f} bits/tok"
-    if unit == "ppl":
-        return f"ppl {math.exp(min(nats, 700)):.2f}"
-    return f"{nats:.3f} nats"
-
-
-def convert_loss(nats: np.ndarray, unit: str) -> np.ndarray:
-    """Nats per token to the unit shown: nats, bits per token or perplexity."""
-    if unit == "bits":
-        return nats / LN2
-    if unit == "ppl":
-        with np.errstate(over="ignore", invalid="ignore"):
-            return np.exp(np.minimum(nats, 700.0))
-    return nats
 
 
 def parse_form(values: dict[str, str], extras: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -501,50 +459,6 @@ class TrainingChart(PlotextPlot):
 XAXIS_COLUMN = {"step": "step", "time": "time", "wall": "wall"}
 
 
-def nice_ticks(lo: float, hi: float, n: int = 5, min_step: float = 0.0) -> list[float]:
-    """Round tick positions (multiples of 1, 2, 2.5 or 5 x 10^k) covering [lo, hi]: the
-    finest such spacing that gives at most ``n`` ticks (and no finer than ``min_step``)."""
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return []
-    if hi <= lo:
-        return [lo]
-    n = max(2, n)
-    mag = 10 ** math.floor(math.log10((hi - lo) / (n - 1)))
-    step = first = 0.0
-    for m in (0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5, 10, 20):
-        step = max(m * mag, min_step)
-        first = math.ceil(lo / step - 1e-9) * step
-        if math.floor((hi - first) / step + 1e-9) + 1 <= n:
-            break
-    ticks = []
-    t = first
-    while t <= hi + 1e-9 * step:
-        ticks.append(round(t, 10))
-        t += step
-    return ticks or [lo]
-
-
-def fmt_tick(value: float) -> str:
-    """Short tick labels: 250, 1.5k, 20k, 1.2M, 0.5."""
-    a = abs(value)
-    if a >= 1e6:
-        return f"{value / 1e6:g}M"
-    if a >= 1e4:
-        return f"{value / 1e3:g}k"
-    if a >= 1000:
-        return f"{value / 1e3:g}k"
-    return f"{value:g}"
-
-
-def fmt_steps(step: int) -> str:
-    """A step count in a few columns: 1288, 12.9k, 1.29M (not a tick label's "1.288k")."""
-    if step < 10_000:
-        return str(step)
-    if step < 1_000_000:
-        return f"{step / 1e3:.1f}k" if step < 100_000 else f"{step // 1000}k"
-    return f"{step / 1e6:.2f}M"
-
-
 def _reset_yticks(plt) -> None:
     monitor = plt.monitor
     monitor.yticks = [None, None]
@@ -594,8 +508,9 @@ class ChartView:
 class TrainingScreen(Screen):
     """Train a model, watch the loss, gradient norm and speed, compare runs."""
 
-    MODE = "training"
-    HELP = {
+    MODE, KEY, LABEL, SHORT = "training", "2", "Training", "Train"
+    TOOLTIP = "Train the model and watch loss, gradients and weights live"
+    PANEL_HELP = {
         "curves": "Loss (raw faint, smoothed bright, validation dotted), gradient norm before clipping,\n"
                   "tokens/s; one colour per run. , . smoothing · u nats/bits/ppl · y x log axes · w step/time/clock",
         "form": "The next run's settings (tab in; enter or space starts; f hides it). Errors show under it.\n"
@@ -740,18 +655,18 @@ class TrainingScreen(Screen):
 
     def _defaults(self) -> dict[str, Any]:
         values = dict(FORM_DEFAULTS)
-        app_defaults = getattr(self.app, "train_defaults", None) or {}
+        app_defaults = dict(self.app.settings.train_defaults)
         values.update({k: v for k, v in app_defaults.items() if k in FORM_FIELDS})
-        corpus = getattr(self.app, "corpus_spec", None)  # --corpus on the command line
+        corpus = self.app.settings.corpus  # --corpus on the command line
         if isinstance(corpus, str) and corpus and "corpus" not in app_defaults:
             values["corpus"] = corpus
         return values
 
     def _extras(self) -> dict[str, Any]:
         extras: dict[str, Any] = {}
-        app_defaults = getattr(self.app, "train_defaults", None) or {}
+        app_defaults = dict(self.app.settings.train_defaults)
         extras.update({k: v for k, v in app_defaults.items() if k not in FORM_FIELDS})
-        device = getattr(self.app, "device_name", None)  # --device on the command line
+        device = self.app.settings.device  # --device on the command line
         if isinstance(device, str) and device and "device" not in extras:
             extras["device"] = device
         return extras
@@ -1084,7 +999,7 @@ class TrainingScreen(Screen):
         if run is None:
             self.notify("nothing to save yet: start a run with space", severity="warning")
             return
-        runs_dir = Path(getattr(self.app, "runs_dir", None) or "runs")
+        runs_dir = self.app.settings.runs_dir
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         target = runs_dir / f"{stamp}-{run.config.cell}"
         n = 2
@@ -1271,7 +1186,7 @@ class TrainingScreen(Screen):
             return self.watch_status_text(run)
         t = Text(no_wrap=False, overflow="fold")
         if run is None:
-            roots = getattr(self.app, "watch_roots", None) or []
+            roots = list(self.app.settings.watch_roots)
             if roots:  # `rnn-tui watch runs/` on a folder with no run in it yet
                 t.append("watching ", style="bold")
                 t.append(", ".join(roots), style="bold")
@@ -1322,7 +1237,7 @@ class TrainingScreen(Screen):
     @property
     def watching(self) -> bool:
         """The app follows run directories another process trains (`rnn-tui watch`)."""
-        return bool(getattr(self.app, "watch_dirs", None))
+        return bool(self.app.settings.watch)
 
     def _footer_for_watching(self) -> None:
         """Make room in the footer for the runs keys: training here is still a key away

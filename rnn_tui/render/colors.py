@@ -22,6 +22,33 @@ from rich.text import Text
 
 SCALES = ("diverging", "sequential", "log")
 
+# The one colour table: every screen draws a cell, a run or a marker in these colours.
+MODEL_RGB = {
+    "rnn": (250, 100, 100),  # red: the vanilla cell, whose gradient vanishes
+    "lstm": (86, 156, 255),  # blue
+    "gru": (96, 206, 120),  # green
+}
+CURRENT_RGB = (255, 215, 95)  # yellow: the model the app has loaded (or is training)
+DX_RGB = (200, 200, 200)  # the input gradient next to the state gradient
+UNDERFLOW_RGB = (255, 80, 80)  # exact zeros drawn at a floor
+# One colour per run or series, in order; they read on dark and light backgrounds.
+SERIES_RGB = (
+    (86, 156, 255),  # blue
+    (255, 145, 60),  # orange
+    (96, 206, 120),  # green
+    (232, 96, 210),  # magenta
+    (240, 214, 70),  # yellow
+    (80, 220, 226),  # cyan
+    (250, 100, 100),  # red
+    (180, 150, 255),  # violet
+)
+CANVAS_RGB = (30, 30, 36)  # the charts' background, for faint (mixed) colours
+
+
+def mix(rgb: tuple[int, int, int], other: tuple[int, int, int], t: float) -> tuple[int, int, int]:
+    """``rgb`` moved a fraction ``t`` of the way to ``other``."""
+    return tuple(int(round(a * (1 - t) + b * t)) for a, b in zip(rgb, other))  # type: ignore[return-value]
+
 NAN_RGB = (110, 110, 110)
 NEUTRAL_RGB = (28, 28, 34)
 _BLUE = (56, 118, 255)

@@ -1,0 +1,65 @@
+"""`Session`: what the screens share besides the model and the sentence.
+
+One per app, created with it: the lab's results (other screens quote them), the compare
+screen's trained models (so leaving and coming back keeps them), and the bundled trained
+models (rnn, lstm, gru) that several screens draw next to the current one, each loaded once
+and shared. `bundled()` is called from worker threads: it is thread-safe and never runs on
+the event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from .engine.config import BUNDLED_MODELS
+
+
+def load_bundled(name: str):
+    """The bundled trained model `name` on the CPU (a worker thread; tests replace this)."""
+    from .engine.checkpoint import load_model
+
+    return load_model(name, device="cpu")
+
+
+class Session:
+    def __init__(self) -> None:
+        self.lab_results: dict[str, Any] = {}  # experiment name -> its latest result
+        self.compare: Any = None  # the compare screen's models and curves, once trained or loaded
+        self._bundled: dict[str, Any] = {}  # name -> LoadedModel, or the RnnTuiError it raised
+        self._lock = threading.Lock()
+
+    def bundled(self, name: str):
+        """The bundled model `name`, loaded on first use; raises the RnnTuiError loading gave,
+        every time it is asked (a missing file is not retried on every redraw)."""
+        from .engine.errors import RnnTuiError
+
+        with self._lock:
+            hit = self._bundled.get(name)
+            if hit is None:
+                try:
+                    hit = load_bundled(name)
+                except RnnTuiError as exc:
+                    hit = exc
+                self._bundled[name] = hit
+        if isinstance(hit, Exception):
+            raise hit
+        return hit
+
+    @staticmethod
+    def bundled_name(lm) -> str | None:
+        """'lstm' when `lm` is the bundled LSTM itself (loaded from the package's files)."""
+        source = lm.meta.get("source") if lm is not None else None
+        if not source:
+            return None
+        from .engine.checkpoint import DEFAULTS_DIR
+
+        try:
+            src = Path(source).resolve()
+        except (OSError, RuntimeError):
+            return None
+        for name in BUNDLED_MODELS:
+            if src == (DEFAULTS_DIR / name).resolve():
+                return name
+        return None
