@@ -58,6 +58,14 @@ class EngineStatus(Message):
 
 
 @dataclass
+class RadiusSample(Message):
+    """The spectral radius of a training snapshot (computed off the event loop)."""
+
+    step: int
+    radius: float
+
+
+@dataclass
 class ModelReady(Message):
     """A model was loaded (or built) by a worker; the app installs it on the event loop."""
 
@@ -93,6 +101,7 @@ class RnnTuiApp(App):
     engine_ready: reactive[bool] = reactive(False)
     model_version: reactive[int] = reactive(0)
     sentence_version: reactive[int] = reactive(0)
+    radius_samples: reactive[int] = reactive(0)  # session.radius_history grew (ρ while training)
 
     def __init__(self, settings: AppSettings | None = None, *, lm: "LoadedModel | None" = None,
                  **changes: Any) -> None:
@@ -214,6 +223,20 @@ class RnnTuiApp(App):
         self.model_version += 1
         if announce:
             self.notify(f"model: {lm.label}", markup=False, timeout=3)
+        if self.trainer is not None:  # a training snapshot: record ρ, whatever screen is shown
+            self._sample_radius(lm)
+
+    @work(thread=True, exit_on_error=False, group="radius")
+    def _sample_radius(self, lm) -> None:
+        from .engine.probes import spectrum
+
+        step = int((lm.meta.get("metrics") or {}).get("step", -1))
+        spec = spectrum(lm)
+        self.post_message(RadiusSample(step, float(spec.radius[spec.main])))
+
+    def on_radius_sample(self, message: RadiusSample) -> None:
+        if self.session.add_radius(message.step, message.radius):
+            self.radius_samples += 1
 
     def set_sentence(self, text: str) -> None:
         """Change the sentence the stepper (and gradients) read."""

@@ -1,7 +1,8 @@
 """`Session`: what the screens share besides the model and the sentence.
 
 One per app, created with it: the lab's results (other screens quote them), the compare
-screen's trained models (so leaving and coming back keeps them), and the bundled trained
+screen's trained models (so leaving and coming back keeps them), the spectral radius of
+every training snapshot (the Dynamics screen draws it, opened or not), and the bundled trained
 models (rnn, lstm, gru) that several screens draw next to the current one, each loaded once
 and shared. `bundled()` is called from worker threads: it is thread-safe and never runs on
 the event loop.
@@ -27,8 +28,21 @@ class Session:
     def __init__(self) -> None:
         self.lab_results: dict[str, Any] = {}  # experiment name -> its latest result
         self.compare: Any = None  # the compare screen's models and curves, once trained or loaded
+        # (training step, spectral radius) of every snapshot of the run training in the app
+        self.radius_history: list[tuple[int, float]] = []
         self._bundled: dict[str, Any] = {}  # name -> LoadedModel, or the RnnTuiError it raised
         self._lock = threading.Lock()
+
+    def add_radius(self, step: int, radius: float) -> bool:
+        """Record ρ at a training step; an earlier step than the last means a new run
+        (the history starts again). False when the step is already recorded."""
+        history = self.radius_history
+        if history and step <= history[-1][0]:
+            if step == history[-1][0]:
+                return False
+            history.clear()
+        history.append((step, radius))
+        return True
 
     def bundled(self, name: str):
         """The bundled model `name`, loaded on first use; raises the RnnTuiError loading gave,

@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import rnn_tui.screens.dynamics as dynamics
+import rnn_tui.screens.dynamics.screen as dynamics_screen
+import rnn_tui.session as session
 from rnn_tui.app import RnnTuiApp
-from rnn_tui.screens.dynamics import DynamicsScreen, lyapunov_rate, regime, sparkline
+from rnn_tui.engine.dynamics import lyapunov_rate
+from rnn_tui.screens.dynamics import DynamicsScreen, regime, sparkline
 from rnn_tui.screens.inspector import InspectorScreen, span_of
 
 from conftest import make_tiny_lm
@@ -27,8 +29,8 @@ def tiny_world(monkeypatch):
             cache[name] = make_tiny_lm(name, seed=1)
         return cache[name]
 
-    monkeypatch.setattr(dynamics, "load_bundled", load)
-    monkeypatch.setattr(dynamics, "HORIZON_CONTEXTS", 16)
+    monkeypatch.setattr(session, "load_bundled", load)
+    monkeypatch.setattr(dynamics_screen, "HORIZON_CONTEXTS", 16)
     monkeypatch.setattr(InspectorScreen, "corpus_limit", 6000)
 
 
@@ -187,7 +189,7 @@ async def test_dynamics_spectrum_recurrence_and_views():
         assert set(screen.horizon.curves) == {"current", "rnn", "lstm", "gru"}
         assert all(not isinstance(c, str) for c in screen.horizon.curves.values())
         await pilot.press("m")
-        await wait_for(pilot, lambda: screen.lyap is not None and screen._lyap_key[1] == "rnn",
+        await wait_for(pilot, lambda: screen.lyap is not None and screen.lyapunov.key[1] == "rnn",
                        what="the bundled rnn's map")
         await settle(pilot)
         assert not [n for n in notes(app) if "Error" in n]
@@ -197,18 +199,21 @@ async def test_dynamics_samples_the_radius_while_training():
     app = make_app(make_tiny_lm("gru"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("5")
-        screen = app.screen
-        await settle(pilot)
-        assert screen.history == []
+        history = app.session.radius_history
+        assert history == []
         app.trainer = object()  # what the training screen sets while it trains
+        # Recorded from the first snapshot on, before screen 5 was ever opened.
         for step, seed in ((10, 2), (20, 3)):
             lm = make_tiny_lm("gru", seed=seed)
             lm.meta["metrics"] = {"step": step}
             app.set_model(lm, announce=False)
             await settle(pilot)
-        assert [s for s, _ in screen.history] == [10, 20]
-        assert all(r > 0 for _, r in screen.history)
+        assert [s for s, _ in history] == [10, 20]
+        assert all(r > 0 for _, r in history)
+        await pilot.press("5")
+        await settle(pilot)
+        note = app.screen.query_one("#dy-eig-note").render()
+        assert "ρ training" in str(note.renderables[1]) and "@20" in str(note.renderables[1])
         app.trainer = None
 
 
@@ -225,8 +230,7 @@ def tiny_lab(monkeypatch):
     from rnn_tui.screens.lab import LabScreen
 
     monkeypatch.setattr(LabScreen, "overrides", LAB_TINY)
-    monkeypatch.setattr("rnn_tui.screens.compare.load_bundled",
-                        lambda name: make_tiny_lm(name, seed=1, level="word"))
+    monkeypatch.setattr(session, "load_bundled", lambda name: make_tiny_lm(name, seed=1, level="word"))
 
 
 async def test_lab_runs_an_experiment_cycles_views_and_stops(tiny_lab):

@@ -12,8 +12,8 @@ import dataclasses
 
 import pytest
 
-import rnn_tui.screens.compare as compare
-import rnn_tui.screens.dynamics as dynamics
+import rnn_tui.screens.dynamics.screen as dynamics_screen
+import rnn_tui.session as session
 from rnn_tui.app import RnnTuiApp
 from rnn_tui.screens.compare import CompareScreen
 from rnn_tui.screens.inspector import InspectorScreen
@@ -41,9 +41,8 @@ def tiny_world(monkeypatch):
             cache[name] = make_tiny_lm(name, seed=1)
         return cache[name]
 
-    monkeypatch.setattr(dynamics, "load_bundled", load)
-    monkeypatch.setattr(compare, "load_bundled", load)
-    monkeypatch.setattr(dynamics, "HORIZON_CONTEXTS", 16)
+    monkeypatch.setattr(session, "load_bundled", load)
+    monkeypatch.setattr(dynamics_screen, "HORIZON_CONTEXTS", 16)
     monkeypatch.setattr(InspectorScreen, "corpus_limit", 6000)
     monkeypatch.setattr(LabScreen, "overrides", {"spectral": dict(steps=30, hidden=16)})
     monkeypatch.setattr(CompareScreen, "overrides",

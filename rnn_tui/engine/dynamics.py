@@ -245,3 +245,32 @@ def horizon_of(tv: np.ndarray, threshold: float) -> int:
     """The number of leading lags whose mean TV is at least the threshold."""
     below = ~(np.asarray(tv) >= threshold)  # NaN (not measured) counts as below
     return int(np.argmax(below)) if below.any() else int(len(tv))
+
+
+def horizon_ids(lm) -> np.ndarray:
+    """Token ids of the model's corpus (validation part) to cut contexts from."""
+    from .corpus import BUNDLED_CORPORA, load_corpus
+
+    name = str(lm.meta.get("corpus") or "grammar").lower()
+    if name not in BUNDLED_CORPORA:
+        name = "grammar"
+    corpus = load_corpus(name, level=lm.vocab.level, size=2000)
+    text = corpus.vocab.decode(corpus.val)
+    return np.asarray(lm.vocab.encode(text, on_unknown="skip").ids, dtype=np.int64)
+
+
+def lyapunov_rate(jac) -> float:
+    """Mean growth of ln ||d s_t / d s_k|| per step of lag, over all pairs (a finite-time
+    Lyapunov exponent of the driven recurrence); the identity's norm is taken off first."""
+    logs = np.asarray(jac.log10_norms, dtype=float) * math.log(10.0)
+    T = logs.shape[0]
+    if T < 2:
+        return float("nan")
+    base = 0.5 * math.log(jac.dim)
+    t_idx, k_idx = np.tril_indices(T, -1)
+    vals = logs[t_idx, k_idx] - base
+    lags = (t_idx - k_idx).astype(float)
+    ok = np.isfinite(vals)
+    if not ok.any():
+        return float("nan")
+    return float(np.sum(vals[ok]) / np.sum(lags[ok]))

@@ -157,8 +157,9 @@ def emit(value: Any) -> None:
 class KeyedTask:
     """Compute in a thread, deliver only what is still wanted, one request at a time.
 
-    ``key`` is what the shown result was computed for, ``pending`` what is being computed,
-    ``failed`` the last key whose computation raised (not retried until asked with force)."""
+    ``key`` is what the shown result was computed for, ``pending`` what is being computed
+    (until its first value that is not a `Partial`), ``failed`` the last key whose computation
+    raised (not retried until asked with force)."""
 
     def __init__(self, screen: "ModeScreen", name: str, compute: Callable[..., Any],
                  deliver: Callable[[Hashable, Any], None],
@@ -222,18 +223,19 @@ class KeyedTask:
             _running.ctx = None
 
     # event loop
-    def _accept(self, key: Hashable) -> bool:
+    def _accept(self, key: Hashable, partial: bool) -> bool:
         if self.pending is not None:
             if key != self.pending:
                 return False  # superseded by a newer request
-            self.pending = None
-            self.key = key
-            self.failed = None
+            if not partial:  # the first real value: the request is answered
+                self.pending = None
+                self.key = key
+                self.failed = None
             return True
         return key == self.key  # a later value of the request on show
 
     def _result(self, message: TaskResult) -> None:
-        if self._accept(message.key):
+        if self._accept(message.key, message.partial):
             self.deliver(message.key, message.value)
 
     def _failed(self, message: TaskFailed) -> None:

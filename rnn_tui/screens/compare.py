@@ -17,83 +17,51 @@ import dataclasses
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from rich.console import Group, RenderableType
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
-from textual.worker import Worker, get_current_worker
+from textual.widgets import Static
 
+from ..engine.config import CELL_NAMES, CELLS
 from ..render.bars import ConfidenceBars, bar
-from . import LOADING_TEXT, ModeBar, report_worker_error
-from .dynamics import Chart
-from .stepper import Panel
+from ..render.colors import MODEL_RGB as CELL_COLORS, hex_code as _hex
+from ..widgets.chart import Chart
+from ..widgets.panel import Panel
+from .base import LOADING_TEXT, KeyedTask, ModeScreen, emit, stop_event
 
-CELLS = ("rnn", "lstm", "gru")
-CELL_COLORS = {"rnn": (250, 100, 100), "lstm": (86, 156, 255), "gru": (96, 206, 120)}
-CELL_NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM", "gru": "GRU"}
 HIDDEN_SIZES = (32, 64, 128)
 MAX_DISTRACTOR = 40
 SUBJECT_STYLE = "bold #ffd75f"
 VERB_STYLE = "bold reverse #ffd75f"
 
 
-def load_bundled(name: str):
-    """The bundled default model `name` on the CPU (tests replace this)."""
-    from ..engine.checkpoint import load_model
-
-    return load_model(name, device="cpu")
-
-
-def _hex(rgb) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*rgb)
-
-
 def short_count(n: int) -> str:
     return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
 
 
-# ------------------------------------------------------------------------ messages
 @dataclass
-class CompareProgress(Message):
-    fraction: float
-    text: str
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, CompareProgress)
-
-
-@dataclass
-class CompareModels(Message):
-    """Three models (trained here or loaded), their agreement curves, how they came to be."""
+class CompareModels:
+    """Three models (trained here or loaded), their agreement curves, how they came to be
+    (kept in the app's session, so leaving the screen keeps them)."""
 
     models: dict
     curves: dict
     source: str
-    params: dict = field(default_factory=dict)
+    whole: dict = field(default_factory=dict)  # cell -> every parameter of the model
     stopped: bool = False
 
 
-@dataclass
-class SentenceScored(Message):
-    key: tuple
-    item: Any
-    p_right: dict
-
-
-class CompareScreen(Screen):
+class CompareScreen(ModeScreen):
     """Vanilla RNN vs LSTM vs GRU on subject-verb agreement across a growing distractor."""
 
     MODE, KEY, LABEL, SHORT = "compare", "6", "Compare", "Comp"
     TOOLTIP = "Vanilla RNN vs LSTM vs GRU on subject-verb agreement"
-    AUTO_FOCUS = ""
+    FOLLOWS = ("engine_ready",)  # its own three models, not the app's
+    NEEDS_MODEL = False
     PANEL_HELP = {
         "sentence": "One agreement sentence: the subject (lit), a distractor clause whose nouns all have the\n"
                     "other number, then the verb slot. +/- or ←→ grow or shrink the distractor; n: another; p: number.",
@@ -147,37 +115,35 @@ class CompareScreen(Screen):
         self.training = False
         self.progress: tuple[float, str] = (0.0, "")
         self._stop: threading.Event | None = None
-        self._score_key: tuple | None = None
+        self._runs = 0  # how many times models were trained or loaded here
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield ModeBar("compare")
+    def compose_body(self) -> ComposeResult:
         with Vertical(id="cmp-body"):
             yield Static(LOADING_TEXT, id="cmp-info")
             yield Panel(self._build_sentence, id="cmp-sentence")
             yield Panel(self._build_bars, id="cmp-bars")
             with Horizontal(id="cmp-lower"):
-                yield Chart(self._draw_accuracy, id="cmp-chart")
+                yield Chart(self._draw_accuracy, fresh_figure=True, id="cmp-chart")
                 yield Panel(self._build_params, id="cmp-params")
-        yield Footer()
 
     def on_mount(self) -> None:
-        self.watch(self.app, "engine_ready", self._engine_ready, init=False)
-        saved = self.app.session.compare
-        if saved:
-            self.models, self.curves, self.params, self.source = saved
-        self._engine_ready()
+        self.models_task = KeyedTask(self, "models", self._compute_models, self._models_ready,
+                                     self._models_failed)
+        self.params_task = KeyedTask(self, "params", self._compute_params, self._params_ready)
+        self.scorer = KeyedTask(self, "score", self._compute_score, self._scored)
+        saved: CompareModels | None = self.app.session.compare
+        if saved is not None:
+            self._install(saved)
 
     def on_unmount(self) -> None:
         if self._stop is not None:
             self._stop.set()
 
-    def _engine_ready(self, _value=None) -> None:
+    def show_waiting(self, text: str | None) -> None:
         self._info()
-        if not getattr(self.app, "engine_ready", False):
-            return
-        if not self.params:
-            self._params_worker()
+
+    def inputs_changed(self) -> None:
+        self.params_task.request(self.hidden, self._settings())
         self._score()
 
     # ---------------------------------------------------------------- workers
@@ -190,17 +156,19 @@ class CompareScreen(Screen):
             over["hidden"] = self.hidden
         return exp.settings(over)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="compare-params")
-    def _params_worker(self) -> None:
+    def _compute_params(self, s) -> dict:
         from ..engine.experiments import recurrent_parameters
 
-        s = self._settings()
         sizes = tuple(sorted(set(s.param_sizes) | {s.hidden}))
-        table = {c: {h: recurrent_parameters(c, h, h) for h in sizes} for c in CELLS}
-        self.post_message(CompareModels({}, {}, "", {"table": table, "hidden": s.hidden}))
+        return {"table": {c: {h: recurrent_parameters(c, h, h) for h in sizes} for c in CELLS},
+                "hidden": s.hidden}
+
+    def _params_ready(self, key, params: dict) -> None:
+        self.params.update(params)
+        self.query_one("#cmp-params", Panel).refresh(layout=True)
 
     def action_train(self) -> None:
-        if not getattr(self.app, "engine_ready", False):
+        if not self.app.engine_ready:
             self.notify("the engine is still loading; try again in a moment", severity="warning")
             return
         if self.training:
@@ -211,84 +179,81 @@ class CompareScreen(Screen):
         self.progress = (0.0, "starting…")
         self._info()
         self.refresh_bindings()
-        self._train_worker(self._stop)
+        self._runs += 1
+        self.models_task.request(("train", self._runs), "train", self._settings(), self._stop)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="compare-train")
-    def _train_worker(self, stop: threading.Event) -> None:
+    def action_load_bundled(self) -> None:
+        if not self.app.engine_ready:
+            return
+        self.progress = (0.0, "loading the bundled models…")
+        self._runs += 1
+        self.models_task.request(("bundled", self._runs), "bundled", self._settings(), None)
+
+    def _compute_models(self, kind: str, s, stop: threading.Event | None) -> CompareModels:
+        """Worker thread: train the three cells on agreement (progress as it goes), or load
+        the bundled ones; then each one's accuracy against the distractor length."""
+        if kind == "bundled":
+            from ..engine.experiments import agreement_curve
+
+            models, curves, whole = {}, {}, {}
+            for cell in CELLS:
+                lm = self.app.session.bundled(cell)
+                models[cell] = lm
+                whole[cell] = lm.config.parameter_count()
+                curves[cell] = agreement_curve(lm, s.distractors, s.pairs, seed=1000 + s.seed)
+            return CompareModels(models, curves, "bundled grammar models (char level; never trained "
+                                 "on these clauses)", whole)
         from ..engine.experiments import train_agreement_models
 
-        s = self._settings()
         cells = tuple(c for c in s.cells if c in CELLS) or CELLS
         s = dataclasses.replace(s, cells=cells, device="cpu")
-        out = train_agreement_models(s, stop, lambda f, msg: self.post_message(CompareProgress(f, msg)))
+        stop = stop_event(stop)
+        out = train_agreement_models(s, stop, lambda f, msg: emit(("progress", f, msg)))
         budget = f"{s.steps} steps each"
         short = [f"{c} stopped at {out.steps[c]}" for c in cells if 0 < out.steps.get(c, 0) < s.steps]
         missing = [c for c in cells if c not in out.steps]
         if short or missing:  # stopped part-way: say how far each model got
             budget = "; ".join([budget] + short + ([f"no {', '.join(missing)}"] if missing else []))
         source = f"trained here: H={s.hidden} {s.level}, {s.corpus} agreement · {budget}"
-        self.post_message(CompareModels(out.models, out.curves, source,
-                                        {"whole": {c: out.parameters[c] for c in out.models}},
-                                        stopped=stop.is_set()))
+        return CompareModels(out.models, out.curves, source, {c: out.parameters[c] for c in out.models},
+                             stopped=stop.is_set())
 
-    def action_load_bundled(self) -> None:
-        if not getattr(self.app, "engine_ready", False):
+    def _models_ready(self, key, value) -> None:
+        if isinstance(value, tuple):  # ("progress", fraction, text)
+            self.progress = value[1:]
+            self._info()
             return
-        self.progress = (0.0, "loading the bundled models…")
-        self._bundled_worker()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="compare-train")
-    def _bundled_worker(self) -> None:
-        from ..engine.experiments import agreement_curve
-
-        s = self._settings()
-        models, curves, params = {}, {}, {}
-        for cell in CELLS:
-            lm = load_bundled(cell)
-            models[cell] = lm
-            params[cell] = lm.config.parameter_count()
-            curves[cell] = agreement_curve(lm, s.distractors, s.pairs, seed=1000 + s.seed)
-        self.post_message(CompareModels(models, curves, "bundled grammar models (char level; never trained "
-                                        "on these clauses)", {"whole": params}))
-
-    def on_compare_progress(self, message: CompareProgress) -> None:
-        self.progress = (message.fraction, message.text)
-        self._info()
-
-    def on_compare_models(self, message: CompareModels) -> None:
-        if "table" in message.params:
-            self.params.update(message.params)
-            self.query_one("#cmp-params", Panel).refresh(layout=True)
-            if not message.models:
-                return
-        self.training = False
-        self._stop = None
-        self.refresh_bindings()
-        if message.models:
-            self.models = message.models
-            self.curves = message.curves
-            self.source = message.source
-            self.params["whole"] = message.params.get("whole", {})
-            self.app.session.compare = (self.models, self.curves, self.params, self.source)
-        if message.stopped:
+        self._end_training()
+        if value.models:
+            self.app.session.compare = value
+            self._install(value)
+        if value.stopped:
             self.notify("training stopped: the models keep what they learned so far", timeout=3)
-        self._score_key = None
         self._info()
         self._score()
         self.query_one("#cmp-chart", Chart).refresh()
         self.query_one("#cmp-params", Panel).refresh(layout=True)
 
+    def _install(self, saved: CompareModels) -> None:
+        self.models, self.curves, self.source = saved.models, saved.curves, saved.source
+        self.params["whole"] = saved.whole
+
+    def _models_failed(self, key, error: BaseException) -> None:
+        self._end_training()
+        self._info()
+
+    def _end_training(self) -> None:
+        self.training = False
+        self._stop = None
+        self.refresh_bindings()
+
     def _score(self) -> None:
-        if not getattr(self.app, "engine_ready", False):
+        if not self.app.engine_ready:
             return
         key = (self.distractor, self.seed, self.plural, tuple(self.models), id(self.models))
-        if key == self._score_key:
-            return
-        self._score_key = key
-        self._score_worker(dict(self.models), self.distractor, self.seed, self.plural, key)
+        self.scorer.request(key, dict(self.models), self.distractor, self.seed, self.plural)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="compare-score")
-    def _score_worker(self, models: dict, d: int, seed: int, plural: bool, key: tuple) -> None:
+    def _compute_score(self, models: dict, d: int, seed: int, plural: bool):
         from ..engine.corpus import agreement_items
         from ..engine.experiments import continuation_logprobs, flip_number
 
@@ -302,24 +267,13 @@ class CompareScreen(Screen):
             right = continuation_logprobs(lm, prefix, [item.correct + sep])[0]
             wrong = continuation_logprobs(lm, prefix, [item.wrong + sep])[0]
             p_right[cell] = float(1.0 / (1.0 + math.exp(max(-700.0, min(700.0, wrong - right)))))
-        if not get_current_worker().is_cancelled:
-            self.post_message(SentenceScored(key, item, p_right))
+        return item, p_right
 
-    def on_sentence_scored(self, message: SentenceScored) -> None:
-        if message.key != self._score_key:
-            return
-        self.item = message.item
-        self.p_right = message.p_right
+    def _scored(self, key, value) -> None:
+        self.item, self.p_right = value
         self.query_one("#cmp-sentence", Panel).refresh(layout=True)
         self.query_one("#cmp-bars", Panel).refresh(layout=True)
         self.query_one("#cmp-chart", Chart).refresh()
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if report_worker_error(self, event) and event.worker.group == "compare-train":
-            self.training = False
-            self._stop = None
-            self.refresh_bindings()
-            self._info()
 
     # ---------------------------------------------------------------- actions
     def action_distractor(self, delta: int) -> None:
@@ -359,7 +313,7 @@ class CompareScreen(Screen):
     # ---------------------------------------------------------------- drawing
     def _info(self) -> None:
         info = self.query_one("#cmp-info", Static)
-        if not getattr(self.app, "engine_ready", False):
+        if not self.app.engine_ready:
             info.update(LOADING_TEXT)
             return
         t = Text(no_wrap=True, overflow="ellipsis")

@@ -35,7 +35,7 @@ from textual.worker import Worker
 from ..render.bars import bar
 from ..render.ticks import log_ticks
 from . import LOADING_TEXT, ModeBar, report_worker_error
-from .dynamics import Chart
+from ..widgets.chart import Chart
 
 # Series colours, in order (runs, cells, schemes...).
 PALETTE = ((86, 156, 255), (250, 100, 100), (96, 206, 120), (255, 215, 95), (200, 130, 255),
@@ -418,7 +418,7 @@ class LabScreen(Screen):
             with Vertical(id="lab-right"):
                 yield Static("", id="lab-status")
                 yield Static(LOADING_TEXT, id="lab-explain")
-                yield Chart(self._draw, id="lab-chart")
+                yield Chart(self._draw, fresh_figure=True, id="lab-chart")
                 yield Static("", id="lab-key")
                 with VerticalScroll(id="lab-text", classes="lab-hidden"):
                     yield Static("", id="lab-text-body")
