@@ -36,7 +36,6 @@ class AgreementSettings:
     device: str = "cpu"
 
 
-@dataclass(frozen=True, eq=False, kw_only=True)
 class AgreementResult(ExperimentResult):
     cells: tuple[str, ...]
     distractors: np.ndarray  # [D]

@@ -149,12 +149,20 @@ def choose(name: str, value, options) -> None:
 # ============================================================================ results
 @dataclass(frozen=True, eq=False, kw_only=True)
 class ExperimentResult(ProbeResult):
-    """Shared by every experiment's result: what ran, how long, and whether it was stopped."""
+    """Shared by every experiment's result: what ran, how long, and whether it was stopped.
+
+    A subclass is made a frozen, keyword-only dataclass of the fields it annotates, as this
+    class is: every result is declared the same way, with no decorator of its own.
+    """
 
     experiment: str = ""
     settings: dict = field(default_factory=dict)
     seconds: float = 0.0
     stopped: bool = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclass(frozen=True, eq=False, kw_only=True)(cls)
 
     def findings(self) -> list[str]:
         """Short measured statements, one per line."""

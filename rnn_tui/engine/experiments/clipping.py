@@ -42,7 +42,6 @@ def count_spikes(norms: np.ndarray, factor: float = 10.0, warmup: int = 5) -> in
     return n
 
 
-@dataclass(frozen=True, eq=False, kw_only=True)
 class ClippingResult(ExperimentResult):
     runs: tuple[str, ...]  # ("no clipping", "clip at 1")
     steps: np.ndarray  # [S]

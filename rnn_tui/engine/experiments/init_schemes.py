@@ -36,7 +36,6 @@ class InitSettings:
     device: str = "cpu"
 
 
-@dataclass(frozen=True, eq=False, kw_only=True)
 class InitResult(ExperimentResult):
     schemes: tuple[str, ...]
     steps: np.ndarray  # [S]

@@ -33,7 +33,6 @@ class MemorySettings:
     device: str = "cpu"
 
 
-@dataclass(frozen=True, eq=False, kw_only=True)
 class MemoryResult(ExperimentResult):
     labels: tuple[str, ...]  # "rnn H=64", ...
     cells: tuple[str, ...]

@@ -138,7 +138,6 @@ def _parity_eval(model, ids: np.ndarray, targets: np.ndarray) -> tuple[float, np
     return acc, out[0].cpu().numpy(), pos
 
 
-@dataclass(frozen=True, eq=False, kw_only=True)
 class ParityResult(ExperimentResult):
     accuracy: float  # validation bits whose running parity the net gets right
     accuracy_by_position: np.ndarray  # [16]: by bit index in the sequence (1..16)

@@ -28,7 +28,6 @@ class SpectralSettings:
     seed: int = 0
 
 
-@dataclass(frozen=True, eq=False, kw_only=True)
 class SpectralResult(ExperimentResult):
     radii: np.ndarray  # [R]
     norm_tanh: np.ndarray  # [R, steps + 1]: ||h_t|| for h <- tanh(rho W h)

@@ -32,7 +32,6 @@ class TbpttSettings:
     device: str = "cpu"
 
 
-@dataclass(frozen=True, eq=False, kw_only=True)
 class TbpttResult(ExperimentResult):
     seq_lens: np.ndarray  # [R]
     distractors: np.ndarray  # [D]

@@ -70,7 +70,6 @@ def text_statistics(text: str, lexicon: set[str] | None, grammar: bool) -> dict[
 STAT_NAMES = ("words", "in_lexicon", "distinct", "repeats", "sentences", "grammatical")
 
 
-@dataclass(frozen=True, eq=False, kw_only=True)
 class TemperatureResult(ExperimentResult):
     prime: str
     temperatures: np.ndarray  # [K]

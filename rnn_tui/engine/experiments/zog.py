@@ -56,7 +56,6 @@ def _pca2(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mu, p * signs[:, None]
 
 
-@dataclass(frozen=True, eq=False, kw_only=True)
 class ZogResult(ExperimentResult):
     """Two views of every word: "as read" = the hidden state at the word's last character;
     "in context" = the state at the last character of the next word (the word in its use).
