@@ -15,7 +15,7 @@ import torch
 
 from ..corpus import (TOY_ALPHABET, AgreementItem, Corpus, Vocab, agreement_categories, agreement_items,
                       load_corpus)
-from ..corpus import _AGR_NOUNS, _AGR_PLACES, _AGR_PRONOUNS
+from ..corpus.bundled import _AGR_NOUNS, _AGR_PLACES, _AGR_PRONOUNS
 from ..errors import ConfigError
 from ..model import LoadedModel
 
