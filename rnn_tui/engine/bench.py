@@ -213,7 +213,7 @@ def bench_inspect(mb: float = 1.0, repeat: int = 5, device: str = "cpu",
     toy-grammar sentences of the same size.
     """
     from .checkpoint import load_model
-    from .inspect import encode_corpus_states, find_matches, select_units, trace_values
+    from .units import encode_corpus_states, find_matches, select_units, trace_values
     from .probes import trace
 
     if SHAKESPEARE.is_file():

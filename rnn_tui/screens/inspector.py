@@ -298,7 +298,7 @@ class InspectorScreen(Screen):
         return min(1, len(tokens) - 1), 1
 
     def _values(self) -> tuple[str, ...]:
-        from ..engine.inspect import values_for
+        from ..engine.units import values_for
 
         lm = self.lm
         return values_for(lm.config.cell) if lm is not None else ("hidden",)
@@ -306,7 +306,7 @@ class InspectorScreen(Screen):
     def _sentence_values(self) -> np.ndarray | None:
         if self.trace is None:
             return None
-        from ..engine.inspect import trace_values
+        from ..engine.units import trace_values
 
         return trace_values(self.trace, self.value, self._layer_model_index())
 
@@ -315,7 +315,7 @@ class InspectorScreen(Screen):
         values = self._sentence_values()
         if values is None or self.trace is None or not len(self.trace.tokens):
             return
-        from ..engine.inspect import select_units
+        from ..engine.units import select_units
 
         span = span_of(self.cursor, self.span_len)
         self.units = select_units(values, span, self.threshold, self.off_outside)
@@ -339,7 +339,7 @@ class InspectorScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="inspector-corpus")
     def _corpus_worker(self, lm, value: str, layer: int, key: tuple) -> None:
-        from ..engine.inspect import encode_corpus_states
+        from ..engine.units import encode_corpus_states
 
         worker = get_current_worker()
         stop = threading.Event()
@@ -393,7 +393,7 @@ class InspectorScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="inspector-match")
     def _match_worker(self, states, units, threshold, span_len, off, key) -> None:
-        from ..engine.inspect import find_matches
+        from ..engine.units import find_matches
 
         found = find_matches(states, units, threshold, span_len, off_outside=off, top=50, context=60)
         if not get_current_worker().is_cancelled:
@@ -417,7 +417,7 @@ class InspectorScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="inspector-attr")
     def _attr_worker(self, lm, sentence: str, position: int, method: str, key: tuple) -> None:
         from ..engine.errors import RnnTuiError
-        from ..engine.inspect import attribution
+        from ..engine.attribution import attribution
 
         try:
             result = attribution(lm, sentence, position=position, method=method)
