@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rnn_tui.engine import probes  # noqa: E402
 from rnn_tui.engine.checkpoint import load_model  # noqa: E402
-from rnn_tui.engine.inspect import (  # noqa: E402
-    attribution, encode_corpus_states, find_matches, select_units, trace_values,
+from rnn_tui.engine.attribution import attribution  # noqa: E402
+from rnn_tui.engine.units import (  # noqa: E402
+    encode_corpus_states, find_matches, select_units, trace_values,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"

@@ -12,9 +12,9 @@ import torch
 from rnn_tui.engine import probes
 from rnn_tui.engine.corpus import TOY_ALPHABET, Vocab
 from rnn_tui.engine.errors import ConfigError, ProbeLimitError, VocabError
-from rnn_tui.engine.inspect import (
-    CorpusStates, attribution, encode_corpus_states, find_matches, select_units,
-    trace_values, values_for,
+from rnn_tui.engine.attribution import attribution
+from rnn_tui.engine.units import (
+    CorpusStates, encode_corpus_states, find_matches, select_units, trace_values, values_for,
 )
 from rnn_tui.engine.model import LoadedModel, ModelConfig, build_model
 
@@ -129,7 +129,7 @@ def test_find_matches_ranks_the_planted_pattern_first(storage):
                                                  ("uint8", None)])
 def test_find_matches_scores_against_brute_force(monkeypatch, storage, value_range):
     """Both reduction paths (in place for few dense runs, gathered otherwise) against a loop."""
-    from rnn_tui.engine import inspect as ins
+    from rnn_tui.engine.units import search as ins
     rng = np.random.default_rng(1)
     v = rng.uniform(-1.0, 1.0, size=(3000, 8)).astype(np.float32)
     v[:, 3] = np.abs(v[:, 3])  # unit 3 on more often, so extras happen
@@ -302,7 +302,7 @@ def test_occlusion_is_causal_and_exact(monkeypatch):
     np.testing.assert_allclose(full.scores[: pos + 1], want, atol=1e-5)
     assert full.scores[3] == 0.0  # occluding a space with a space changes nothing
     # Small blocks and windows: the prefix-state reuse and the windowing give the same scores.
-    from rnn_tui.engine import inspect as ins
+    from rnn_tui.engine import attribution as ins
     monkeypatch.setattr(ins, "_OCCLUSION_ROWS", 3)
     monkeypatch.setattr(ins, "_OCCLUSION_WINDOW", 4)
     small = attribution(lm, text, position=pos, method="occlusion")

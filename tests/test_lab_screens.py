@@ -70,7 +70,7 @@ def test_bindings_have_ids_and_tooltips():
 
 # ------------------------------------------------------------------- inspector
 async def test_inspector_span_threshold_matches_and_attribution():
-    from rnn_tui.engine.inspect import find_matches, select_units, trace_values
+    from rnn_tui.engine.units import find_matches, select_units, trace_values
 
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -270,19 +270,21 @@ def test_jacobian_map_matches_unrolled_autograd(cell, nl, layer):
 
 
 def test_product_norms_report_overflow_and_underflow_honestly():
+    from rnn_tui.engine.probes.recurrence import _product_log_norms
+
     T = 100
-    grow = probes._product_log_norms(1e4 * torch.eye(2, dtype=torch.float64).expand(T, 2, 2))
+    grow = _product_log_norms(1e4 * torch.eye(2, dtype=torch.float64).expand(T, 2, 2))
     log10 = grow.numpy() / math.log(10)
     t, k = np.tril_indices(T, -1)
     np.testing.assert_allclose(log10[t, k], 4 * (t - k) + math.log10(math.sqrt(2)), rtol=1e-12)
     with np.errstate(over="ignore"):
         norms = np.exp(grow.numpy())
     assert np.isinf(norms[T - 1, 0]) and np.isfinite(norms[70, 0])  # inf is real overflow
-    shrink = probes._product_log_norms(1e-4 * torch.eye(2, dtype=torch.float64).expand(T, 2, 2)).numpy()
+    shrink = _product_log_norms(1e-4 * torch.eye(2, dtype=torch.float64).expand(T, 2, 2)).numpy()
     assert np.exp(shrink[T - 1, 0]) == 0.0 and np.isfinite(shrink[T - 1, 0])
     dead = torch.eye(2).repeat(5, 1, 1)
     dead[2] = 0.0  # a step that kills the state: exactly zero from then on, never NaN
-    out = probes._product_log_norms(dead).numpy()
+    out = _product_log_norms(dead).numpy()
     assert np.isneginf(out[2, 1]) and np.isneginf(out[4, 0]) and out[4, 2] == pytest.approx(math.log(2) / 2)
 
 

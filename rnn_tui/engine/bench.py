@@ -213,7 +213,7 @@ def bench_inspect(mb: float = 1.0, repeat: int = 5, device: str = "cpu",
     toy-grammar sentences of the same size.
     """
     from .checkpoint import load_model
-    from .inspect import encode_corpus_states, find_matches, select_units, trace_values
+    from .units import encode_corpus_states, find_matches, select_units, trace_values
     from .probes import trace
 
     if SHAKESPEARE.is_file():
@@ -282,42 +282,37 @@ def run_bench(device: str = "cpu", quick: bool = False, sizes=None, probe_hidden
     return rows
 
 
+def _train_line(r: dict) -> str:
+    ok = "ok" if r["ratio"] >= 0.95 else "BELOW"
+    return (f"{r['cell']:<5} {r['hidden']:>5} {r['batch']:>5} {r['seq_len']:>4} {r['device']:<7} "
+            f"{r['bare_tok_s']:>11,.0f} {r['trainer_tok_s']:>11,.0f} {r['ratio']:>6.3f}  {ok}")
+
+
+# One section of the table per kind of row: (kind, title, column header, a row's line).
+_SECTIONS: tuple[tuple[str, str, str, Callable[[dict], str]], ...] = (
+    ("train", "Training throughput (tokens/s): engine Trainer vs a bare torch loop, same model/batch/data",
+     f"{'cell':<5} {'H':>5} {'batch':>5} {'seq':>4} {'device':<7} {'bare loop':>11} {'Trainer':>11} {'ratio':>6}  "
+     "target >= 0.95",
+     _train_line),
+    ("probe", "Probe latency (median ms; target < 50 ms for trace and gradient_profile at 200 tokens)",
+     f"{'probe':<17} {'cell':<5} {'H':>5} {'tokens':>6} {'ms':>9}",
+     lambda r: f"{r['probe']:<17} {r['cell']:<5} {r['hidden']:>5} {r['tokens']:>6} {r['ms']:>9.1f}"),
+    ("encode", "Corpus encoding (a generated text file; the cache is memory-mapped on a hit)",
+     f"{'level':<5} {'what':<22} {'MB':>6} {'tokens':>12} {'s':>8} {'MB/s':>9}",
+     lambda r: (f"{r['level']:<5} {r['what']:<22} {r['mb']:>6.1f} {r['tokens']:>12,} {r['s']:>8.3f} "
+                f"{r['mb_s']:>9,.1f}")),
+    ("inspect", "Unit inspector (bundled LSTM, H=64): encode a corpus' states once, then search them",
+     f"{'corpus':<18} {'tokens':>10} {'encode s':>9} {'units':>5} {'search ms':>10} {'matches':>8}",
+     lambda r: (f"{r['source']:<18} {r['tokens']:>10,} {r['encode_s']:>9.2f} {r['units']:>5} "
+                f"{r['search_ms']:>10.1f} {r['matches']:>8,}")),
+    ("tui", "TUI latency", f"{'what':<44} {'ms':>9}", lambda r: f"{r['what']:<44} {r['ms']:>9.1f}"),
+)
+
+
 def format_table(rows: list[dict]) -> str:
-    out = []
-    for row in rows:
-        if row["kind"] == "machine":
-            out.append(f"machine: {row['label']}")
-    train = [r for r in rows if r["kind"] == "train"]
-    if train:
-        out += ["", "Training throughput (tokens/s): engine Trainer vs a bare torch loop, same model/batch/data",
-                f"{'cell':<5} {'H':>5} {'batch':>5} {'seq':>4} {'device':<7} {'bare loop':>11} {'Trainer':>11} {'ratio':>6}  target >= 0.95"]
-        for r in train:
-            ok = "ok" if r["ratio"] >= 0.95 else "BELOW"
-            out.append(f"{r['cell']:<5} {r['hidden']:>5} {r['batch']:>5} {r['seq_len']:>4} {r['device']:<7} "
-                       f"{r['bare_tok_s']:>11,.0f} {r['trainer_tok_s']:>11,.0f} {r['ratio']:>6.3f}  {ok}")
-    probes = [r for r in rows if r["kind"] == "probe"]
-    if probes:
-        out += ["", "Probe latency (median ms; target < 50 ms for trace and gradient_profile at 200 tokens)",
-                f"{'probe':<17} {'cell':<5} {'H':>5} {'tokens':>6} {'ms':>9}"]
-        for r in probes:
-            out.append(f"{r['probe']:<17} {r['cell']:<5} {r['hidden']:>5} {r['tokens']:>6} {r['ms']:>9.1f}")
-    enc = [r for r in rows if r["kind"] == "encode"]
-    if enc:
-        out += ["", "Corpus encoding (a generated text file; the cache is memory-mapped on a hit)",
-                f"{'level':<5} {'what':<22} {'MB':>6} {'tokens':>12} {'s':>8} {'MB/s':>9}"]
-        for r in enc:
-            out.append(f"{r['level']:<5} {r['what']:<22} {r['mb']:>6.1f} {r['tokens']:>12,} {r['s']:>8.3f} "
-                       f"{r['mb_s']:>9,.1f}")
-    ins = [r for r in rows if r["kind"] == "inspect"]
-    if ins:
-        out += ["", "Unit inspector (bundled LSTM, H=64): encode a corpus' states once, then search them",
-                f"{'corpus':<18} {'tokens':>10} {'encode s':>9} {'units':>5} {'search ms':>10} {'matches':>8}"]
-        for r in ins:
-            out.append(f"{r['source']:<18} {r['tokens']:>10,} {r['encode_s']:>9.2f} {r['units']:>5} "
-                       f"{r['search_ms']:>10.1f} {r['matches']:>8,}")
-    tui = [r for r in rows if r["kind"] == "tui"]
-    if tui:
-        out += ["", "TUI latency", f"{'what':<44} {'ms':>9}"]
-        for r in tui:
-            out.append(f"{r['what']:<44} {r['ms']:>9.1f}")
+    out = [f"machine: {row['label']}" for row in rows if row["kind"] == "machine"]
+    for kind, title, header, line in _SECTIONS:
+        mine = [r for r in rows if r["kind"] == kind]
+        if mine:
+            out += ["", title, header, *map(line, mine)]
     return "\n".join(out)

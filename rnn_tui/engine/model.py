@@ -8,13 +8,12 @@ so every gate and state is visible; tests hold the two paths equal to 1e-5.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from .errors import ConfigError
 
 if TYPE_CHECKING:  # the corpus module imports torch too, but only type checkers need it here
     from .corpus import Vocab

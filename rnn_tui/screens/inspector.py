@@ -238,7 +238,7 @@ class InspectorScreen(ModeScreen):
         return min(1, len(tokens) - 1), 1
 
     def _values(self) -> tuple[str, ...]:
-        from ..engine.inspect import values_for
+        from ..engine.units import values_for
 
         lm = self.lm
         return values_for(lm.config.cell) if lm is not None else ("hidden",)
@@ -246,7 +246,7 @@ class InspectorScreen(ModeScreen):
     def _sentence_values(self) -> np.ndarray | None:
         if self.trace is None:
             return None
-        from ..engine.inspect import trace_values
+        from ..engine.units import trace_values
 
         return trace_values(self.trace, self.value, self._layer_model_index())
 
@@ -255,7 +255,7 @@ class InspectorScreen(ModeScreen):
         values = self._sentence_values()
         if values is None or self.trace is None or not len(self.trace.tokens):
             return
-        from ..engine.inspect import select_units
+        from ..engine.units import select_units
 
         span = span_of(self.cursor, self.span_len)
         self.units = select_units(values, span, self.threshold, self.off_outside)
@@ -278,7 +278,7 @@ class InspectorScreen(ModeScreen):
 
     def _compute_corpus(self, lm, value: str, layer: int):
         """Worker thread: the corpus's states for (value, layer), with progress as it goes."""
-        from ..engine.inspect import encode_corpus_states
+        from ..engine.units import encode_corpus_states
 
         stop = stop_event(self._stop)
         text, name = corpus_text(self.app, lm, self.corpus_limit)
@@ -324,7 +324,7 @@ class InspectorScreen(ModeScreen):
                              self.off_outside, force=True)
 
     def _compute_matches(self, states, units, threshold, span_len, off):
-        from ..engine.inspect import find_matches
+        from ..engine.units import find_matches
 
         return find_matches(states, units, threshold, span_len, off_outside=off, top=50, context=60)
 
@@ -341,7 +341,7 @@ class InspectorScreen(ModeScreen):
 
     def _compute_attribution(self, lm, sentence: str, position: int, method: str):
         from ..engine.errors import RnnTuiError
-        from ..engine.inspect import attribution
+        from ..engine.attribution import attribution
 
         try:
             return attribution(lm, sentence, position=position, method=method), ""
@@ -517,7 +517,7 @@ class InspectorScreen(ModeScreen):
     def _build_sentence(self, width: int, height: int) -> RenderableType:
         tr = self.trace
         if tr is None or not len(tr.tokens):
-            return Text(getattr(self.app, "sentence", ""), style=DIM, no_wrap=True, overflow="ellipsis")
+            return Text(self.app.sentence, style=DIM, no_wrap=True, overflow="ellipsis")
         level = self.lm.vocab.level if self.lm is not None else "char"
         cells, a, b = self._window(width)
         start, end = span_of(self.cursor, self.span_len)

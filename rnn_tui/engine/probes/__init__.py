@@ -1,0 +1,29 @@
+"""Probes: what a trained recurrent network does with one piece of text.
+
+Every probe takes a `LoadedModel` and a text, encodes the text with the model's vocabulary
+(unknown tokens are skipped by default and reported in `unknown_message`), and returns a
+frozen dataclass of numpy arrays with `to_json()`.
+
+- `trace`: hidden states, gates, next-token predictions and losses, step by step.
+- `gradient_profile`: |dL/dh_t| and |dL/dx_t| for every step, from ONE backward pass.
+- `jacobian_map`: ||d state_t / d state_k||_F for every pair k <= t of one layer.
+- `spectrum`: eigenvalues and spectral radius of each recurrent block of one layer.
+
+Work is bounded: texts longer than `MAX_TRACE_TOKENS` (trace, gradients) or than what the
+Jacobian products allow (`MAX_JACOBIAN_TOKENS`, `MAX_JACOBIAN_WORK`) raise ProbeLimitError,
+whose message says how many tokens fit; `window=N` keeps only the last N tokens instead
+(the probe then starts from a zero state at the first kept token).
+
+`base` holds what the probes share (and the unit inspector, attribution and experiments build
+on); `tracing` the step-by-step probes; `recurrence` the Jacobian products and the spectrum.
+"""
+
+from .base import MAX_TRACE_TOKENS, MAX_TRACE_VALUES, ProbeResult, encode_text, layer_index, to_jsonable, zero_state
+from .recurrence import (MAIN_BLOCK, MAIN_REASON, MAX_JACOBIAN_BYTES, MAX_JACOBIAN_TOKENS, MAX_JACOBIAN_WORK,
+                         MAX_SPECTRUM_HIDDEN, JacobianMap, Spectrum, jacobian_fit, jacobian_map, spectrum)
+from .tracing import MODES, GradientProfile, Trace, gradient_profile, trace
+
+__all__ = ["MAX_TRACE_TOKENS", "MAX_TRACE_VALUES", "ProbeResult", "encode_text", "layer_index", "to_jsonable",
+           "zero_state", "MAIN_BLOCK", "MAIN_REASON", "MAX_JACOBIAN_BYTES", "MAX_JACOBIAN_TOKENS",
+           "MAX_JACOBIAN_WORK", "MAX_SPECTRUM_HIDDEN", "JacobianMap", "Spectrum", "jacobian_fit", "jacobian_map",
+           "spectrum", "MODES", "GradientProfile", "Trace", "gradient_profile", "trace"]

@@ -1,0 +1,31 @@
+"""The memory-horizon experiment's views: how much replacing the token k back moves the
+prediction, per model (log), and each model's horizon."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .plotting import GUIDE, PALETTE, log_lines, series_colours
+from .views import LabViews
+
+views = LabViews("memory-horizon")
+
+
+def _models_key(r) -> list[tuple[str, tuple]]:
+    return list(zip(r.labels, series_colours(len(r.labels))))
+
+
+@views.chart("by lag", key=_models_key)
+def by_lag(plt, r, width: int, height: int) -> None:
+    plt.title("TV of p(next) when the token k back is replaced, log")
+    log_lines(plt, [r.lags] * len(r.labels), list(r.tv), series_colours(len(r.labels)), list(r.labels), height)
+    plt.horizontal_line(math.log10(r.threshold), color=GUIDE)
+    plt.xlabel("k tokens back")
+
+
+@views.chart("horizon")
+def horizon(plt, r, width: int, height: int) -> None:
+    plt.title(f"memory horizon (TV ≥ {r.threshold:g}) per model")
+    plt.bar(list(r.labels), np.asarray(r.horizon, dtype=float).tolist(), color=PALETTE[0])
