@@ -6,13 +6,10 @@ loaded in a thread worker, and every screen shows "loading engine…" until
 ``app.engine_ready`` is True. Screens read ``app.lm`` / ``app.sentence`` and watch the
 reactive counters ``model_version`` / ``sentence_version``; nothing but the app replaces
 them (``set_model``, ``set_sentence``).
-
-``python -m rnn_tui.app [MODEL] [--corpus FILE] [--device D] [--sentence S]`` runs it.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -183,7 +180,7 @@ class RnnTuiApp(App):
         self.cursor_blink = cursor_blink
         self._preloaded = lm
         self._autostart = start_engine
-        # Run directories another process trains (`rnn-tui watch`): followed by rnn_tui.watch.
+        # Run directories another process trains (`rnn-tui watch`): followed by a runs.Watcher.
         self.watch_dirs: list[str] = [str(d) for d in (watch or [])]
         self.watch_roots: list[str] = [str(d) for d in (watch_roots or [])]  # folders new runs appear in
         self.watcher = None
@@ -277,10 +274,30 @@ class RnnTuiApp(App):
                 self.sub_title = "the engine failed to load"
 
     def watch_engine_ready(self, ready: bool) -> None:
-        if ready and (self.watch_dirs or self.watch_roots):
-            from .watch import start_watcher
+        if ready and (self.watch_dirs or self.watch_roots) and self.watcher is None:
+            self._start_watcher()
 
-            start_watcher(self)
+    def _start_watcher(self) -> None:
+        """Follow ``watch_dirs`` (and the runs that appear in ``watch_roots``) with a
+        ``runs.Watcher`` polling in its own thread; the selected run's newest checkpoint is
+        loaded there and installed without a notification (``ModelReady(quiet=True)``)."""
+        from .engine.checkpoint import load_model
+        from .runs import POLL_S, ModelLoaded, Watcher
+
+        def report(event) -> None:  # on the watcher's thread
+            if isinstance(event, ModelLoaded):
+                self.post_message(ModelReady(event.model, quiet=True))
+
+        watcher = Watcher(self.watch_dirs, roots=self.watch_roots, report=report,
+                          load=lambda directory: load_model(directory, self.device or "auto"),
+                          poll_s=getattr(self, "watch_poll_s", POLL_S))
+        if self.lm is not None:
+            watcher.assume_shown(self.lm.meta.get("source"), self.lm.meta.get("tensors_sha256"))
+        self.watcher = watcher.start()
+
+    def on_unmount(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
 
     # --------------------------------------------------------------- app state
     def set_model(self, lm: "LoadedModel", announce: bool = True) -> None:
@@ -391,17 +408,3 @@ def run_app(model: str | None = None, corpus: str | None = None, device: str = "
     ``watch_roots``: folders where new runs are looked for while watching)."""
     RnnTuiApp(model=model, corpus=corpus, device=device, sentence=sentence, watch=watch,
               mode=mode, watch_roots=watch_roots).run()
-
-
-def _main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m rnn_tui.app")
-    p.add_argument("model", nargs="?", default=None)
-    p.add_argument("--corpus", default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--sentence", default=None)
-    args = p.parse_args(argv)
-    run_app(model=args.model, corpus=args.corpus, device=args.device, sentence=args.sentence)
-
-
-if __name__ == "__main__":
-    _main()

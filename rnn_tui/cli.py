@@ -604,7 +604,7 @@ def cmd_experiment(args) -> int:
 def cmd_watch(args) -> int:
     from .app import run_app
     from .engine.errors import ConfigError
-    from .watch import expand_run_dirs
+    from .runs import expand_run_dirs
 
     if (args.device or "auto").strip().lower() != "auto":
         from .engine.device import pick_device
