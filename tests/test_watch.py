@@ -362,6 +362,8 @@ async def test_a_run_started_in_the_watched_folder_appears_on_the_chart(tmp_path
         save_tiny(runs / "late", step=10)
         await wait_for(pilot, lambda: app.model_version > version, what="its checkpoint")
         assert app.lm.meta["watch"]["run"] == "late"
+        assert app.watcher.running
+    assert not app.watcher.running  # the app stops its watcher when it exits
 
 
 # ------------------------------------------------------------------ command line

@@ -17,7 +17,7 @@ stops training. With log_every=1 that step's update is never applied and, when t
 finite, the current weights are kept. With log_every > 1 the steps in between were applied
 unchecked, so the weights go back to the last snapshot known to give a finite loss.
 
-A run directory (run_dir; its layout is ``rnn_tui.runs``') gets metrics.jsonl (one whole
+A run directory (run_dir; its layout is ``rnn_tui.runs.layout``'s) gets metrics.jsonl (one whole
 line per logged step: ``engine/run_log.py``), RUN_DIR/best/ (lowest validation loss) and the
 latest checkpoint in RUN_DIR itself every `save_every` steps and at the end, with the
 optimizer state and the carried hidden state so `Trainer.from_run` continues exactly where
