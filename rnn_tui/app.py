@@ -210,10 +210,31 @@ class RnnTuiApp(App):
                 self.sub_title = "the engine failed to load"
 
     def watch_engine_ready(self, ready: bool) -> None:
-        if ready and self.settings.watching:
-            from .watch import start_watcher
+        if ready and self.settings.watching and self.watcher is None:
+            self._start_watcher()
 
-            start_watcher(self)
+    def _start_watcher(self) -> None:
+        """Follow ``settings.watch`` (and the runs that appear in ``settings.watch_roots``) with a
+        ``runs.Watcher`` polling in its own thread; the selected run's newest checkpoint is
+        loaded there and installed without a notification (``ModelReady(quiet=True)``)."""
+        from .engine.checkpoint import load_model
+        from .runs import ModelLoaded, Watcher
+
+        def report(event) -> None:  # on the watcher's thread
+            if isinstance(event, ModelLoaded):
+                self.post_message(ModelReady(event.model, quiet=True))
+
+        settings = self.settings
+        watcher = Watcher(list(settings.watch), roots=list(settings.watch_roots), report=report,
+                          load=lambda directory: load_model(directory, self.device or "auto"),
+                          poll_s=settings.watch_poll_s)
+        if self.lm is not None:
+            watcher.assume_shown(self.lm.meta.get("source"), self.lm.meta.get("tensors_sha256"))
+        self.watcher = watcher.start()
+
+    def on_unmount(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
 
     # --------------------------------------------------------------- app state
     def set_model(self, lm: "LoadedModel", announce: bool = True) -> None:

@@ -26,7 +26,7 @@ def test_every_option_is_a_field_with_its_default():
 
 
 def test_cli_flags_are_generated_from_the_options():
-    from rnn_tui.cli import _sub_parser
+    from rnn_tui.cli.parser import sub_parser as _sub_parser
 
     train = _sub_parser().subcommands["train"]
     flags = {a.dest: a for a in train._actions}

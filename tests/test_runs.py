@@ -24,7 +24,8 @@ from rnn_tui.engine.checkpoint import (STATE_NAME, load_model, load_resume_state
                                        optimizer_state_to_safe)
 from rnn_tui.engine.corpus import files as corpus_mod, load_corpus
 from rnn_tui.engine.errors import CheckpointError, ConfigError
-from rnn_tui.engine.train import TrainConfig, Trainer, read_metrics
+from rnn_tui.engine.train import TrainConfig, Trainer
+from rnn_tui.runs import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--cell", "lstm", "--hidden", "16", "--embed", "8", "--seq-len", "16", "--batch", "8",

@@ -14,7 +14,7 @@ import math
 import os
 import time
 
-from rnn_tui import watch as watch_mod
+from rnn_tui.runs import watch as watch_mod
 from rnn_tui.app import RnnTuiApp
 
 from conftest import make_tiny_lm

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from rnn_tui import watch as watch_mod
+from rnn_tui.runs import watch as watch_mod
 from rnn_tui.app import RnnTuiApp
 from rnn_tui.screens.training import TrainingScreen
-from rnn_tui.watch import DISCOVER_EVERY, RunWatch, Watcher, expand_run_dirs, fmt_age, run_names
+from rnn_tui.runs import ModelLoaded, RunWatch, Watcher, expand_run_dirs, fmt_age, run_names
+from rnn_tui.runs.watch import DISCOVER_EVERY
 
 from conftest import make_tiny_lm
 from pilot_helpers import tap, wait_for
@@ -54,6 +55,17 @@ def save_tiny(run_dir: Path, step: int, seed: int = 0, steps: int = 400, name: s
     return json.loads((run_dir / ("best" if name == "best" else ".") / "config.json").read_text())
 
 
+def load_cpu(directory: Path):
+    from rnn_tui.engine.checkpoint import load_model
+
+    return load_model(directory, "cpu")
+
+
+def models_into(loaded: list):
+    """A watcher's report callback that keeps the models it loaded."""
+    return lambda event: loaded.append(event.model) if isinstance(event, ModelLoaded) else None
+
+
 # ------------------------------------------------------------------ the watcher alone
 def test_fmt_age_and_names():
     assert fmt_age(0.3) == "just now" and fmt_age(42) == "42 s" and fmt_age(600) == "10 min"
@@ -79,7 +91,7 @@ def test_a_run_started_in_a_watched_folder_joins(tmp_path):
     (runs / "a").mkdir(parents=True)
     (runs / "a" / "metrics.jsonl").write_text(metric_line(1))
     dirs, roots, _ = expand_run_dirs([str(runs)])
-    watcher = Watcher(dirs, device="cpu", roots=roots)
+    watcher = Watcher(dirs, roots=roots)
     watcher.poll()
     assert [r.name for r in watcher.runs] == ["a"]
     (runs / "b").mkdir()
@@ -97,7 +109,7 @@ def test_a_run_started_in_a_watched_folder_joins(tmp_path):
 def test_an_empty_folder_of_runs_waits_for_its_first_run(tmp_path):
     dirs, roots, _ = expand_run_dirs([str(tmp_path)])
     assert dirs == [] and roots == [tmp_path]
-    watcher = Watcher(dirs, device="cpu", roots=roots)
+    watcher = Watcher(dirs, roots=roots)
     watcher.poll()
     assert watcher.runs == [] and watcher.model_run is None
     save_tiny(tmp_path / "first", step=5)
@@ -111,7 +123,7 @@ def test_an_empty_folder_that_becomes_a_run_itself_is_followed(tmp_path):
     run = tmp_path / "exp1"
     run.mkdir()  # `mkdir runs/exp1; rnn-tui watch runs/exp1; rnn-tui train ... --out runs/exp1`
     dirs, roots, _ = expand_run_dirs([str(run)])
-    watcher = Watcher(dirs, device="cpu", roots=roots)
+    watcher = Watcher(dirs, roots=roots)
     watcher.poll()
     (run / "metrics.jsonl").write_text(metric_line(1) + metric_line(2))
     save_tiny(run, step=2, name="best")  # best/ holds a checkpoint: not a second run
@@ -174,7 +186,7 @@ def test_stale_and_done(tmp_path, monkeypatch):
 
 def test_watcher_loads_the_newest_checkpoint_and_keeps_the_old_on_a_bad_one(tmp_path):
     loaded = []
-    watcher = Watcher([tmp_path], device="cpu", on_model=lambda lm, run: loaded.append(lm), poll_s=0.05)
+    watcher = Watcher([tmp_path], load=load_cpu, report=models_into(loaded), poll_s=0.05)
     watcher.poll()
     assert loaded == []
     config = save_tiny(tmp_path, step=50)
@@ -209,7 +221,7 @@ def test_follows_a_real_training_subprocess(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     loaded = []
-    watcher = Watcher([out], device="cpu", on_model=lambda lm, run: loaded.append(lm))
+    watcher = Watcher([out], load=load_cpu, report=models_into(loaded))
     run = watcher.runs[0]
     seen: list[int] = []  # rows after each poll that found some
     try:
@@ -349,6 +361,8 @@ async def test_a_run_started_in_the_watched_folder_appears_on_the_chart(tmp_path
         save_tiny(runs / "late", step=10)
         await wait_for(pilot, lambda: app.model_version > version, what="its checkpoint")
         assert app.lm.meta["watch"]["run"] == "late"
+        assert app.watcher.running
+    assert not app.watcher.running  # the app stops its watcher when it exits
 
 
 # ------------------------------------------------------------------ command line

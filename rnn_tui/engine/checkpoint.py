@@ -1,14 +1,12 @@
 """Checkpoints: save a model with everything needed to read it again, load it back safely.
 
-Layout of a run directory::
+A checkpoint directory (a run directory itself, or its best/; the file names and the layout
+of a run are ``rnn_tui.runs.layout``'s) holds::
 
-    RUN_DIR/
-        config.json         the main (latest) checkpoint: format_version, model, vocab, corpus,
-        model.safetensors   level, categories, train, metrics, created, tensors_sha256
-        metrics.jsonl       one JSON object per logged training step (written by train.py)
-        best/
-            config.json     the checkpoint with the lowest validation loss so far
-            model.safetensors
+    config.json         format_version, model, vocab, corpus, level, categories, train,
+                        metrics (the summary keys of ``runs.metrics.SUMMARY_KEYS``), created,
+                        tensors_sha256
+    model.safetensors   the weights
 
 Every checkpoint directory holds exactly `config.json` + `model.safetensors`, so
 `load_model("RUN_DIR")` and `load_model("RUN_DIR/best")` work the same way.
@@ -49,7 +47,6 @@ import hashlib
 import json
 import math
 import os
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -57,56 +54,21 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from ..runs.files import TooLarge, atomic_write, fsync_dir, read_bounded, unlink_quietly
+from ..runs.layout import (CONFIG_NAME, MAX_CONFIG_BYTES, NEXT_STATE_NAME, NEXT_WEIGHTS_NAME, STATE_NAME,
+                           WEIGHTS_NAME)
+from ..runs.metrics import SUMMARY_KEYS
 from .device import pick_device
 from .errors import CheckpointError, ConfigError
 from .model import LoadedModel, ModelConfig, RNNLM, build_model
 
 FORMAT_VERSION = 1
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-NEXT_WEIGHTS_NAME = "model.next.safetensors"  # only between steps 1 and 3 of a save
-STATE_NAME = "train_state.safetensors"  # optimizer + carried state, for --resume (latest only)
-NEXT_STATE_NAME = "train_state.next.safetensors"
 MAIN_NAME = "model"  # save_checkpoint(name=MAIN_NAME) writes into the run directory itself
 BUNDLED_MODELS = ("rnn", "lstm", "gru")
 DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "defaults"
-METRIC_KEYS = ("step", "train_loss", "val_loss", "best_val_loss", "bits_per_token",
-               "tokens_per_s", "wall_time_s")
 
 
 # ------------------------------------------------------------------------- saving
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform (Windows), so best effort.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write bytes to `path` so a reader sees either the old file or the whole new one."""
-    # Not tempfile.mkstemp: its files are 0600. Mode 0666 lets the kernel apply the umask, so a
-    # checkpoint gets the permissions of any other file the user writes.
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(Path(tmp))
-        raise
-    _fsync_dir(path.parent)
-
-
 def _jsonable(value):
     """JSON has no NaN/inf: write them as null rather than emit invalid JSON."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -162,8 +124,8 @@ def save_checkpoint(run_dir: str | os.PathLike, model: RNNLM, vocab, meta: dict 
         "level": meta.pop("level", getattr(vocab, "level", None)),
         "categories": meta.pop("categories", None),
         "train": meta.pop("train", None),
-        "metrics": {k: metrics.get(k) for k in METRIC_KEYS} | {
-            k: v for k, v in metrics.items() if k not in METRIC_KEYS},
+        "metrics": {k: metrics.get(k) for k in SUMMARY_KEYS} | {
+            k: v for k, v in metrics.items() if k not in SUMMARY_KEYS},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "tensors_sha256": hashlib.sha256(blob).hexdigest(),
     }
@@ -180,20 +142,20 @@ def save_checkpoint(run_dir: str | os.PathLike, model: RNNLM, vocab, meta: dict 
     nxt, state_nxt = target / NEXT_WEIGHTS_NAME, target / NEXT_STATE_NAME
     try:
         try:
-            _atomic_write(nxt, blob)  # 1: weights first, beside the old ones
+            atomic_write(nxt, blob)  # 1: weights first, beside the old ones
             if state_blob is not None:
-                _atomic_write(state_nxt, state_blob)  # 1b: the training state beside them
-            _atomic_write(target / CONFIG_NAME, text.encode("utf-8"))  # 2: commit
+                atomic_write(state_nxt, state_blob)  # 1b: the training state beside them
+            atomic_write(target / CONFIG_NAME, text.encode("utf-8"))  # 2: commit
         except BaseException:
-            _unlink_quietly(nxt)  # never committed: the old checkpoint stays as it was
-            _unlink_quietly(state_nxt)
+            unlink_quietly(nxt)  # never committed: the old checkpoint stays as it was
+            unlink_quietly(state_nxt)
             raise
         os.replace(nxt, target / WEIGHTS_NAME)  # 3: back to the usual names
         if state_blob is not None:
             os.replace(state_nxt, target / STATE_NAME)
         else:
-            _unlink_quietly(target / STATE_NAME)  # an older run's state no longer matches
-        _fsync_dir(target)
+            unlink_quietly(target / STATE_NAME)  # an older run's state no longer matches
+        fsync_dir(target)
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {target}: {exc.strerror or exc}") from None
     return target
@@ -219,8 +181,10 @@ def _recover(target: Path) -> None:
     if not any((target / nxt).exists() for nxt, _, _ in pairs):
         return
     try:
-        config = json.loads((target / CONFIG_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        config = json.loads(read_bounded(target / CONFIG_NAME, MAX_CONFIG_BYTES))
+    except (OSError, ValueError, RecursionError):
+        config = {}
+    if not isinstance(config, dict):
         config = {}
     for nxt, final, key in pairs:
         if not (target / nxt).exists():
@@ -229,15 +193,8 @@ def _recover(target: Path) -> None:
         if expected and _sha_file(target / nxt) == expected:
             os.replace(target / nxt, target / final)
         else:
-            _unlink_quietly(target / nxt)
-    _fsync_dir(target)
-
-
-def _unlink_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+            unlink_quietly(target / nxt)
+    fsync_dir(target)
 
 
 # ------------------------------------------------------------------------- loading
@@ -275,8 +232,11 @@ def _read_config(directory: Path) -> dict:
         raise CheckpointError(f"checkpoint {directory} has no {CONFIG_NAME} (not a run directory, "
                               f"or the save was interrupted)")
     try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        config = json.loads(read_bounded(cfg_path, MAX_CONFIG_BYTES).decode("utf-8"))
+    except TooLarge:
+        raise CheckpointError(f"{cfg_path} is larger than {MAX_CONFIG_BYTES >> 20} MiB: "
+                              f"not a checkpoint config") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{cfg_path} is not valid JSON (truncated or edited?): {exc}") from None
     except OSError as exc:
         raise CheckpointError(f"cannot read {cfg_path}: {exc.strerror or exc}") from None
@@ -490,7 +450,7 @@ def describe(lm: LoadedModel) -> dict:
         "corpus": meta.get("corpus"),
         "parameters": parameters,
         "trainable_by_part": {k: v["trainable"] for k, v in parts.items()},
-        "metrics": {k: metrics.get(k) for k in METRIC_KEYS},
+        "metrics": {k: metrics.get(k) for k in SUMMARY_KEYS},
         "train": meta.get("train"),
         "created": meta.get("created"),
         "source": meta.get("source"),

@@ -17,46 +17,42 @@ stops training. With log_every=1 that step's update is never applied and, when t
 finite, the current weights are kept. With log_every > 1 the steps in between were applied
 unchecked, so the weights go back to the last snapshot known to give a finite loss.
 
-A run directory (run_dir) gets metrics.jsonl (one whole line per logged step, appended with a
-single write each), RUN_DIR/best/ (lowest validation loss) and the latest checkpoint in
-RUN_DIR itself every `save_every` steps and at the end, with the optimizer state and the
-carried hidden state so `Trainer.from_run` continues exactly where it stopped; optionally
-TensorBoard event files in RUN_DIR/tb/.
+A run directory (run_dir; its layout is ``rnn_tui.runs.layout``'s) gets metrics.jsonl (one whole
+line per logged step: ``engine/run_log.py``), RUN_DIR/best/ (lowest validation loss) and the
+latest checkpoint in RUN_DIR itself every `save_every` steps and at the end, with the
+optimizer state and the carried hidden state so `Trainer.from_run` continues exactly where
+it stopped (``engine/resume.py``); optionally TensorBoard event files in RUN_DIR/tb/.
+--amp's bfloat16 autocast is ``engine/precision.py``'s.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import json
 import math
-import os
 import threading
 import time
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import (FORMAT_VERSION, MAIN_NAME, _atomic_write, load_resume_state,
-                         optimizer_state_from_safe, optimizer_state_to_safe, save_checkpoint)
-from .device import describe_device, is_oom, pick_device
-from .errors import CheckpointError, ConfigError
+from ..runs.layout import BEST_NAME
+from ..runs.metrics import StepMetrics  # noqa: F401  (re-exported: what a logged step gives)
+from .checkpoint import FORMAT_VERSION, MAIN_NAME, save_checkpoint
 from .config import LEVELS, OPTIMIZERS, RESUMABLE, TrainConfig  # noqa: F401  (re-exported)
-from .model import LoadedModel, ModelConfig, RNNLM, build_model
+from .device import describe_device, is_oom, pick_device
+from .errors import ConfigError
+from .model import LoadedModel, RNNLM, build_model
+from .precision import autocast, check_amp, recurrence_in_float32
+from .resume import continue_run, training_state
+from .run_log import RunLog, find_tensorboard
 
 LN2 = math.log(2.0)
 # Beyond this many nats per token exp(loss) overflows a double: the perplexity is inf, and a
 # model that sure of the wrong answer has diverged even if the loss is still a finite number
 # (SGD at lr=1e6 on a vanilla RNN sits at ~1e5 nats without ever producing a nan).
 MAX_LOSS = math.log(torch.finfo(torch.float64).max)
-METRICS_NAME = "metrics.jsonl"
-TENSORBOARD_DIR = "tb"
-TENSORBOARD_SCALARS = ("loss", "bits", "grad_norm", "lr", "tokens_per_s")  # + val_loss when present
-TENSORBOARD_MISSING = ("tensorboard is not installed (pip install 'rnn-tui[tensorboard]'): "
-                       "metrics go to metrics.jsonl only")
 
 
 def _sane(loss_v: float, norm_v: float) -> bool:
@@ -64,34 +60,6 @@ def _sane(loss_v: float, norm_v: float) -> bool:
 
 
 # ------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class StepMetrics:
-    step: int
-    epoch: float
-    loss: float  # nats per token
-    bits: float  # loss / ln 2
-    ppl: float
-    grad_norm: float  # global norm before clipping
-    clipped: bool
-    lr: float
-    tokens_per_s: float  # since the previous logged step, validation time excluded
-    wall_time: float  # seconds of training so far (pauses excluded)
-    val_loss: float | None = None
-    val_bits: float | None = None
-    val_ppl: float | None = None
-
-    def to_dict(self) -> dict:
-        # Hand-built rather than dataclasses.asdict: this runs every logged step.
-        return {"step": self.step, "epoch": self.epoch, "loss": self.loss, "bits": self.bits,
-                "ppl": self.ppl, "grad_norm": self.grad_norm, "clipped": self.clipped, "lr": self.lr,
-                "tokens_per_s": self.tokens_per_s, "wall_time": self.wall_time,
-                "val_loss": self.val_loss, "val_bits": self.val_bits, "val_ppl": self.val_ppl}
-
-    def to_json(self) -> str:
-        return json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                           for k, v in self.to_dict().items()})
-
-
 @dataclass(frozen=True)
 class TrainResult:
     steps_done: int  # total steps taken by this trainer so far
@@ -138,7 +106,7 @@ class Trainer:
             self.device = dist.device
         else:
             self.device = pick_device(config.device)
-        self._check_amp()
+        check_amp(config.amp, self.device, self.notes)
         self.corpus = corpus if corpus is not None else self._load_corpus(cache_dir)
         self.vocab = vocab if vocab is not None else self.corpus.vocab
         n_vocab = len(self.vocab.tokens)
@@ -155,7 +123,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]  # echo-state freezes W_hh
         if config.amp:
-            _recurrence_in_float32(self.model.rnn, self.device.type)
+            recurrence_in_float32(self.model.rnn, self.device.type)
         self._net = self.model  # what the training step calls: the model, or its DDP wrapper
         self._rows = None  # under DDP: this rank's block of the global batch's rows
         if dist is not None:
@@ -194,9 +162,8 @@ class Trainer:
         self._wall = 0.0  # seconds of training so far, over all run() calls
         self._clock: tuple[float, float] | None = None  # (perf_counter at run() start, wall then)
         self._paused_s = 0.0
-        self._metrics_fd: int | None = None
-        self._tb = None
-        self._tb_writer_cls = self._find_tensorboard(tensorboard) if self.is_main else None
+        writes = self.run_dir if self.is_main else None  # under DDP only the main process writes
+        self._run_log = RunLog(writes, find_tensorboard(tensorboard, self.notes) if writes is not None else None)
 
     # ------------------------------------------------------------- resuming a saved run
     @classmethod
@@ -211,113 +178,8 @@ class Trainer:
         metrics.jsonl is appended to, after dropping lines past the checkpoint's step (left by
         a run that went on after its last save) and any torn last line.
         """
-        from .checkpoint import load_model
-
-        run_dir = Path(run_dir)
-        saved, tensors, info = load_resume_state(run_dir)
-        try:
-            config = TrainConfig.from_dict(saved.get("train") or {})
-        except (ConfigError, TypeError) as exc:
-            raise CheckpointError(f"{run_dir / 'config.json'} has a bad training config: {exc}") from None
-        changes = dict(overrides or {})
-        fixed = sorted(k for k, v in changes.items()
-                       if k not in RESUMABLE and k != "corpus" and v != getattr(config, k, v))
-        if fixed:
-            what = ", ".join(f"{k} (the run has {getattr(config, k)!r}, asked {changes[k]!r})" for k in fixed)
-            raise ConfigError(f"a resumed run keeps its configuration: {what} cannot change; "
-                              f"start a new run to change it")
-        unknown = sorted(set(changes) - {f.name for f in fields(TrainConfig)})
-        if unknown:
-            raise ConfigError(f"unknown training settings: {', '.join(unknown)}")
-        trained_on = config.corpus
-        config = dataclasses.replace(config, **{k: v for k, v in changes.items()
-                                                if k in RESUMABLE or k == "corpus"})
-        lm = load_model(run_dir, device="cpu")
-        # Say which corpus the run knows: "the vocabulary has 28 tokens" alone is no help.
-        hint = (f"the run in {run_dir} was trained on {trained_on!r}: resume without naming a corpus, "
-                f"or name that text where it now lives" if config.corpus != trained_on
-                else "was the text changed?")
-        try:
-            trainer = cls(config, run_dir=run_dir, corpus=corpus, model=lm.model, vocab=lm.vocab,
-                          on_metrics=on_metrics, dist=dist, tensorboard=tensorboard, cache_dir=cache_dir)
-        except ConfigError as exc:
-            if "vocabulary" in str(exc):
-                raise ConfigError(f"corpus {config.corpus!r} does not have the run's vocabulary ({hint})") from None
-            raise
-        if trainer.corpus.vocab != lm.vocab:
-            raise ConfigError(f"corpus {config.corpus!r} does not have the vocabulary the run in {run_dir} "
-                              f"was trained with ({hint})")
-        trainer._restore(tensors, info, run_dir)
-        if trainer.is_main:
-            trainer._trim_metrics()
-        return trainer
-
-    def _restore(self, tensors: dict[str, torch.Tensor], info: dict, run_dir: Path) -> None:
-        where = run_dir / "config.json"
-        kind = type(self.optimizer).__name__
-        if info.get("optimizer_class") != kind:
-            raise CheckpointError(f"{where}: the saved optimizer state is for "
-                                  f"{info.get('optimizer_class')}, the run uses {kind}")
-        try:
-            self.optimizer.load_state_dict(optimizer_state_from_safe(tensors, info.get("optimizer") or {}))
-            step = int(info["step"])
-            epoch, window = int(info["stream"]["epoch"]), int(info["stream"]["window"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"{where}: the training state does not fit this run: {exc}") from None
-        if not 0 <= window < self.train_stream.windows_per_epoch or epoch < 0 or step < 0:
-            raise CheckpointError(f"{where}: the saved position in the training text (epoch {epoch}, "
-                                  f"window {window}) does not fit the corpus: was the text changed?")
-        self.train_stream.epoch, self.train_stream.window = epoch, window
-        self.step = step
-        self._state = self._carry_from(tensors, info.get("carry"), where)
-        self.best_val_loss = info.get("best_val_loss")
-        self.last_val_loss = info.get("last_val_loss")
-        self._val_step = info.get("val_step")
-        self._wall = float(info.get("wall_time") or 0.0)
-
-    def _carry_from(self, tensors, kind, where):
-        if not kind:
-            return None
-        names = ("carry.h", "carry.c") if kind == "h,c" else ("carry.h",)
-        c = self.config
-        want = (c.layers, c.batch, c.hidden)
-        parts = []
-        for name in names:
-            t = tensors.get(name)
-            if t is None or tuple(t.shape) != want:
-                raise CheckpointError(f"{where}: the saved hidden state {name} does not have shape {list(want)}")
-            if self._rows is not None:
-                t = t[:, self._rows]
-            parts.append(t.to(self.device, torch.float32).contiguous())
-        return tuple(parts) if len(parts) == 2 else parts[0]
-
-    def _trim_metrics(self) -> None:
-        """Drop metrics lines past the restored step (and a torn last line), atomically."""
-        if self.run_dir is None:
-            return
-        path = self.run_dir / METRICS_NAME
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
-        lines = data.split(b"\n")
-        keep, changed = [], bool(lines[-1])  # bytes after the last newline: a torn line
-        for line in lines[:-1]:
-            try:
-                ok = int(json.loads(line)["step"]) <= self.step
-            except (ValueError, KeyError, TypeError):
-                ok = False
-            if ok:
-                keep.append(line)
-            else:
-                changed = True
-        if changed:
-            try:
-                _atomic_write(path, b"".join(line + b"\n" for line in keep))
-            except OSError as exc:
-                raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return continue_run(cls, run_dir, overrides=overrides, corpus=corpus, on_metrics=on_metrics,
+                            dist=dist, tensorboard=tensorboard, cache_dir=cache_dir)
 
     # ------------------------------------------------------------- control (any thread)
     def pause(self) -> None:
@@ -366,48 +228,6 @@ class Trainer:
             raise ConfigError(f"rank 0 could not load the corpus: {error}")
         return corpus if corpus is not None else load()
 
-    def _check_amp(self) -> None:
-        if not self.config.amp:
-            return
-        kind = self.device.type
-        if kind == "cuda":
-            try:
-                ok = torch.cuda.is_bf16_supported(including_emulation=False)
-            except TypeError:
-                ok = torch.cuda.is_bf16_supported()
-            if not ok:
-                raise ConfigError("--amp uses bfloat16 autocast, which this GPU does not support natively "
-                                  "(it needs compute capability 8.0 or newer, e.g. A100, H100): drop --amp")
-        elif kind == "cpu":
-            self.notes.append("--amp on the CPU: bfloat16 autocast runs (the output layer and the loss; "
-                              "the recurrence stays float32) but rarely speeds anything up there; "
-                              "--amp is meant for CUDA")
-        else:
-            try:
-                with torch.autocast(device_type=kind, dtype=torch.bfloat16):
-                    pass
-            except (RuntimeError, ValueError) as exc:
-                raise ConfigError(f"--amp: bfloat16 autocast is not available on {kind}: {exc}") from None
-
-    def _autocast(self):
-        if not self.config.amp:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-
-    def _find_tensorboard(self, wanted: bool | None):
-        if wanted is False or self.run_dir is None:
-            return None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except Exception as exc:  # noqa: BLE001 - ImportError, or a broken install (protobuf)
-            if wanted:
-                missing = isinstance(exc, ImportError)
-                self.notes.append(TENSORBOARD_MISSING if missing else
-                                  f"tensorboard cannot be used ({type(exc).__name__}: {exc}): "
-                                  "metrics go to metrics.jsonl only")
-            return None
-        return SummaryWriter
-
     # ------------------------------------------------------------- the loop
     def run(self, stop: threading.Event | None = None, until: int | None = None) -> TrainResult:
         """Train until `until` steps in total (default `config.steps`), or until stopped.
@@ -423,7 +243,7 @@ class Trainer:
         reason, diverged, kept, oom = None, False, None, False
         stopped = (lambda: self._stop.is_set() or stop.is_set()) if stop is not None else self._stop.is_set
         self.model.train()
-        self._open_outputs()
+        self._run_log.open(self.step)
         lr = self.optimizer.param_groups[0]["lr"]
         t_run = time.perf_counter()
         self._clock, self._paused_s = (t_run, self._wall), 0.0
@@ -505,7 +325,7 @@ class Trainer:
             self._wall = self._wall_now()
             self._clock = None
             self._pending.clear()
-            self._close_outputs()
+            self._run_log.close()
             self._stop.clear()
 
         # The end of a run always has a validation loss. It runs after the last step was
@@ -530,7 +350,7 @@ class Trainer:
         x, y = self.train_stream.next()
         if self._rows is not None:  # DDP: this rank's rows of the global batch
             x, y = x[self._rows], y[self._rows]
-        with self._autocast():
+        with autocast(self.config.amp, self.device):
             logits, state = self._net(x, self._state)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         self._state = _detach(state)
@@ -669,7 +489,7 @@ class Trainer:
         self.model.eval()
         state, losses = None, []
         try:
-            with self._autocast():
+            with autocast(self.config.amp, self.device):
                 for _ in range(n):
                     x, y = stream.next()
                     logits, state = self.model(x, state)
@@ -681,51 +501,13 @@ class Trainer:
         if math.isfinite(val) and (self.best_val_loss is None or val < self.best_val_loss):
             self.best_val_loss = val
             if self.run_dir is not None:
-                self.save(self.run_dir, name="best")
+                self.save(self.run_dir, name=BEST_NAME)
         return val
 
     # ------------------------------------------------------------- logging
-    def _open_outputs(self) -> None:
-        if self.run_dir is None or not self.is_main:
-            return
-        path = self.run_dir / METRICS_NAME
-        if self._metrics_fd is None:
-            try:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-                # O_APPEND + one write() per line: a reader sees whole lines or none of a line.
-                self._metrics_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
-                                           | getattr(os, "O_BINARY", 0), 0o666)
-            except OSError as exc:
-                raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
-        if self._tb_writer_cls is not None and self._tb is None:
-            # purge_step hides events a crashed run logged past the step it resumes from.
-            self._tb = self._tb_writer_cls(log_dir=str(self.run_dir / TENSORBOARD_DIR), flush_secs=10,
-                                           purge_step=self.step + 1 if self.step else None)
-
-    def _close_outputs(self) -> None:
-        if self._metrics_fd is not None:
-            try:
-                os.close(self._metrics_fd)
-            finally:
-                self._metrics_fd = None
-        if self._tb is not None:
-            try:
-                self._tb.close()
-            finally:
-                self._tb = None
-
     def _log(self, m: StepMetrics) -> None:
         self.history.append(m)
-        if self._metrics_fd is not None:
-            data = (m.to_json() + "\n").encode("utf-8")
-            written = os.write(self._metrics_fd, data)
-            while written < len(data):  # a regular file takes it whole; this is for the odd case
-                written += os.write(self._metrics_fd, data[written:])
-        if self._tb is not None:
-            for tag in TENSORBOARD_SCALARS:
-                self._tb.add_scalar(tag, getattr(m, tag), m.step)
-            if m.val_loss is not None:
-                self._tb.add_scalar("val_loss", m.val_loss, m.step)
+        self._run_log.write(m)
         if self.on_metrics is not None:
             self.on_metrics(m)
 
@@ -763,29 +545,6 @@ class Trainer:
                     source=f"training (step {meta['metrics']['step']})")
         return LoadedModel(model=model, vocab=self.vocab, meta=meta)
 
-    def _resume_state(self, carry) -> tuple[dict, dict]:
-        """What `from_run` needs besides the weights: (tensors, JSON-able info)."""
-        tensors, opt_info = optimizer_state_to_safe(self.optimizer.state_dict())
-        kind = None
-        if carry is not None:
-            parts = carry if isinstance(carry, tuple) else (carry,)
-            for name, t in zip(("carry.h", "carry.c"), parts):
-                tensors[name] = t.detach().float()
-            kind = "h,c" if isinstance(carry, tuple) else "h"
-        info = {
-            "step": self.step,
-            "optimizer_class": type(self.optimizer).__name__,
-            "optimizer": opt_info,
-            "stream": {"epoch": self.train_stream.epoch, "window": self.train_stream.window},
-            "carry": kind,
-            "best_val_loss": self.best_val_loss,
-            "last_val_loss": self.last_val_loss,
-            "val_step": self._val_step,
-            "wall_time": self._wall_now(),
-            "world_size": self.dist.world_size if self.dist is not None else 1,
-        }
-        return tensors, info
-
     def _gather_carry(self):
         """The carried hidden state of the whole global batch (a collective under DDP)."""
         state = self._state
@@ -800,11 +559,11 @@ class Trainer:
         carry = self._gather_carry()
         if self.is_main:
             with self._lock:
-                tensors, info = self._resume_state(carry)
+                tensors, info = training_state(self, carry)
                 save_checkpoint(self.run_dir, self.model, self.vocab, self._meta(),
                                 resume_tensors=tensors, resume_info=info)
 
-    def save(self, run_dir=None, name: str = "model") -> Path:
+    def save(self, run_dir=None, name: str = MAIN_NAME) -> Path:
         """Write a checkpoint (RUN_DIR, or RUN_DIR/best for name="best"); returns its directory.
 
         The main checkpoint carries the training state `from_run` resumes from. Under DDP only
@@ -819,71 +578,9 @@ class Trainer:
         with self._lock:
             if name != MAIN_NAME:
                 return save_checkpoint(target, self.model, self.vocab, self._meta(), name=name)
-            tensors, info = self._resume_state(self._state if self._rows is None else None)
+            tensors, info = training_state(self, self._state if self._rows is None else None)
             return save_checkpoint(target, self.model, self.vocab, self._meta(), name=name,
                                    resume_tensors=tensors, resume_info=info)
-
-
-@dataclass(frozen=True)
-class MetricsCursor:
-    """Where `read_metrics` stopped: which file (device, inode) and the byte offset in it."""
-
-    file_id: tuple[int, int] | None = None
-    offset: int = 0
-
-
-def read_metrics(path, cursor: MetricsCursor | None = None) -> tuple[list[dict], MetricsCursor, bool]:
-    """New records of a metrics.jsonl since `cursor`: (records, next cursor, restarted).
-
-    Only whole lines (ending in a newline) are read, so a line being written is left for the
-    next call; a watcher polls `records, cursor, restarted = read_metrics(path, cursor)`.
-    `restarted` is True when the file is not the one the cursor was in (a resume rewrote it
-    without the lines past its checkpoint): the records then start from the top, and what
-    the caller had read before should be dropped.
-    """
-    cursor = cursor or MetricsCursor()
-    try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            file_id = (st.st_dev, st.st_ino)
-            offset = cursor.offset
-            restarted = cursor.file_id is not None and (file_id != cursor.file_id or st.st_size < offset)
-            if restarted or cursor.file_id is None:
-                offset = 0
-            fh.seek(offset)
-            data = fh.read()
-    except FileNotFoundError:
-        return [], cursor, False
-    end = data.rfind(b"\n") + 1
-    records = []
-    for line in data[:end].splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue
-    return records, MetricsCursor(file_id, offset + end), restarted
-
-
-def _recurrence_in_float32(rnn: torch.nn.Module, device_type: str) -> None:
-    """Run the fused recurrent module outside autocast, in float32.
-
-    Under CUDA autocast torch casts cuDNN RNNs to float16 whatever the autocast dtype (its
-    `_cudnn_rnn` autocast wrapper hard-codes half precision), and float16 gradients without a
-    GradScaler underflow through time. So --amp autocasts the output layer (the big matmul
-    for a word vocabulary) and the loss to bfloat16, and leaves the recurrence in float32
-    (TF32 tensor cores on Ampere and newer). Done here, on the training model only (the
-    snapshot template and saved checkpoints are untouched), on every device alike so the
-    CPU tests run the path a GPU takes.
-    """
-    forward = rnn.forward
-
-    def forward_fp32(input, hx=None):
-        with torch.autocast(device_type=device_type, enabled=False):
-            if hx is not None:
-                hx = tuple(h.float() for h in hx) if isinstance(hx, tuple) else hx.float()
-            return forward(input.float(), hx)
-
-    rnn.forward = forward_fp32
 
 
 def _nonfinite_name(value: float) -> str:

@@ -42,8 +42,9 @@ from textual_plotext import PlotextPlot
 from ..engine.config import form_options
 from ..render.fmt import LN2, convert_loss, fmt_duration, fmt_loss, fmt_rate, fmt_steps  # noqa: F401
 from ..render.ticks import fmt_tick, nice_ticks  # noqa: F401
-from ..engine.errors import ConfigError, RnnTuiError
+from ..engine.errors import RnnTuiError
 from ..render.series import downsample, ema, log_safe, plot_width_points
+from ..runs import COLUMNS, METRICS_NAME
 
 
 # ------------------------------------------------------------------------ constants
@@ -108,7 +109,7 @@ def parse_form(values: dict[str, str], extras: dict[str, Any] | None = None) -> 
 class _Columns:
     """Growing numpy columns of a run's metrics (written only by the UI thread)."""
 
-    NAMES = ("step", "epoch", "loss", "grad", "tps", "time", "wall", "val")
+    NAMES = COLUMNS  # runs.metrics: a watched run's rows come in this order
 
     def __init__(self) -> None:
         self._cap = 256
@@ -191,7 +192,7 @@ class RunRecord:
     message: str = ""  # why it ended, when it did not just finish
     saved_to: str = ""
     _smooth_cache: dict = field(default_factory=dict)
-    watch: Any = None  # rnn_tui.watch.RunWatch: a run another process trains (rnn-tui watch)
+    watch: Any = None  # rnn_tui.runs.RunWatch: a run another process trains (rnn-tui watch)
     name: str = ""  # a watched run's name (its directory)
     pinned: bool = False  # kept visible whatever the filter, drawn on top, first in the legend
     hidden: bool = False  # left off the charts (still listed)
@@ -1447,7 +1448,7 @@ class TrainingScreen(Screen):
             return t
         cols = run.cols
         if not len(cols):
-            t.append(f" · no metrics yet in {watch.path / 'metrics.jsonl'}", style="dim")
+            t.append(f" · no metrics yet in {watch.path / METRICS_NAME}", style="dim")
             return t
         step = int(cols["step"][-1])
         steps = run.config.steps
@@ -1503,13 +1504,13 @@ _SHORT_STATE = {"waiting": "wait", "starting": "start", "running": "run", "pause
 
 
 def _watch_clock() -> float:
-    from .. import watch
+    from ..runs import watch
 
-    return watch.clock()
+    return watch.clock()  # looked up at each call: tests freeze runs.watch.clock
 
 
 def _fmt_age(seconds: float | None) -> str:
-    from ..watch import fmt_age
+    from ..runs import fmt_age
 
     return fmt_age(seconds)
 

@@ -1,34 +1,33 @@
-"""Follow runs that another process is training: `rnn-tui watch RUN_DIR [RUN_DIR...]`.
+"""Follow runs that another process is training (`rnn-tui watch RUN_DIR [RUN_DIR...]`).
 
-A folder of runs (`rnn-tui watch runs/`) stands for the runs in it, and a run started in it
-later joins the list within a few polls.
-
-A :class:`Watcher` polls each run directory from one thread (a Textual thread worker, see
-:func:`start_watcher`), every ``POLL_S`` seconds:
+A :class:`Watcher` is given run directories (and folders of runs, where a run started later
+joins within a few polls), a ``report`` callback and, to load checkpoints, a ``load``
+function. ``start()`` polls them from a daemon thread of its own every ``poll_s`` seconds
+until ``stop()``; ``poll()`` is one pass, for a caller with a loop of its own (and tests):
 
 * ``RUN/metrics.jsonl``: when its size, mtime or inode changed, the new *whole* lines are
-  read with ``engine.train.read_metrics`` (a half-written last line is left for the next
-  poll). A file that was rewritten (``--resume`` drops lines past its checkpoint) or whose
-  steps go backwards is read again from the top and the run's series starts over
-  (``RunWatch.generation`` counts the restarts).
+  read (``runs.metrics.read_metrics``: a half-written last line is left for the next poll,
+  and each poll reads a bounded number of bytes). A file that was rewritten (``--resume``
+  drops lines past its checkpoint) or whose steps go backwards is read again from the top
+  and the run's series starts over (``RunWatch.generation`` counts the restarts).
 * the newest checkpoint, ``RUN/config.json`` or ``RUN/best/config.json`` (whichever was
   written last): config.json is the commit point of an atomic save, so it is only parsed
-  when its stat changes, and the weights are loaded only when its ``tensors_sha256`` differs
-  from the one on screen, and only for the run whose model the app shows
+  when its stat changes, and ``load`` is only called when its ``tensors_sha256`` differs
+  from the one shown, and only for the run whose model is shown
   (:meth:`Watcher.select_model_run`). A load that fails keeps the old model and is retried
   at the next polls (backing off to ``MAX_RETRY_S``).
 
-The watcher thread never touches a widget. Metrics go into a flat float array per run under
-its lock; the training screen takes them (``RunWatch.take``) on its 0.3 s timer. Models go
-to the app through ``on_model`` (the app posts them to its event loop).
+What changed is reported as events (``runs.events``) through ``report``, on the watcher's
+thread. Each run's new rows are also kept under its lock until a UI timer takes them
+(``RunWatch.take``), so a screen mounted late still gets every row.
 
-Nothing here imports torch at module import time; ``clock`` (wall-clock seconds) is what
-ages are measured with, so tests can freeze it.
+Nothing here imports torch or textual: loading a checkpoint is the ``load`` function's
+business (the app passes the engine's ``load_model``). ``clock`` (wall-clock seconds) is
+what ages are measured with, so tests can freeze it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -39,16 +38,16 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .events import CheckpointFound, LoadFailed, ModelLoaded, RowsRead, RunAdded, StateChanged, WatchEvent
+from .layout import CONFIG_NAME, METRICS_NAME, checkpoint_dirs, is_run, read_config, run_names, runs_in
+from .metrics import N_COLS, MetricsCursor, read_metrics, record_row
+
 POLL_S = 0.5  # how often the files are looked at
 DISCOVER_EVERY = 4  # polls between looks for new runs in a watched folder of runs
 STALE_AFTER_S = 60.0  # no new metric line for this long (and not finished): "stale" ...
 STALE_GAPS = 3.0  # ... or for 3x the longest gap between its recent lines, if that is longer
 MAX_RETRY_S = 30.0  # a checkpoint that fails to load is retried at most this far apart
-METRICS_NAME = "metrics.jsonl"
-CONFIG_NAME = "config.json"
-# The columns of a metrics row, in the order of the training screen's _Columns.
-COLUMNS = ("step", "epoch", "loss", "grad", "tps", "time", "wall", "val")
-N_COLS = len(COLUMNS)
+POLL_CHUNKS = 8  # read_metrics calls per run and poll (8 x 8 MiB); a longer backlog takes more polls
 
 
 def clock() -> float:
@@ -72,84 +71,6 @@ def fmt_age(seconds: float | None) -> str:
     return f"{s / 86400:.0f} d"
 
 
-def _num(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return math.nan
-    return float(value)
-
-
-def record_row(rec: Any) -> tuple[float, ...] | None:
-    """One metrics.jsonl record -> a row of COLUMNS (wall left nan); None if it has no step."""
-    if not isinstance(rec, dict):
-        return None
-    step = _num(rec.get("step"))
-    if not math.isfinite(step):
-        return None
-    return (step, _num(rec.get("epoch")), _num(rec.get("loss")), _num(rec.get("grad_norm")),
-            _num(rec.get("tokens_per_s")), _num(rec.get("wall_time")), math.nan,
-            _num(rec.get("val_loss")))
-
-
-def run_names(paths: list[Path]) -> list[str]:
-    """Short unique names for run directories: the last path part, more parts when needed."""
-    parts = [Path(os.path.normpath(str(p))).parts or (str(p),) for p in paths]
-    depth = [1] * len(paths)
-    for _ in range(8):
-        names = ["/".join(ps[-d:]) for ps, d in zip(parts, depth)]
-        dupes = {n for n in names if names.count(n) > 1}
-        if not dupes:
-            return names
-        depth = [d + 1 if n in dupes else d for n, d in zip(names, depth)]
-    return [str(p) for p in paths]
-
-
-def expand_run_dirs(specs: list[str]) -> tuple[list[Path], list[Path], list[str]]:
-    """Run directories to watch, folders of runs to keep looking in, and notes.
-
-    A directory that holds no run itself (``runs/``) is a folder of runs: the runs inside
-    it now are watched, and runs that appear in it later are added while watching. A path
-    that does not exist yet is kept (the watcher waits for a run there); a file
-    (``runs/big.log`` from ``rnn-tui watch runs/*``) is left out with a note.
-    """
-    out: list[Path] = []
-    roots: list[Path] = []
-    notes: list[str] = []
-    for spec in specs:
-        path = Path(spec).expanduser()
-        if path.exists() and not path.is_dir():
-            notes.append(f"{spec} is a file, not a run directory: left out")
-            continue
-        if path.is_dir() and not _is_run(path):
-            roots.append(path)
-            out.extend(runs_in(path))
-            continue
-        out.append(path)
-    return _unique(out), _unique(roots), notes
-
-
-def runs_in(folder: Path) -> list[Path]:
-    """The run directories directly inside `folder`, sorted ([] when it cannot be listed)."""
-    try:
-        return sorted(p for p in folder.iterdir() if p.is_dir() and _is_run(p))
-    except OSError:
-        return []
-
-
-def _unique(paths: list[Path]) -> list[Path]:
-    seen: set[str] = set()
-    unique = []
-    for p in paths:
-        key = os.path.abspath(p)
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    return unique
-
-
-def _is_run(path: Path) -> bool:
-    return (path / METRICS_NAME).exists() or (path / CONFIG_NAME).exists()
-
-
 def _tail(path: Path, offset: int, size: int = 64) -> bytes:
     """The `size` bytes of a file before `offset` (b"" when unreadable)."""
     start = max(0, offset - size)
@@ -161,11 +82,15 @@ def _tail(path: Path, offset: int, size: int = 64) -> bytes:
         return b""
 
 
+def _no_rows() -> np.ndarray:
+    return np.empty((0, N_COLS))
+
+
 class RunWatch:
     """What the watcher knows about one run directory.
 
-    Written by the watcher thread; the UI reads the plain attributes (single assignments)
-    and takes metric rows with :meth:`take` (under the lock).
+    Written by the watcher thread; readers use the plain attributes (single assignments)
+    and take metric rows with :meth:`take` (under the lock).
     """
 
     def __init__(self, path: str | os.PathLike, name: str | None = None) -> None:
@@ -176,7 +101,7 @@ class RunWatch:
         self.generation = 0  # +1 each time the metrics file was rewritten (series restarts)
         self.rows = 0  # metric rows read in this generation
         # metrics.jsonl
-        self.cursor = None  # engine.train.MetricsCursor
+        self.cursor: MetricsCursor | None = None
         self._metrics_sig: tuple | None = None
         self._tail = b""  # the last bytes read: a file rewritten in place no longer has them
         self.last_step: float | None = None
@@ -196,13 +121,13 @@ class RunWatch:
         self._retry_at = 0.0
         self._backoff = POLL_S
 
-    # ------------------------------------------------------------------ UI side
+    # ------------------------------------------------------------------ reader side
     def take(self) -> tuple[int, np.ndarray]:
         """(generation, the rows read since the last take as an (n, 8) array)."""
         with self.lock:
             data, self._pending = self._pending, array("d")
             gen = self.generation
-        rows = np.frombuffer(data, dtype=np.float64).reshape(-1, N_COLS) if len(data) else np.empty((0, N_COLS))
+        rows = np.frombuffer(data, dtype=np.float64).reshape(-1, N_COLS) if len(data) else _no_rows()
         return gen, rows
 
     @property
@@ -239,37 +164,40 @@ class RunWatch:
     # ------------------------------------------------------------------ watcher side
     def poll_metrics(self) -> int:
         """Read new whole lines of metrics.jsonl; returns how many rows were added."""
+        return len(self.poll_rows()[0])
+
+    def poll_rows(self) -> tuple[np.ndarray, bool]:
+        """Read new whole lines of metrics.jsonl: (their rows, (n, 8) in COLUMNS order, read-only;
+        whether the series started over). The rows are kept for :meth:`take` too."""
         path = self.path / METRICS_NAME
         try:
             st = os.stat(path)
         except FileNotFoundError:
             self.exists = self.path.is_dir()
-            return 0
+            return _no_rows(), False
         except OSError:
-            return 0
+            return _no_rows(), False
         self.exists = True
         self.has_metrics = True
         sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         if sig == self._metrics_sig:
-            return 0
-        from .engine.train import read_metrics
-
+            return _no_rows(), False
         cursor_in = self.cursor
         if cursor_in is not None and cursor_in.offset and _tail(path, cursor_in.offset) != self._tail:
             cursor_in = None  # rewritten in place: what we read last is not there any more
-        records, cursor, restarted = read_metrics(path, cursor_in)
+        records, cursor, restarted = _read(path, cursor_in)
         restarted = restarted or (cursor_in is None and self.cursor is not None)
         rows = [r for r in map(record_row, records) if r is not None]
         if rows and not restarted and self.last_step is not None and rows[0][0] <= self.last_step:
             # Rewritten in place with earlier steps: start over from the top.
-            records, cursor, _ = read_metrics(path, None)
+            records, cursor, _ = _read(path, None)
             rows = [r for r in map(record_row, records) if r is not None]
             restarted = True
-        self._metrics_sig = sig
+        self._metrics_sig = None if cursor.more else sig  # a backlog: go on at the next poll
         self.cursor = cursor
         self._tail = _tail(path, cursor.offset)
         if not rows and not restarted:
-            return 0
+            return _no_rows(), False
         anchor = min(st.st_mtime, clock())  # when the newest line was written (about)
         last_t = rows[-1][5] if rows else math.nan
         flat = array("d")
@@ -297,12 +225,14 @@ class RunWatch:
             self.line_gap = max(gaps) if gaps else 0.0
         elif restarted:
             self.last_step = None
-        return len(rows)
+        out = np.array(flat, dtype=np.float64).reshape(-1, N_COLS)
+        out.flags.writeable = False
+        return out, restarted
 
     def newest_checkpoint(self) -> tuple[Path, os.stat_result] | None:
         """The checkpoint directory (RUN or RUN/best) whose config.json was written last."""
         best = None
-        for d in (self.path, self.path / "best"):
+        for d in checkpoint_dirs(self.path):
             try:
                 st = os.stat(d / CONFIG_NAME)
             except OSError:
@@ -320,12 +250,9 @@ class RunWatch:
         sig = (str(d), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         if sig == self._ckpt_sig:
             return False
-        try:
-            config = json.loads((d / CONFIG_NAME).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        config = read_config(d)
+        if config is None:
             return False  # replaced while we read it: the next poll sees the new one
-        if not isinstance(config, dict):
-            return False
         self._ckpt_sig = sig
         self.ckpt_dir = d
         sha = config.get("tensors_sha256")
@@ -342,34 +269,78 @@ class RunWatch:
         return True
 
 
-class Watcher:
-    """Polls run directories from one thread; see the module docstring."""
+def _read(path: Path, cursor: MetricsCursor | None) -> tuple[list[dict], MetricsCursor, bool]:
+    """read_metrics, up to POLL_CHUNKS calls while it has more to give."""
+    records, cursor, restarted = read_metrics(path, cursor)
+    for _ in range(POLL_CHUNKS - 1):
+        if not cursor.more:
+            break
+        more, cursor, again = read_metrics(path, cursor)
+        if again:  # replaced between two reads: what was read belongs to the old file
+            records, restarted = more, True
+        else:
+            records += more
+    return records, cursor, restarted
 
-    def __init__(self, dirs: list[str | os.PathLike], device: Any = None,
-                 on_model: Callable[[Any, RunWatch], None] | None = None,
-                 poll_s: float = POLL_S, roots: list[str | os.PathLike] = ()) -> None:
+
+class Watcher:
+    """Polls run directories and reports what changed; see the module docstring.
+
+    ``report(event)`` is called on the polling thread with each ``runs.events`` event.
+    ``load(directory)`` loads the checkpoint in a directory (raising on a bad one); without it
+    new checkpoints are only reported (``CheckpointFound``), never loaded.
+    """
+
+    def __init__(self, dirs: list[str | os.PathLike] = (), *, roots: list[str | os.PathLike] = (),
+                 report: Callable[[WatchEvent], None] | None = None,
+                 load: Callable[[Path], Any] | None = None, poll_s: float = POLL_S) -> None:
         paths = [Path(d) for d in dirs]
-        # Appended to by the watcher thread when a run appears under a root; the UI only
-        # iterates it (list appends are atomic).
+        # Appended to by the watcher thread when a run appears under a root; readers only
+        # iterate it (list appends are atomic).
         self.runs = [RunWatch(p, n) for p, n in zip(paths, run_names(paths))]
         self.roots = [Path(r) for r in roots]
-        self.device = device
-        self.on_model = on_model
+        self.report = report
+        self.load = load
         self.poll_s = poll_s
         self.model_run: RunWatch | None = self.runs[0] if self.runs else None
-        self.shown: tuple[RunWatch, str] | None = None  # (run, sha) of the model on screen
-        self.loads = 0  # models handed to on_model
+        self.shown: tuple[RunWatch, str] | None = None  # (run, sha) of the model shown
+        self.loads = 0  # models loaded and reported
         self.polls = 0
+        self.error = ""  # the last exception of a poll on the thread (a failing report callback)
+        self._told: dict[RunWatch, str] = {}  # runs reported added -> the state last reported
         self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ control (any thread)
+    def start(self) -> "Watcher":
+        """Poll every ``poll_s`` seconds in a daemon thread of its own, until stop(); returns self."""
+        if self._thread is None:
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._loop, name="rnn-tui watch", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling; waits (up to `timeout` s) for a poll under way to finish."""
+        self._stopping.set()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def select_model_run(self, run: RunWatch | None) -> None:
-        """Show this run's newest checkpoint in the other modes (loaded at the next poll)."""
+        """Load this run's newest checkpoint from now on (at the next poll, which comes at once)."""
         if run is not self.model_run:
             self.model_run = run
             self._wake.set()
 
     def assume_shown(self, source: str | None, sha: str | None) -> None:
-        """The app already shows this checkpoint (loaded at startup): do not load it again."""
+        """This checkpoint is shown already (loaded at startup): do not load it again."""
         if not source or not sha:
             return
         try:
@@ -377,10 +348,11 @@ class Watcher:
         except OSError:
             return
         for run in self.runs:
-            if src in (os.path.realpath(run.path), os.path.realpath(run.path / "best")):
+            if src in (os.path.realpath(d) for d in checkpoint_dirs(run.path)):
                 self.shown = (run, sha)
                 return
 
+    # ------------------------------------------------------------------ polling
     def discover(self) -> list[RunWatch]:
         """Add the runs that appeared in a watched folder of runs since the last look."""
         known = {os.path.abspath(r.path) for r in self.runs}
@@ -388,7 +360,7 @@ class Watcher:
         for root in self.roots:
             # `mkdir runs/a; rnn-tui watch runs/a; rnn-tui train ... --out runs/a`: the folder
             # itself became the run (and its best/ is a checkpoint, not another run).
-            found = [root] if _is_run(root) else runs_in(root)
+            found = [root] if is_run(root) else runs_in(root)
             fresh += [p for p in found if os.path.abspath(p) not in known and p not in fresh]
         if not fresh:
             return []
@@ -405,24 +377,38 @@ class Watcher:
         return added
 
     def poll(self) -> None:
-        """Look at every run once (watcher thread)."""
+        """Look at every run once, then report what changed (in the order it happened)."""
+        events: list[WatchEvent] = []
         if self.roots and self.polls % DISCOVER_EVERY == 0:
             try:
                 self.discover()
             except OSError:
                 pass
-        for run in self.runs:
+        for run in list(self.runs):
+            if run not in self._told:
+                self._told[run] = ""
+                events.append(RunAdded(run))
             try:
-                run.poll_metrics()
-                run.poll_checkpoint()
+                rows, restarted = run.poll_rows()
+                if len(rows) or restarted:
+                    events.append(RowsRead(run, rows, run.generation, restarted))
+                if run.poll_checkpoint():
+                    events.append(CheckpointFound(run, run.ckpt_dir, run.ckpt_sha, run.ckpt_step))
             except Exception as exc:  # never let one odd file stop the watching
                 run.error = f"{type(exc).__name__}: {exc}"
-        self._maybe_load()
+            state = run.state()
+            if state != self._told[run]:
+                events.append(StateChanged(run, state, self._told[run] or None))
+                self._told[run] = state
+        self._maybe_load(events)
         self.polls += 1
+        if self.report is not None:
+            for event in events:
+                self.report(event)
 
-    def _maybe_load(self) -> None:
+    def _maybe_load(self, events: list[WatchEvent]) -> None:
         run = self.model_run
-        if run is None or run.ckpt_dir is None or run.ckpt_sha is None:
+        if self.load is None or run is None or run.ckpt_dir is None or run.ckpt_sha is None:
             return
         if self.shown is not None and self.shown[0] is run and self.shown[1] == run.ckpt_sha:
             return
@@ -430,58 +416,32 @@ class Watcher:
         if now < run._retry_at:
             return
         try:
-            from .engine.checkpoint import load_model
-
-            lm = load_model(run.ckpt_dir, self.device or "auto")
+            model = self.load(run.ckpt_dir)
         except Exception as exc:  # CheckpointError, or whatever a torn file raises: keep the old
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             run.error = text
             run._retry_at = now + run._backoff
             run._backoff = min(MAX_RETRY_S, run._backoff * 2)
+            events.append(LoadFailed(run, text))
             return
         run.error = ""
         run._backoff = POLL_S
-        meta_step = (lm.meta.get("metrics") or {}).get("step")
-        lm.meta["watch"] = {"run": run.name, "dir": str(run.ckpt_dir), "step": meta_step}
-        self.shown = (run, lm.meta.get("tensors_sha256") or run.ckpt_sha)
+        sha = run.ckpt_sha
+        meta = getattr(model, "meta", None)
+        if isinstance(meta, dict):  # a copy of the checkpoint's config.json: say which run it is
+            metrics = meta.get("metrics")
+            step = metrics.get("step") if isinstance(metrics, dict) else None
+            meta["watch"] = {"run": run.name, "dir": str(run.ckpt_dir), "step": step}
+            sha = meta.get("tensors_sha256") or sha
+        self.shown = (run, sha)
         self.loads += 1
-        if self.on_model is not None:
-            self.on_model(lm, run)
+        events.append(ModelLoaded(run, model))
 
-    def loop(self, cancelled: Callable[[], bool]) -> None:
-        """Poll until ``cancelled()`` (the worker's cancel flag)."""
-        while not cancelled():
-            self.poll()
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.poll()
+            except Exception as exc:  # a report callback that raised: keep watching, keep why
+                self.error = f"{type(exc).__name__}: {exc}"
             self._wake.wait(self.poll_s)
             self._wake.clear()
-
-
-def start_watcher(app) -> Watcher | None:
-    """Start watching ``app.watch_dirs`` in a thread worker of the app (once the engine is up).
-
-    Checkpoints go to ``app.set_model`` without a notification (``ModelReady(quiet=True)``).
-    """
-    dirs = list(app.settings.watch)
-    roots = list(app.settings.watch_roots)
-    if not (dirs or roots) or getattr(app, "watcher", None) is not None:
-        return getattr(app, "watcher", None)
-    from .app import ModelReady
-
-    def on_model(lm, run: RunWatch) -> None:
-        app.post_message(ModelReady(lm, quiet=True))
-
-    watcher = Watcher(dirs, device=getattr(app, "device", None), on_model=on_model,
-                      poll_s=app.settings.watch_poll_s, roots=roots)
-    lm = getattr(app, "lm", None)
-    if lm is not None:
-        watcher.assume_shown(lm.meta.get("source"), lm.meta.get("tensors_sha256"))
-    app.watcher = watcher
-
-    def work() -> None:
-        from textual.worker import get_current_worker
-
-        worker = get_current_worker()
-        watcher.loop(lambda: worker.is_cancelled)
-
-    app.run_worker(work, thread=True, group="watch", name="watch", exit_on_error=False)
-    return watcher

@@ -1,0 +1,74 @@
+"""The commands that open the TUI: `rnn-tui [MODEL]`, `rnn-tui watch RUN_DIR...` and `rnn-tui
+serve` (the TUI in a browser)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .output import warn
+from .parser import SUBCOMMANDS
+
+
+def check_tui_model(model: str | None) -> None:
+    """Before the screen is taken over: `rnn-tui trian` is a typo, not a model to look for."""
+    if model is None or Path(model).expanduser().exists():
+        return
+    from ..engine.checkpoint import BUNDLED_MODELS
+    from ..engine.errors import ConfigError
+
+    if model in BUNDLED_MODELS:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(model, SUBCOMMANDS, n=1, cutoff=0.6)
+    if close:
+        raise ConfigError(f"unknown command {model!r}: did you mean {close[0]!r}? (rnn-tui --help lists them)")
+    raise ConfigError(f"no model at {model!r}: give a run directory (rnn-tui train ... --out DIR writes one) "
+                      f"or a bundled default ({', '.join(BUNDLED_MODELS)})")
+
+
+def cmd_tui(args) -> int:
+    from ..app import run_app
+    from ..settings import AppSettings
+    from ..runs.layout import has_checkpoint, has_metrics
+
+    # A run directory with a metrics.jsonl is followed too: its curves on the training screen,
+    # its newest checkpoint in every mode (as `rnn-tui watch RUN_DIR`, opening on the stepper).
+    watch, model = None, args.model
+    if model and has_metrics(Path(model).expanduser()):
+        watch = [model]
+        if not has_checkpoint(Path(model).expanduser()):
+            model = None  # no checkpoint yet: the bundled model until the run saves one
+    run_app(AppSettings(model=model, corpus=args.corpus, device=args.device, sentence=args.sentence,
+                        watch=tuple(watch or ())))
+    return 0
+
+
+def cmd_watch(args) -> int:
+    from ..app import run_app
+    from ..settings import AppSettings
+    from ..engine.errors import ConfigError
+    from ..runs.layout import expand_run_dirs, has_checkpoint
+
+    if (args.device or "auto").strip().lower() != "auto":
+        from ..engine.device import pick_device
+
+        pick_device(args.device)  # a missing GPU is one line, not a watch that cannot load
+    dirs, roots, notes = expand_run_dirs(args.runs)
+    for note in notes:
+        warn(note)
+    if not dirs and not roots:
+        raise ConfigError("nothing to watch: give run directories (rnn-tui train ... --out RUN_DIR writes one)")
+    # The first run that already has a checkpoint is the model at startup; the watcher then
+    # follows the newest checkpoint of the selected run.
+    first = next((d for d in dirs if has_checkpoint(d)), None)
+    run_app(AppSettings(model=str(first) if first is not None else None, device=args.device,
+                        sentence=args.sentence, watch=tuple(str(d) for d in dirs), mode="training",
+                        watch_roots=tuple(str(r) for r in roots)))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from ..serve import serve
+
+    return serve(args.model, host=args.host, port=args.port, device=args.device, corpus=args.corpus)

@@ -1,0 +1,143 @@
+"""Continuing a saved run: the training state a run's latest checkpoint carries, and putting
+it back into a Trainer.
+
+Besides the weights, the latest checkpoint of a run (``engine/checkpoint.py`` writes it,
+``train_state.safetensors`` + ``config.json["resume"]``) holds what the loop needs to go on
+exactly where it stopped: the optimizer state, the hidden state carried between windows,
+the position in the training stream, the best and last validation loss and the training
+clock. ``training_state`` is what a save writes; ``continue_run`` builds the Trainer of
+``Trainer.from_run`` and ``restore`` puts the state back. These functions read and set the
+Trainer's loop state (its ``_state``, ``_val_step``, ``_wall``): they are its other half,
+kept apart because resuming is a job of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+from ..runs.layout import CONFIG_NAME, METRICS_NAME
+from ..runs.metrics import trim_metrics
+from .checkpoint import load_model, load_resume_state, optimizer_state_from_safe, optimizer_state_to_safe
+from .config import RESUMABLE, TrainConfig
+from .errors import CheckpointError, ConfigError
+
+CARRY_NAMES = ("carry.h", "carry.c")  # the carried hidden state's tensors (c: LSTM only)
+
+
+def continue_run(cls, run_dir, *, overrides: dict | None = None, corpus=None, on_metrics=None,
+           dist=None, tensorboard: bool | None = False, cache_dir=None):
+    """A `cls` (Trainer) that continues the run saved in `run_dir`: see ``Trainer.from_run``."""
+    run_dir = Path(run_dir)
+    saved, tensors, info = load_resume_state(run_dir)
+    try:
+        config = TrainConfig.from_dict(saved.get("train") or {})
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{run_dir / CONFIG_NAME} has a bad training config: {exc}") from None
+    changes = dict(overrides or {})
+    fixed = sorted(k for k, v in changes.items()
+                   if k not in RESUMABLE and k != "corpus" and v != getattr(config, k, v))
+    if fixed:
+        what = ", ".join(f"{k} (the run has {getattr(config, k)!r}, asked {changes[k]!r})" for k in fixed)
+        raise ConfigError(f"a resumed run keeps its configuration: {what} cannot change; "
+                          f"start a new run to change it")
+    unknown = sorted(set(changes) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise ConfigError(f"unknown training settings: {', '.join(unknown)}")
+    trained_on = config.corpus
+    config = dataclasses.replace(config, **{k: v for k, v in changes.items()
+                                            if k in RESUMABLE or k == "corpus"})
+    lm = load_model(run_dir, device="cpu")
+    # Say which corpus the run knows: "the vocabulary has 28 tokens" alone is no help.
+    hint = (f"the run in {run_dir} was trained on {trained_on!r}: resume without naming a corpus, "
+            f"or name that text where it now lives" if config.corpus != trained_on
+            else "was the text changed?")
+    try:
+        trainer = cls(config, run_dir=run_dir, corpus=corpus, model=lm.model, vocab=lm.vocab,
+                      on_metrics=on_metrics, dist=dist, tensorboard=tensorboard, cache_dir=cache_dir)
+    except ConfigError as exc:
+        if "vocabulary" in str(exc):
+            raise ConfigError(f"corpus {config.corpus!r} does not have the run's vocabulary ({hint})") from None
+        raise
+    if trainer.corpus.vocab != lm.vocab:
+        raise ConfigError(f"corpus {config.corpus!r} does not have the vocabulary the run in {run_dir} "
+                          f"was trained with ({hint})")
+    restore(trainer, tensors, info, run_dir)
+    if trainer.is_main:
+        path = run_dir / METRICS_NAME
+        try:  # lines past the checkpoint's step (a run that went on, then died) and a torn one
+            trim_metrics(path, trainer.step)
+        except OSError as exc:
+            raise CheckpointError(f"cannot rewrite {path}: {exc.strerror or exc}") from None
+    return trainer
+
+
+def restore(trainer, tensors: dict[str, torch.Tensor], info: dict, run_dir: Path) -> None:
+    """Put a saved training state (``load_resume_state``) back into `trainer`."""
+    where = run_dir / CONFIG_NAME
+    kind = type(trainer.optimizer).__name__
+    if info.get("optimizer_class") != kind:
+        raise CheckpointError(f"{where}: the saved optimizer state is for "
+                              f"{info.get('optimizer_class')}, the run uses {kind}")
+    try:
+        trainer.optimizer.load_state_dict(optimizer_state_from_safe(tensors, info.get("optimizer") or {}))
+        step = int(info["step"])
+        epoch, window = int(info["stream"]["epoch"]), int(info["stream"]["window"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{where}: the training state does not fit this run: {exc}") from None
+    if not 0 <= window < trainer.train_stream.windows_per_epoch or epoch < 0 or step < 0:
+        raise CheckpointError(f"{where}: the saved position in the training text (epoch {epoch}, "
+                              f"window {window}) does not fit the corpus: was the text changed?")
+    trainer.train_stream.epoch, trainer.train_stream.window = epoch, window
+    trainer.step = step
+    trainer._state = _carry_from(trainer, tensors, info.get("carry"), where)
+    trainer.best_val_loss = info.get("best_val_loss")
+    trainer.last_val_loss = info.get("last_val_loss")
+    trainer._val_step = info.get("val_step")
+    trainer._wall = float(info.get("wall_time") or 0.0)
+
+
+def _carry_from(trainer, tensors, kind, where):
+    """The saved carried state, on the trainer's device (under DDP: this rank's rows)."""
+    if not kind:
+        return None
+    names = CARRY_NAMES if kind == "h,c" else CARRY_NAMES[:1]
+    c = trainer.config
+    want = (c.layers, c.batch, c.hidden)
+    parts = []
+    for name in names:
+        t = tensors.get(name)
+        if t is None or tuple(t.shape) != want:
+            raise CheckpointError(f"{where}: the saved hidden state {name} does not have shape {list(want)}")
+        if trainer._rows is not None:
+            t = t[:, trainer._rows]
+        parts.append(t.to(trainer.device, torch.float32).contiguous())
+    return tuple(parts) if len(parts) == 2 else parts[0]
+
+
+def training_state(trainer, carry) -> tuple[dict, dict]:
+    """What `continue_run` needs besides the weights: (tensors, JSON-able info). `carry`: the carried
+    hidden state of the whole batch, or None to start the rows from zeros."""
+    tensors, opt_info = optimizer_state_to_safe(trainer.optimizer.state_dict())
+    kind = None
+    if carry is not None:
+        parts = carry if isinstance(carry, tuple) else (carry,)
+        for name, t in zip(CARRY_NAMES, parts):
+            tensors[name] = t.detach().float()
+        kind = "h,c" if isinstance(carry, tuple) else "h"
+    info = {
+        "step": trainer.step,
+        "optimizer_class": type(trainer.optimizer).__name__,
+        "optimizer": opt_info,
+        "stream": {"epoch": trainer.train_stream.epoch, "window": trainer.train_stream.window},
+        "carry": kind,
+        "best_val_loss": trainer.best_val_loss,
+        "last_val_loss": trainer.last_val_loss,
+        "val_step": trainer._val_step,
+        "wall_time": trainer._wall_now(),
+        "world_size": trainer.dist.world_size if trainer.dist is not None else 1,
+    }
+    return tensors, info
