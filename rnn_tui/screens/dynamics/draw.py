@@ -1,14 +1,13 @@
 """What the Dynamics screen draws: the four panels as functions of the screen's state.
 
 Each ``draw_*`` plots into a plotext figure (a `Chart`), each ``build_*`` returns a Rich
-renderable (a `Panel`); ``v`` is the screen, read only.
+renderable (a `Panel`); ``v`` is the DynamicsScreen, read only (its spec, lyap, horizon,
+block, map, start, radius_choice and lyap_model, and the app's session).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
 import numpy as np
 from rich.console import Group, RenderableType
 from rich.text import Text
@@ -16,9 +15,6 @@ from rich.text import Text
 from ...render.colors import CURRENT_RGB, MODEL_RGB, hex_code as _hex, legend
 from ...render.heatmap import TriangleHeatmap
 from ...render.ticks import log_ticks
-
-if TYPE_CHECKING:
-    from .screen import DynamicsScreen
 
 RADII = (None, 0.5, 0.9, 1.0, 1.1, 1.5)  # None: the model's W as it is
 BUNDLED = ("rnn", "lstm", "gru")
@@ -65,7 +61,7 @@ def regime(rate: float, norms=None) -> tuple[str, str]:
     return "holds: the edge of chaos", "edge"
 
 
-def draw_spectrum(v: "DynamicsScreen", plt, width: int, height: int) -> None:
+def draw_spectrum(v, plt, width: int, height: int) -> None:
     s = v.spec
     plt.title("eigenvalues of W (complex plane)")
     theta = np.linspace(0, 2 * np.pi, 121)
@@ -93,7 +89,7 @@ def draw_spectrum(v: "DynamicsScreen", plt, width: int, height: int) -> None:
     plt.ylim(-lim, lim)
     plt.title(f"eigenvalues of {block} · ρ = {rho:.3g}")
 
-def build_spectrum_note(v: "DynamicsScreen", width: int, height: int) -> RenderableType:
+def build_spectrum_note(v, width: int, height: int) -> RenderableType:
     s = v.spec
     t = Text(no_wrap=True, overflow="ellipsis")
     if s is None or s.spectrum is None:
@@ -124,7 +120,7 @@ def build_spectrum_note(v: "DynamicsScreen", width: int, height: int) -> Rendera
     lines.append(h)
     return Group(*lines)
 
-def draw_recurrence(v: "DynamicsScreen", plt, width: int, height: int) -> None:
+def draw_recurrence(v, plt, width: int, height: int) -> None:
     s = v.spec
     plt.title(f"recurrence alone: ‖h_t‖, h ← {'tanh(W h)' if v.map == 'tanh' else 'W h'}")
     plt.xlabel("step t")
@@ -156,7 +152,7 @@ def draw_recurrence(v: "DynamicsScreen", plt, width: int, height: int) -> None:
         plt.yticks(*log_ticks(lo, hi, max_ticks=max(2, (height - 4) // 2)))
         plt.ylim(lo, hi)
 
-def build_recurrence_note(v: "DynamicsScreen", width: int, height: int) -> RenderableType:
+def build_recurrence_note(v, width: int, height: int) -> RenderableType:
     s = v.spec
     t = Text(no_wrap=True, overflow="ellipsis")
     r = RADII[v.radius_choice]
@@ -200,7 +196,7 @@ def build_recurrence_note(v: "DynamicsScreen", width: int, height: int) -> Rende
         lines.append(w)
     return Group(*lines)
 
-def build_lyapunov(v: "DynamicsScreen", width: int, height: int) -> RenderableType:
+def build_lyapunov(v, width: int, height: int) -> RenderableType:
     head = Text(no_wrap=True, overflow="ellipsis")
     head.append("Lyapunov ", style="bold")
     name = "this model" if v.lyap_model == "current" else f"bundled {v.lyap_model}"
@@ -236,7 +232,7 @@ def build_lyapunov(v: "DynamicsScreen", width: int, height: int) -> RenderableTy
                            row_offset=max(0, len(jac.tokens) - (rows or len(jac.tokens))))
     return Group(head, rate, key, heat)
 
-def draw_horizon(v: "DynamicsScreen", plt, width: int, height: int) -> None:
+def draw_horizon(v, plt, width: int, height: int) -> None:
     plt.title("memory: TV of p(next) when token k back changes")
     plt.xlabel("k steps back")
     h = v.horizon
@@ -260,7 +256,7 @@ def draw_horizon(v: "DynamicsScreen", plt, width: int, height: int) -> None:
         plt.horizontal_line(thr, color=COLORS["circle"])
         plt.yticks(*log_ticks(lo, hi, max_ticks=max(2, (height - 4) // 2)))
 
-def build_horizon_note(v: "DynamicsScreen", width: int, height: int) -> RenderableType:
+def build_horizon_note(v, width: int, height: int) -> RenderableType:
     h = v.horizon
     t = Text(no_wrap=True, overflow="ellipsis")
     if h is None:
