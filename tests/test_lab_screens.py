@@ -128,7 +128,7 @@ async def test_inspector_span_threshold_matches_and_attribution():
         await pilot.press("v")
         assert screen.value == "cell"
         await settle(pilot)
-        await wait_for(pilot, lambda: screen._corpus_key() in screen.states, what="the cell encode")
+        await wait_for(pilot, lambda: screen.corpus_key() in screen.states, what="the cell encode")
         assert len(screen.states) == 2
         screen_text = str(screen.query_one("#in-info").content)
         assert "cell" in screen_text and "occlusion" in screen_text

@@ -13,34 +13,21 @@ encoding (once per model, value and layer, then cached); the search is numpy, in
 
 from __future__ import annotations
 
-import math
 import threading
 from typing import Any
 
 import numpy as np
-from rich.cells import cell_len, set_cell_size
-from rich.console import Group, RenderableType
-from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from ..render.colors import _color, legend, rgb
-from ..render.heatmap import token_label
-from ..widgets.panel import Panel
-from .base import LOADING_TEXT, KeyedTask, ModeScreen, emit, stop_event
+from ...widgets.panel import Panel
+from ..base import LOADING_TEXT, KeyedTask, ModeScreen, emit, stop_event
+from . import draw
+from .draw import METHOD_LABELS, THRESHOLD_STEP, VALUE_LABELS, span_of
 
-SPAN_STYLE = Style(color="#000000", bgcolor="#ffd75f", bold=True)
-MARK_STYLE = Style(color="#000000", bgcolor="#5fafff", bold=True)
-DIM = Style(color="#8a8a8a")
-GUTTER = 6  # "text  " / "attr  " / "u17   " labels left of the sentence
-THRESHOLD_STEP = 0.05
-VALUE_LABELS = {"hidden": "hidden h", "cell": "cell c", "i": "input gate i", "f": "forget gate f",
-                "g": "candidate g", "o": "output gate o", "r": "reset gate r", "z": "update gate z",
-                "n": "candidate n"}
-METHOD_LABELS = {"grad_x_input": "gradient×input", "occlusion": "occlusion"}
 MAX_CACHED = 4  # corpus encodings kept (N x H bytes each: 16 MB for the grammar at H=64)
 
 
@@ -48,7 +35,7 @@ MAX_CACHED = 4  # corpus encodings kept (N x H bytes each: 16 MB for the grammar
 def corpus_text(app, lm, limit: int | None) -> tuple[str, str]:
     """(text, description) of the corpus to search: the app's --corpus when it is the one the
     model was trained on, the bundled corpus the model names, else the grammar."""
-    from ..engine.corpus import BUNDLED_CORPORA, load_corpus
+    from ...engine.corpus import BUNDLED_CORPORA, load_corpus
 
     level = lm.vocab.level
     name = str(lm.meta.get("corpus") or "")
@@ -69,18 +56,6 @@ def corpus_text(app, lm, limit: int | None) -> tuple[str, str]:
     ids = corpus.train if limit is None else corpus.train[:limit]
     text = corpus.vocab.decode(ids)
     return text, corpus.name
-
-
-def span_of(cursor: int, length: int) -> tuple[int, int]:
-    """(start, end) with end exclusive; the span ends at the cursor."""
-    return max(0, cursor - length + 1), cursor + 1
-
-
-def token_cells(tokens, level: str) -> list[str]:
-    """The printable form of each token as drawn on the sentence line (spaces kept)."""
-    if level == "word":
-        return [token_label(t) for t in tokens]
-    return [" " if t == " " else token_label(t) for t in tokens]
 
 
 class InspectorScreen(ModeScreen):
@@ -160,9 +135,9 @@ class InspectorScreen(ModeScreen):
     def compose_body(self) -> ComposeResult:
         with Vertical(id="in-body"):
             yield Static(LOADING_TEXT, id="in-info", markup=False)
-            yield Panel(self._build_sentence, id="in-sentence")
-            yield Panel(self._build_units, id="in-units")
-            yield Panel(self._build_matches, id="in-matches")
+            yield Panel(lambda w, h: draw.build_sentence(self, w, h), id="in-sentence")
+            yield Panel(lambda w, h: draw.build_units(self, w, h), id="in-units")
+            yield Panel(lambda w, h: draw.build_matches(self, w, h), id="in-matches")
 
     def on_mount(self) -> None:
         self.tracer = KeyedTask(self, "trace", self._compute_trace, self._show_trace, self._trace_failed)
@@ -179,7 +154,7 @@ class InspectorScreen(ModeScreen):
     def lm(self):
         return self.app.lm
 
-    def _layer_model_index(self) -> int:
+    def layer_model_index(self) -> int:
         tr = self.trace
         if tr is None:
             return -1
@@ -195,7 +170,7 @@ class InspectorScreen(ModeScreen):
             self._info("reading the sentence…")
 
     def _compute_trace(self, lm, sentence: str):
-        from ..engine.probes import trace
+        from ...engine.probes import trace
 
         return trace(lm, sentence, top_k=1)
 
@@ -214,7 +189,7 @@ class InspectorScreen(ModeScreen):
         self.cursor = min(self.cursor, T - 1)
         self.span_len = max(1, min(self.span_len, self.cursor + 1))
         lm = self.lm
-        if lm is not None and self.value not in self._values():
+        if lm is not None and self.value not in self.values():
             self.value = "hidden"
         if model_changed:
             self.attribution = None
@@ -226,7 +201,7 @@ class InspectorScreen(ModeScreen):
     def _default_span(self, tokens) -> tuple[int, int]:
         """The second word (the subject noun of the default sentence), else the first token."""
         if self.lm is not None and self.lm.vocab.level == "char":
-            from ..engine.corpus import word_spans
+            from ...engine.corpus import word_spans
 
             spans = word_spans("".join(tokens))
             if len(spans) >= 2:
@@ -237,25 +212,25 @@ class InspectorScreen(ModeScreen):
                 return b - 1, b - a
         return min(1, len(tokens) - 1), 1
 
-    def _values(self) -> tuple[str, ...]:
-        from ..engine.units import values_for
+    def values(self) -> tuple[str, ...]:
+        from ...engine.units import values_for
 
         lm = self.lm
         return values_for(lm.config.cell) if lm is not None else ("hidden",)
 
-    def _sentence_values(self) -> np.ndarray | None:
+    def sentence_values(self) -> np.ndarray | None:
         if self.trace is None:
             return None
-        from ..engine.units import trace_values
+        from ...engine.units import trace_values
 
-        return trace_values(self.trace, self.value, self._layer_model_index())
+        return trace_values(self.trace, self.value, self.layer_model_index())
 
     def _refresh_all(self) -> None:
         """Units from the trace; then the corpus search and the attribution, in workers."""
-        values = self._sentence_values()
+        values = self.sentence_values()
         if values is None or self.trace is None or not len(self.trace.tokens):
             return
-        from ..engine.units import select_units
+        from ...engine.units import select_units
 
         span = span_of(self.cursor, self.span_len)
         self.units = select_units(values, span, self.threshold, self.off_outside)
@@ -266,11 +241,11 @@ class InspectorScreen(ModeScreen):
         self._request_attribution()
         self._redraw()
 
-    def _corpus_key(self) -> tuple:
-        return (self.app.model_version, self.value, self._layer_model_index())
+    def corpus_key(self) -> tuple:
+        return (self.app.model_version, self.value, self.layer_model_index())
 
     def _ensure_corpus(self) -> None:
-        key = self._corpus_key()
+        key = self.corpus_key()
         if key in self.states:
             return
         if self.encoder.request(key, self.lm, self.value, key[2]):
@@ -278,7 +253,7 @@ class InspectorScreen(ModeScreen):
 
     def _compute_corpus(self, lm, value: str, layer: int):
         """Worker thread: the corpus's states for (value, layer), with progress as it goes."""
-        from ..engine.units import encode_corpus_states
+        from ...engine.units import encode_corpus_states
 
         stop = stop_event(self._stop)
         text, name = corpus_text(self.app, lm, self.corpus_limit)
@@ -306,7 +281,7 @@ class InspectorScreen(ModeScreen):
         self._redraw()
 
     def _match_request_key(self) -> tuple:
-        return (self._corpus_key(), tuple(self.units.tolist()), self.threshold, self.span_len,
+        return (self.corpus_key(), tuple(self.units.tolist()), self.threshold, self.span_len,
                 self.off_outside)
 
     def _request_matches(self) -> None:
@@ -324,7 +299,7 @@ class InspectorScreen(ModeScreen):
                              self.off_outside, force=True)
 
     def _compute_matches(self, states, units, threshold, span_len, off):
-        from ..engine.units import find_matches
+        from ...engine.units import find_matches
 
         return find_matches(states, units, threshold, span_len, off_outside=off, top=50, context=60)
 
@@ -340,8 +315,8 @@ class InspectorScreen(ModeScreen):
         self.attributor.request(key, self.lm, self.app.sentence, self.cursor, self.method)
 
     def _compute_attribution(self, lm, sentence: str, position: int, method: str):
-        from ..engine.errors import RnnTuiError
-        from ..engine.attribution import attribution
+        from ...engine.errors import RnnTuiError
+        from ...engine.attribution import attribution
 
         try:
             return attribution(lm, sentence, position=position, method=method), ""
@@ -392,7 +367,7 @@ class InspectorScreen(ModeScreen):
         self._refresh_all()
 
     def action_cycle_value(self) -> None:
-        values = self._values()
+        values = self.values()
         i = values.index(self.value) if self.value in values else -1
         self.value = values[(i + 1) % len(values)]
         if self.value in ("i", "f", "o", "r", "z"):
@@ -438,7 +413,7 @@ class InspectorScreen(ModeScreen):
                         "(move the span, or - lowers the threshold)", severity="warning", timeout=4)
             return
         m = self.matches.matches[min(self.match_offset, len(self.matches.matches) - 1)]
-        states = self.states.get(self._corpus_key())
+        states = self.states.get(self.corpus_key())
         if states is None:
             return
         text, a, b = states.snippet(m.start, m.end, context=80)
@@ -464,7 +439,7 @@ class InspectorScreen(ModeScreen):
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(VALUE_LABELS.get(self.value, self.value), style="bold")
         if self.trace is not None and len(self.trace.layers) > 1:
-            t.append(f" layer {self._layer_model_index() + 1}/{len(self.trace.layers)}")
+            t.append(f" layer {self.layer_model_index() + 1}/{len(self.trace.layers)}")
         t.append(" (v) · ", style="dim")
         t.append(f"≥ {self.threshold:+.2f}", style="bold")
         t.append(" (+/-) · off around ", style="dim")
@@ -477,192 +452,3 @@ class InspectorScreen(ModeScreen):
     def _redraw(self) -> None:
         for panel in self.query(Panel):
             panel.refresh(layout=True)
-
-    def _scale(self) -> tuple[str, float, float]:
-        if self.value in ("i", "f", "o", "r", "z"):
-            return "sequential", 0.0, 1.0
-        if self.value == "cell" and self.trace is not None:
-            c = self.trace.gates.get("c")
-            lim = max(1.0, float(np.nanmax(np.abs(c)))) if c is not None else 1.0
-            return "diverging", -lim, lim
-        return "diverging", -1.0, 1.0
-
-    def _window(self, width: int) -> tuple[list[str], int, int]:
-        """The token cells and the first and last token that fit ``width`` around the span."""
-        tr = self.trace
-        level = self.lm.vocab.level if self.lm is not None else "char"
-        cells = token_cells(tr.tokens, level)
-        sep = 1 if level == "word" else 0
-        widths = [cell_len(c) + sep for c in cells]
-        avail = max(4, width - GUTTER)
-        if sum(widths) <= avail:
-            return cells, 0, len(cells)
-        # Centre the span's end, then take what fits.
-        a, b = self.cursor, self.cursor + 1
-        used = widths[self.cursor]
-        while True:
-            grew = False
-            if b < len(cells) and used + widths[b] <= avail and (b - self.cursor <= self.cursor - a or a == 0):
-                used += widths[b]
-                b += 1
-                grew = True
-            if a > 0 and used + widths[a - 1] <= avail:
-                a -= 1
-                used += widths[a]
-                grew = True
-            if not grew:
-                break
-        return cells, a, b
-
-    def _build_sentence(self, width: int, height: int) -> RenderableType:
-        tr = self.trace
-        if tr is None or not len(tr.tokens):
-            return Text(self.app.sentence, style=DIM, no_wrap=True, overflow="ellipsis")
-        level = self.lm.vocab.level if self.lm is not None else "char"
-        cells, a, b = self._window(width)
-        start, end = span_of(self.cursor, self.span_len)
-        sep = " " if level == "word" else ""
-        span_txt = "".join(tr.tokens[start:end]) if level == "char" else " ".join(tr.tokens[start:end])
-        head = Text(no_wrap=True, overflow="ellipsis")
-        head.append("span ", style="dim")
-        head.append(f"“{token_label(span_txt) if level == 'word' else span_txt.replace(chr(10), '⏎')}”",
-                    style="bold #ffd75f")
-        head.append(f" tokens {start + 1}-{end} of {len(tr.tokens)} · ", style="dim")
-        n = len(self.units)
-        head.append(f"{n} unit{'s' if n != 1 else ''} on", style="bold")
-        line = Text(no_wrap=True, overflow="crop")
-        line.append("text".ljust(GUTTER), style=DIM)
-        for i in range(a, b):
-            if i > a:
-                line.append(sep)
-            style = SPAN_STYLE if start <= i < end else (Style() if i < start else DIM)
-            line.append(cells[i], style=style)
-        attr_line, note = self._attribution_lines(cells, a, b, sep, width)
-        return Group(head, line, attr_line, note)
-
-    def _attribution_lines(self, cells, a: int, b: int, sep: str, width: int) -> tuple[Text, Text]:
-        att = self.attribution
-        row = Text(no_wrap=True, overflow="crop")
-        row.append("attr".ljust(GUTTER), style=DIM)
-        note = Text(no_wrap=True, overflow="ellipsis")
-        if att is None or len(att.scores) != len(cells):
-            row.append("computing…", style=DIM)
-            return row, note
-        s = np.asarray(att.scores, dtype=float)
-        finite = s[np.isfinite(s)]
-        lim = float(np.abs(finite).max()) if finite.size else 1.0
-        lim = lim if lim > 0 else 1.0
-        colours = rgb(np.where(np.isfinite(s), s / lim, np.nan), "diverging", -1.0, 1.0)
-        for i in range(a, b):
-            if i > a:
-                row.append(sep)
-            if not math.isfinite(s[i]):
-                row.append(" " * cell_len(cells[i]))
-            else:
-                row.append(" " * cell_len(cells[i]), style=Style(bgcolor=_color(colours[i])))
-        note.append("attr".ljust(GUTTER) if False else " " * GUTTER)
-        target = token_label(att.target)
-        note.append(f"p(“{target}” next)={att.target_prob:.2f}", style="bold")
-        note.append(" actual next" if att.actual_next else " top guess", style="dim")
-        note.append(" · red supports, blue opposes · ", style="dim")
-        if width > 90:
-            short = float(f"{lim:.2g}")
-            note.append_text(legend("diverging", 22, -short, short))
-        return row, note
-
-    def _build_units(self, width: int, height: int) -> RenderableType:
-        tr = self.trace
-        if tr is None or not len(tr.tokens):
-            return Text("")
-        values = self._sentence_values()
-        if values is None:
-            return Text("")
-        level = self.lm.vocab.level if self.lm is not None else "char"
-        cells, a, b = self._window(width)
-        sep = " " if level == "word" else ""
-        units = self.units
-        title = Text(no_wrap=True, overflow="ellipsis")
-        if not len(units):
-            title.append(f"no unit stays ≥ {self.threshold:+.2f} over the span", style="bold")
-            title.append(": - lowers the threshold, [ shortens the span", style="dim")
-            return title
-        if height >= 1000:  # measuring for height: auto
-            max_rows = 8
-        elif len(units) <= height - 1:  # all fit under the title: no "… more" line needed
-            max_rows = len(units)
-        else:
-            max_rows = max(1, height - 2)
-        shown = units[:max_rows]
-        title.append(f"{len(units)} unit{'s' if len(units) != 1 else ''} on: ", style="dim")
-        title.append(" ".join(f"u{u}" for u in units[:24]) + (" …" if len(units) > 24 else ""), style="bold")
-        scale, vmin, vmax = self._scale()
-        colours = rgb(values[:, shown].T, scale, vmin, vmax)  # [k, T, 3]
-        start, end = span_of(self.cursor, self.span_len)
-        lines: list = [title]
-        for r, u in enumerate(shown):
-            row = Text(no_wrap=True, overflow="crop")
-            row.append(f"u{u}".ljust(GUTTER), style=DIM)
-            for i in range(a, b):
-                if i > a:
-                    row.append(sep)
-                w = cell_len(cells[i])
-                on = values[i, u] >= self.threshold
-                ch = ("▔" if start <= i < end else "·" if on else " ")
-                row.append(set_cell_size(ch * w, w), style=Style(bgcolor=_color(colours[r, i]),
-                                                                  color="#000000" if start <= i < end else "#d0d0d0"))
-            lines.append(row)
-        if len(units) > len(shown):
-            lines.append(Text(f"{' ' * GUTTER}… {len(units) - len(shown)} more", style=DIM))
-        return Group(*lines)
-
-    def _build_matches(self, width: int, height: int) -> RenderableType:
-        if self.trace is None:
-            return Text("")
-        key = self._corpus_key()
-        states = self.states.get(key)
-        head = Text(no_wrap=True, overflow="ellipsis")
-        if states is None:
-            done, total = self.progress or (0, 0)
-            pct = f" {100 * done / total:.0f}%" if total else ""
-            if not self.encoder.busy:
-                head.append("corpus not encoded (the last try failed)", style="red")
-            else:
-                head.append(f"encoding the corpus with this model…{pct}", style="bold yellow")
-            return head
-        head.append("matches", style="bold")
-        head.append(f" in {self.corpus_name} ({states.n_tokens:,} tokens)", style="dim")
-        if not len(self.units):
-            return head
-        m = self.matches
-        if m is None:
-            head.append(" · searching…", style="yellow")
-            return head
-        head.append(f" · {m.total:,} run{'s' if m.total != 1 else ''}", style="bold")
-        if len(m.matches) > 1:
-            head.append(", best first · ↑↓", style="dim")
-        lines: list = [head]
-        if not m.matches:
-            lines.append(Text("these units are never all on together elsewhere for that long",
-                              style=DIM, no_wrap=True, overflow="ellipsis"))
-            return Group(*lines)
-        rows = max(1, height - 1) if height < 1000 else 10
-        for i, match in enumerate(m.matches[self.match_offset:self.match_offset + rows]):
-            rank = self.match_offset + i + 1
-            lines.append(self._match_line(rank, match, width))
-        return Group(*lines)
-
-    def _match_line(self, rank: int, match, width: int) -> Text:
-        prefix = f"{rank:>2} {match.score:>+3d} len {match.length:<2} "
-        avail = max(10, width - len(prefix))
-        text, m0, m1 = match.snippet, match.mark_start, match.mark_end
-        inner = m1 - m0
-        left_room = max(0, (avail - inner) // 2)
-        a = max(0, m0 - left_room)
-        b = min(len(text), a + avail)
-        a = max(0, min(a, b - avail))
-        line = Text(no_wrap=True, overflow="crop")
-        line.append(prefix, style=DIM)
-        line.append(text[a:m0])
-        line.append(text[m0:m1], style=MARK_STYLE)
-        line.append(text[m1:b])
-        return line
