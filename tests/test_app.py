@@ -76,19 +76,19 @@ async def test_stepper_keys():
         await pilot.press("s")
         assert s.sort == "variance"
         hidden = s.trace.hidden[0]
-        order = s._unit_order()
+        order = s.unit_order()
         var = hidden.var(axis=0)
         assert var[order[0]] == pytest.approx(var.max())
         await pilot.press("s")
         assert s.sort == "index"
         # H=24 does not fit at 80x24: the heatmap scrolls, and stops at the end.
-        assert s._heat_rows < 24
+        assert s.heat_rows < 24
         await pilot.press("down", "down")
         assert s.row_offset == 2
         await pilot.press("pagedown", "pagedown", "pagedown")
-        assert s.row_offset == 24 - s._heat_rows
+        assert s.row_offset == 24 - s.heat_rows
         await pilot.press("up")
-        assert s.row_offset == 24 - s._heat_rows - 1
+        assert s.row_offset == 24 - s.heat_rows - 1
         await pilot.press("pageup", "pageup", "pageup")
         assert s.row_offset == 0
         # The memory row arrives after the trace: ||dh_t/dh_k|| for this sentence.

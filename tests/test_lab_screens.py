@@ -256,9 +256,9 @@ async def test_lab_runs_an_experiment_cycles_views_and_stops(tiny_lab):
         await settle(pilot)
         result = app.session.lab_results["spectral"]
         assert result.norm_tanh.shape == (5, 21) and not result.stopped
-        assert screen._view("spectral") == "tanh"
+        assert screen.view_of("spectral") == "tanh"
         await pilot.press("v")
-        assert screen._view("spectral") == "linear"
+        assert screen.view_of("spectral") == "linear"
         # Temperature: a text view with the samples side by side.
         screen.select("temperature")
         await pilot.press("r")

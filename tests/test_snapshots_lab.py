@@ -121,7 +121,7 @@ def test_lab_spectral(snap_compare, size):
                        timeout=60)
         result = pilot.app.session.lab_results["spectral"]
         pilot.app.session.lab_results["spectral"] = steady(result)
-        screen._show_selected()
+        screen.show_selected()
         await settle(pilot)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)

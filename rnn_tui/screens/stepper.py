@@ -109,7 +109,7 @@ class StepperScreen(ModeScreen):
         self.sort = "index"
         self.row_offset = 0
         self._sentence: str | None = None  # the sentence of the trace on show
-        self._heat_rows = 10  # units visible, for page up/down
+        self.heat_rows = 10  # units the heatmap shows at its current size (page up/down moves this many)
         self._order: np.ndarray | None = None
         self._notified: str | None = None  # sentence whose skipped characters were reported
 
@@ -233,13 +233,13 @@ class StepperScreen(ModeScreen):
         self._scroll_to(self.row_offset + delta)
 
     def action_page(self, delta: int) -> None:
-        self._scroll_to(self.row_offset + delta * max(1, self._heat_rows - 1))
+        self._scroll_to(self.row_offset + delta * max(1, self.heat_rows - 1))
 
     def _scroll_to(self, offset: int) -> None:
         if not self._ready():
             return
         h = self.trace.hidden.shape[2]
-        self.row_offset = max(0, min(offset, max(0, h - self._heat_rows)))
+        self.row_offset = max(0, min(offset, max(0, h - self.heat_rows)))
         self._redraw()
 
     def action_layer(self, delta: int) -> None:
@@ -301,7 +301,7 @@ class StepperScreen(ModeScreen):
         hidden = tr.hidden[li]  # [T, H]
         return hidden, {n: g[li] for n, g in tr.gates.items()}
 
-    def _unit_order(self) -> np.ndarray:
+    def unit_order(self) -> np.ndarray:
         if self._order is None:
             hidden, _ = self._layer_arrays()
             self._order = unit_order(hidden, self.sort, step=self.step)
@@ -337,13 +337,13 @@ class StepperScreen(ModeScreen):
         memory = self.memory.get(real_layer)
         extra = 1 + 1 + (1 if memory is not None else 0) + 1  # title, legend, memory, footer
         rows = max(1, height - extra - 2)  # marker + token label lines
-        self._heat_rows = rows
+        self.heat_rows = rows
         self.row_offset = max(0, min(self.row_offset, max(0, H - rows)))
         cw = cell_width_for(width - lw - 1, T, self._level())
         n_cols = max(1, min(T, (width - lw - 1) // cw))
         c0 = max(0, min(self.step - n_cols // 2, T - n_cols))
         heat = Heatmap(
-            hidden.T, col_labels=tr.tokens, row_labels=row_labels, order=self._unit_order(),
+            hidden.T, col_labels=tr.tokens, row_labels=row_labels, order=self.unit_order(),
             highlight_col=self.step, row_offset=self.row_offset, max_rows=rows,
             col_offset=c0, max_cols=n_cols, cell_width=cw, scale="diverging",
         )
@@ -395,7 +395,7 @@ class StepperScreen(ModeScreen):
         _, gates = self._layer_arrays()
         cell = self.app.lm.config.cell if self.app.lm is not None else "lstm"
         names = [n for n in GATE_ROWS.get(cell, tuple(gates)) if n in gates]
-        order = self._unit_order()
+        order = self.unit_order()
         title = Text(no_wrap=True, overflow="ellipsis")
         title.append("gates", style="bold")
         title.append(f" at step {self.step + 1}", style=DIM)
@@ -505,14 +505,11 @@ def token_strip(tokens, step: int, width: int, level: str, categories: dict | No
         spans = []
         for a, b, word in word_spans(text):
             spans.append((a, b, word, a))
-    current_word = None
     for a, b, word, first in spans:
         cat = categories.get(word) or categories.get(word.lower())
         if cat is None:
             continue
         inside = a <= starts[step] < b + 1 if level != "word" else first == step
-        if inside:
-            current_word = (word, cat)
         label = abbreviate_category(cat)
         room = b - a + (1 if b < total else 0)
         label = label[: max(1, room - 1)] if len(label) >= room else label
@@ -527,6 +524,4 @@ def token_strip(tokens, step: int, width: int, level: str, categories: dict | No
     out.append_text(line)
     out.append("\n")
     out.append_text(cats)
-    if current_word and cats.cell_len < width - 4:
-        pass
     return out

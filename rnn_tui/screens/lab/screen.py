@@ -118,7 +118,7 @@ class LabScreen(ModeScreen):
         self.runner = KeyedTask(self, "run", self._compute, self._deliver, self._failed)
         self.query_one(OptionList).highlighted = 0
         self.query_one(OptionList).focus()
-        self._show_selected()
+        self.show_selected()
 
     def on_unmount(self) -> None:
         if self._stop is not None:
@@ -139,7 +139,7 @@ class LabScreen(ModeScreen):
                 ol.clear_options()
                 ol.add_options([Option(n, id=n) for n in self.names])
                 ol.highlighted = 0
-        self._show_selected()
+        self.show_selected()
 
     # ---------------------------------------------------------------- selection
     @property
@@ -151,10 +151,10 @@ class LabScreen(ModeScreen):
     def select(self, name: str) -> None:
         if name in self.names:
             self.query_one(OptionList).highlighted = self.names.index(name)
-            self._show_selected()
+            self.show_selected()
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        self._show_selected()
+        self.show_selected()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
@@ -167,10 +167,12 @@ class LabScreen(ModeScreen):
         views = views_of(name)
         return views[self.view_index.get(name, 0) % len(views)]
 
-    def _view(self, name: str) -> str:
+    def view_of(self, name: str) -> str:
+        """The name of the view the result of experiment `name` is drawn in."""
         return self._lab_view(name).name
 
-    def _show_selected(self) -> None:
+    def show_selected(self) -> None:
+        """Show the selected experiment: its explanation, status and result."""
         name = self.selected
         explain = Text()
         lines = self.explanations.get(name)
@@ -201,7 +203,7 @@ class LabScreen(ModeScreen):
             views = self._views(name)
             t.append(f"{r.seconds:.1f} s{' stopped' if r.stopped else ''} · ", style="dim")
             for v in views:
-                t.append(v, style="bold reverse" if v == self._view(name) else "dim")
+                t.append(v, style="bold reverse" if v == self.view_of(name) else "dim")
                 t.append(" ")
             if len(views) > 1:
                 t.append("(v)", style="dim")
@@ -297,7 +299,7 @@ class LabScreen(ModeScreen):
         if value.stopped:
             self.notify(f"{name} stopped: the partial result is drawn", timeout=3)
         if self.selected == name:
-            self._show_selected()
+            self.show_selected()
         else:
             self._show_status()
 
@@ -328,7 +330,7 @@ class LabScreen(ModeScreen):
 
     def action_toggle_quick(self) -> None:
         self.quick = not self.quick
-        self._show_selected()
+        self.show_selected()
 
     def action_scroll_summary(self, direction: int) -> None:
         scroll = self.query_one("#lab-summary", VerticalScroll)
