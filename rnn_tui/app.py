@@ -13,7 +13,6 @@ True. The app owns the state every screen reads, and nothing but the app replace
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -141,15 +140,11 @@ class RnnTuiApp(App):
         """Import torch and the engine, pick the device, load the first model."""
         worker = get_current_worker()
         self.post_message(EngineStatus("importing torch…"))
-        import torch  # (the slow part: seconds on a cold start)
+        import torch  # noqa: F401  (the slow part: seconds on a cold start)
 
         from .engine.device import describe_device, pick_device
 
-        # Leave a core for the UI thread: with every core in torch's pool, a busy trainer and
-        # the event loop fight for them and small models step 10-100x slower.
-        cores = os.cpu_count() or 1
-        torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
-
+        self._set_threads(None)  # until the model is known: as for a small one
         if worker.is_cancelled:
             return
         settings = self.settings
@@ -179,7 +174,20 @@ class RnnTuiApp(App):
             from .engine.checkpoint import load_model
 
             lm = load_model(settings.model or DEFAULT_MODEL, device)
+        self._set_threads(lm)
         self.post_message(ModelReady(lm, label, corpus=corpus, boot=True, note=note))
+
+    def _set_threads(self, lm) -> None:
+        """torch's CPU threads for this model (engine.threads), leaving a core to the event loop:
+        with every core in torch's pool a busy trainer and the UI fight for them. --threads wins."""
+        from .engine.threads import ThreadChoice, apply_threads, choose_threads, usable_cpus
+
+        c = lm.config if lm is not None else None
+        requested = self.settings.threads
+        choice = choose_threads(c.hidden if c else 64, 32, c.cell if c else "lstm", requested=requested)
+        if requested is None and choice.threads >= usable_cpus() > 1:
+            choice = ThreadChoice(usable_cpus() - 1, choice.reason + ", one left to the screen")
+        apply_threads(choice)
 
     def on_engine_status(self, message: EngineStatus) -> None:
         if not self.engine_ready:
@@ -293,6 +301,7 @@ class RnnTuiApp(App):
         from .engine.checkpoint import load_model
 
         lm = load_model(spec, self.device or "auto")
+        self._set_threads(lm)
         if not get_current_worker().is_cancelled:
             self.post_message(ModelReady(lm))
 

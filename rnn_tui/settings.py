@@ -23,6 +23,7 @@ class AppSettings:
     model: str | None = None  # run directory, its config.json, or a bundled name (default: lstm)
     corpus: str | None = None  # what the training screen trains on (bundled name or text file)
     device: str = "auto"
+    threads: int | None = None  # torch's CPU threads (None: engine.threads chooses)
     sentence: str = DEFAULT_SENTENCE  # what the stepper, gradients and dynamics read
     mode: str | None = None  # the first screen (watch opens on "training")
     watch: tuple[str, ...] = ()  # run directories another process trains

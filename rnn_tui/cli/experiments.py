@@ -88,7 +88,8 @@ def cmd_experiment(args) -> int:
     settings = exp.settings(dict(_setting(t) for t in args.set), quick=args.quick)
     progress = _ExperimentProgress()
     try:
-        result = exp.run(settings, progress=progress)
+        # The experiments train many small models: one thread each unless --threads says more.
+        result = exp.run(settings, progress=progress, threads=args.threads or 1)
     finally:
         progress.close()
     if args.json:

@@ -64,7 +64,14 @@ def tui_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", default=None, help="corpus for training: a bundled name or a text file")
     p.add_argument("--sentence", default=None, help="the sentence to step through")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_threads_flag(p)
     return p
+
+
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="CPU threads for torch (default: 1 for a small model or a busy machine, "
+                        "else the free CPUs; OMP_NUM_THREADS also sets it)")
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +126,7 @@ def sub_parser() -> argparse.ArgumentParser:
                    help="where text corpora's encodings are cached (default $RNN_TUI_CACHE_DIR, "
                    "else ~/.cache/rnn-tui/corpus)")
     t.add_argument("--no-cache", action="store_true", help="encode a text corpus afresh, without the cache")
+    add_threads_flag(t)
 
     s = sub.add_parser("sample", help="sample text from a model")
     s.add_argument("model", help="run directory or bundled default (rnn, lstm, gru)")
@@ -131,6 +139,7 @@ def sub_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_nonneg_int, default=None, help="the same seed gives the same sample")
     s.add_argument("--greedy", action="store_true", help="always take the likeliest token (no temperature)")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_threads_flag(s)
 
     for name, what in (("trace", "hidden states, gates and next-token probabilities per step"),
                        ("grads", "gradient norm by timestep"),
@@ -140,6 +149,7 @@ def sub_parser() -> argparse.ArgumentParser:
         q.add_argument("text", help="the text the model reads (characters it does not know are skipped)")
         q.add_argument("--json", action="store_true", help="print the probe as JSON")
         q.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+        add_threads_flag(q)
         if name == "trace":
             q.add_argument("--top-k", type=_positive_int, default=5,
                            help="next-token candidates per step (default 5)")
@@ -173,6 +183,7 @@ def sub_parser() -> argparse.ArgumentParser:
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting; VALUE is JSON (steps=200, cells='[\"rnn\",\"lstm\"]') "
                    "or plain text (model=gru)")
+    add_threads_flag(e)
 
     w = sub.add_parser("watch", help="open the TUI on runs another process trains (rnn-tui train --out RUN_DIR)")
     w.add_argument("runs", nargs="+", metavar="RUN_DIR",
@@ -180,6 +191,7 @@ def sub_parser() -> argparse.ArgumentParser:
                    "it later join while watching; a directory that does not exist yet is waited for)")
     w.add_argument("--device", default="auto", help="where the checkpoints are loaded: auto, cpu, cuda or mps")
     w.add_argument("--sentence", default=None, help="the sentence the stepper reads")
+    add_threads_flag(w)
 
     v = sub.add_parser("serve", help="run the TUI in a web browser (needs: pip install \"rnn-tui[serve]\")")
     v.add_argument("model", nargs="*", metavar="MODEL",

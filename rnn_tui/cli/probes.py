@@ -10,21 +10,36 @@ import sys
 from .output import dump, warn
 
 
-def cmd_sample(args) -> int:
+def load(args):
+    """The model the command reads, with torch's CPU threads chosen for its size (--threads)."""
     from ..engine.checkpoint import load_model
-    from ..engine.errors import ConfigError
+    from ..engine.threads import apply_threads, choose_threads
+
+    lm = load_model(args.model, device=getattr(args, "device", "cpu"))
+    c = lm.config
+    apply_threads(choose_threads(c.hidden, 1, c.cell, requested=getattr(args, "threads", None)))
+    return lm
+
+
+def cmd_sample(args) -> int:
+    from ..engine.errors import ConfigError, VocabError
     from ..engine.sampling import sample_stream
+    from ..engine.textfit import fit_text
 
     if args.greedy and args.temperature != 0.8:
         warn("--greedy takes the likeliest token: --temperature is ignored")
     elif not args.greedy and args.temperature <= 0:
         raise ConfigError(f"--temperature must be > 0, got {args.temperature:g} (--greedy takes the likeliest token)")
-    lm = load_model(args.model, device=args.device)
-    unknown = [c for c in lm.vocab.split(args.prime) if c not in lm.vocab.tokens] if args.prime else []
-    if unknown:
-        warn(lm.vocab.encode(args.prime, on_unknown="skip").message())
-    sys.stdout.write(args.prime)
-    for piece in sample_stream(lm, prime=args.prime, temperature=args.temperature, top_k=args.top_k,
+    lm = load(args)
+    prime = args.prime
+    if prime:  # the TUI's rule: 'The Cat' reads as 'the cat' for a lowercase model; unknowns named
+        prime, notes = fit_text(lm.vocab, prime, "prompt", squash=False)
+        for severity, note in notes:
+            if severity == "error":
+                raise VocabError(note)
+            warn(note)
+    sys.stdout.write(prime)
+    for piece in sample_stream(lm, prime=prime, temperature=args.temperature, top_k=args.top_k,
                                length=args.length, seed=args.seed, greedy=args.greedy):
         sys.stdout.write(piece)
         sys.stdout.flush()
@@ -37,10 +52,9 @@ def _fmt_tok(tok: str) -> str:
 
 
 def cmd_trace(args) -> int:
-    from ..engine.checkpoint import load_model
     from ..engine.probes import trace
 
-    lm = load_model(args.model, device=args.device)
+    lm = load(args)
     tr = trace(lm, args.text, top_k=args.top_k)
     warn(tr.unknown_message)
     if args.json:
@@ -59,10 +73,9 @@ def cmd_trace(args) -> int:
 
 
 def cmd_grads(args) -> int:
-    from ..engine.checkpoint import load_model
     from ..engine.probes import gradient_profile
 
-    lm = load_model(args.model, device=args.device)
+    lm = load(args)
     gp = gradient_profile(lm, args.text, mode=args.mode)
     warn(gp.unknown_message)
     if args.json:
@@ -81,10 +94,9 @@ def cmd_grads(args) -> int:
 
 
 def cmd_jacobian(args) -> int:
-    from ..engine.checkpoint import load_model
     from ..engine.probes import jacobian_map, spectrum
 
-    lm = load_model(args.model, device=args.device)
+    lm = load(args)
     jm = jacobian_map(lm, args.text, layer=args.layer)
     sp = spectrum(lm, layer=args.layer)
     warn(jm.unknown_message)

@@ -84,6 +84,10 @@ def cmd_train(args) -> int:
                                   f"or give another --out")
             trainer = Trainer(config, run_dir=out, dist=dist, tensorboard=args.tensorboard,
                               cache_dir=cache_dir)
+        from ..engine.threads import apply_threads, choose_threads
+
+        c = trainer.config
+        apply_threads(choose_threads(c.hidden, c.batch, c.cell, requested=args.threads))
         code = _run_training(trainer, out, args.resume is not None)
     except BaseException:
         if dist is not None:

@@ -40,7 +40,7 @@ def cmd_tui(args) -> int:
         if not has_checkpoint(Path(model).expanduser()):
             model = None  # no checkpoint yet: the bundled model until the run saves one
     run_app(AppSettings(model=model, corpus=args.corpus, device=args.device, sentence=args.sentence,
-                        watch=tuple(watch or ())))
+                        watch=tuple(watch or ()), threads=args.threads))
     return 0
 
 
@@ -64,7 +64,7 @@ def cmd_watch(args) -> int:
     first = next((d for d in dirs if has_checkpoint(d)), None)
     run_app(AppSettings(model=str(first) if first is not None else None, device=args.device,
                         sentence=args.sentence, watch=tuple(str(d) for d in dirs), mode="training",
-                        watch_roots=tuple(str(r) for r in roots)))
+                        watch_roots=tuple(str(r) for r in roots), threads=args.threads))
     return 0
 
 
