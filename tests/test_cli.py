@@ -88,6 +88,15 @@ def test_sample_is_reproducible_with_a_seed(tiny_run, capsys):
     assert a.startswith("the ") and len(a.rstrip("\n")) == 44
 
 
+def test_sample_prime_follows_the_tuis_text_rule(capsys):
+    # The bundled models know no capitals: "The Cat" is read as "the cat" (the TUI's rule), not
+    # "he at" with the capitals dropped.
+    code, out, err = run(capsys, "sample", "lstm", "--prime", "The Cat", "--seed", "0", "--length", "5")
+    assert code == 0 and out.startswith("the cat") and "lowercased" in err
+    code, _, err = run(capsys, "sample", "lstm", "--prime", "ÆØÅ", "--length", "5")
+    assert code == 2 and "can read none of this prompt" in err
+
+
 def test_sample_text_human_readable(tiny_run, capsys):
     code, out, _ = run(capsys, "trace", str(tiny_run), "the cat")
     assert code == 0

@@ -173,6 +173,7 @@ def sub_parser() -> argparse.ArgumentParser:
                    "256x64,256x256,1024x64,1024x256 and the probes at H=1024)")
     b.add_argument("--no-encode", action="store_true", help="skip the corpus encoding rows")
     b.add_argument("--no-inspect", action="store_true", help="skip the unit inspector rows")
+    b.add_argument("--no-threads", action="store_true", help="skip the CPU threads rows (a busy neighbour)")
 
     e = sub.add_parser("experiment", help="run a named experiment headless (--list names them)")
     e.add_argument("name", nargs="?", default=None, help="parity, init-schemes, clipping, tbptt, zog, "

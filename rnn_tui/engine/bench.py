@@ -9,7 +9,9 @@
    writing the encoding cache, and of loading it back from the cache (memory-mapped).
 4. Unit inspector: encoding the hidden states of a 1 MB corpus with the bundled LSTM, then
    one "where else do these units fire together" search over them.
-5. (rnn_tui/bench_tui.py, added by the CLI) time to first paint and keypress-to-paint latency.
+5. CPU threads (`bench_threads.py`): training speed with torch's default thread count, the
+   count `engine.threads` chooses and one thread, alone and next to a busy neighbour process.
+6. (rnn_tui/bench_tui.py, added by the CLI) time to first paint and keypress-to-paint latency.
 
 Every figure printed is measured here and now; nothing is a constant.
 """
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .bench_threads import bench_threads, threads_line
 from .corpus import BatchStream, Vocab, load_corpus
 from .device import describe_device, pick_device
 from .errors import ConfigError
@@ -264,7 +267,8 @@ def parse_sizes(text: str | None) -> list[tuple[int, int]] | None:
 
 
 def run_bench(device: str = "cpu", quick: bool = False, sizes=None, probe_hidden: int | None = None,
-              encode: bool = True, inspect: bool = True, log: Callable[[str], None] = print) -> list[dict]:
+              encode: bool = True, inspect: bool = True, threads: bool = True,
+              log: Callable[[str], None] = print) -> list[dict]:
     """All the engine rows. On CUDA the "cuda" preset sizes apply unless `sizes` is given."""
     dev = pick_device(device)
     on_cuda = dev.type == "cuda"
@@ -279,6 +283,8 @@ def run_bench(device: str = "cpu", quick: bool = False, sizes=None, probe_hidden
         rows += bench_encode(mb=5.0 if quick else 20.0, levels=("char",) if quick else ("char", "word"), log=log)
     if inspect:
         rows += bench_inspect(mb=0.25 if quick else 1.0, repeat=2 if quick else 5, device=device, log=log)
+    if threads and not on_cuda:
+        rows += bench_threads(steps=10 if quick else 30, rounds=1 if quick else 3, log=log)
     return rows
 
 
@@ -305,6 +311,10 @@ _SECTIONS: tuple[tuple[str, str, str, Callable[[dict], str]], ...] = (
      f"{'corpus':<18} {'tokens':>10} {'encode s':>9} {'units':>5} {'search ms':>10} {'matches':>8}",
      lambda r: (f"{r['source']:<18} {r['tokens']:>10,} {r['encode_s']:>9.2f} {r['units']:>5} "
                 f"{r['search_ms']:>10.1f} {r['matches']:>8,}")),
+    ("threads", "CPU threads (training tokens/s, bundled-size LSTM; target: the chosen count never slower "
+     "than one thread)",
+     f"{'':<15} {'threads':<18} {'H':>4} {'batch':>5} {'tok/s':>10} {'vs 1':>7}",
+     threads_line),
     ("tui", "TUI latency", f"{'what':<44} {'ms':>9}", lambda r: f"{r['what']:<44} {r['ms']:>9.1f}"),
 )
 
