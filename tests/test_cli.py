@@ -267,3 +267,15 @@ def test_a_file_is_not_taken_for_its_folder(capsys, tmp_path):
 def test_experiment_list_one(capsys):
     code, out, _ = run(capsys, "experiment", "--list", "zog")
     assert code == 0 and out.startswith("zog ") and len(out.strip().splitlines()) == 2
+
+
+def test_top_level_help_lists_the_subcommands(capsys):
+    from rnn_tui.cli.parser import SUBCOMMANDS
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    listed = out.split("subcommands (rnn-tui SUBCOMMAND --help):", 1)[1].splitlines()
+    names = [line.split()[0] for line in listed if line.strip()]
+    assert names == list(SUBCOMMANDS)
+    assert any(line.split()[0] == "trace" and "next-token" in line for line in listed if line.strip())

@@ -53,11 +53,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _subcommand_list() -> str:
+    """The subcommands, one a line with what each does (their own parsers' help)."""
+    helps = {name: sub.description or "" for name, sub in sub_parser().subcommands.items()}
+    width = max(map(len, SUBCOMMANDS))
+    lines = [f"  {name:<{width}}  {helps.get(name, '')}" for name in SUBCOMMANDS]
+    return "subcommands (rnn-tui SUBCOMMAND --help):\n" + "\n".join(lines)
+
+
+class _TuiParser(_Parser):
+    def format_help(self) -> str:
+        self.epilog = _subcommand_list()  # built only when help is shown, not at every start
+        return super().format_help()
+
+
 def tui_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = _TuiParser(
         prog="rnn-tui",
         description="Look inside recurrent networks (RNN, LSTM, GRU) while they read and train. "
-        f"Subcommands: {', '.join(SUBCOMMANDS)} (rnn-tui SUBCOMMAND --help).",
+        "Without a subcommand: the full-screen app on MODEL.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", nargs="?", default=None,
                    help="run directory or bundled default (rnn, lstm, gru); default: lstm")
@@ -98,6 +113,11 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                             metavar=opt.name.upper() if opt.kind != "choice" else "{" + ",".join(opt.choices) + "}")
 
 
+def command(sub, name: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand whose one-line help is also its --help description."""
+    return sub.add_parser(name, help=help, description=help)
+
+
 def sub_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rnn-tui")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -105,7 +125,7 @@ def sub_parser() -> argparse.ArgumentParser:
 
     # Training flags default to None ("not given"): TrainConfig supplies the defaults named in
     # the help, and --resume can tell a flag the user gave from one left alone.
-    t = sub.add_parser("train", help="train a model headless, writing a run directory")
+    t = command(sub, "train", "train a model headless, writing a run directory")
     t.add_argument("corpus", nargs="?", default=None,
                    help="bundled corpus (grammar, parity, agreement) or a UTF-8 text file "
                    "(with --resume: the run's own unless given)")
@@ -128,7 +148,7 @@ def sub_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-cache", action="store_true", help="encode a text corpus afresh, without the cache")
     add_threads_flag(t)
 
-    s = sub.add_parser("sample", help="sample text from a model")
+    s = command(sub, "sample", "sample text from a model")
     s.add_argument("model", help="run directory or bundled default (rnn, lstm, gru)")
     s.add_argument("--prime", default="", help="text the model reads first; the sample continues it")
     s.add_argument("--temperature", type=_finite_float, default=0.8,
@@ -144,7 +164,7 @@ def sub_parser() -> argparse.ArgumentParser:
     for name, what in (("trace", "hidden states, gates and next-token probabilities per step"),
                        ("grads", "gradient norm by timestep"),
                        ("jacobian", "Jacobian product norms and the recurrent spectrum")):
-        q = sub.add_parser(name, help=what)
+        q = command(sub, name, what)
         q.add_argument("model", help="run directory or bundled default (rnn, lstm, gru)")
         q.add_argument("text", help="the text the model reads (characters it does not know are skipped)")
         q.add_argument("--json", action="store_true", help="print the probe as JSON")
@@ -159,11 +179,11 @@ def sub_parser() -> argparse.ArgumentParser:
         if name == "jacobian":
             q.add_argument("--layer", type=int, default=-1, help="which layer (default -1: the top one)")
 
-    i = sub.add_parser("info", help="config, parameter counts and metrics of a model")
+    i = command(sub, "info", "config, parameter counts and metrics of a model")
     i.add_argument("model", help="run directory or bundled default (rnn, lstm, gru)")
     i.add_argument("--json", action="store_true", help="print it as JSON")
 
-    b = sub.add_parser("bench", help="trainer vs bare torch loop, probe latency, TUI latency")
+    b = command(sub, "bench", "trainer vs bare torch loop, probe latency, TUI latency")
     b.add_argument("--device", default="cpu")
     b.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     b.add_argument("--json", action="store_true")
@@ -175,7 +195,7 @@ def sub_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-inspect", action="store_true", help="skip the unit inspector rows")
     b.add_argument("--no-threads", action="store_true", help="skip the CPU threads rows (a busy neighbour)")
 
-    e = sub.add_parser("experiment", help="run a named experiment headless (--list names them)")
+    e = command(sub, "experiment", "run a named experiment headless (--list names them)")
     e.add_argument("name", nargs="?", default=None, help="parity, init-schemes, clipping, tbptt, zog, "
                    "temperature, agreement, memory-horizon or spectral")
     e.add_argument("--list", action="store_true", help="name every experiment with its explanation")
@@ -186,7 +206,7 @@ def sub_parser() -> argparse.ArgumentParser:
                    "or plain text (model=gru)")
     add_threads_flag(e)
 
-    w = sub.add_parser("watch", help="open the TUI on runs another process trains (rnn-tui train --out RUN_DIR)")
+    w = command(sub, "watch", "open the TUI on runs another process trains (rnn-tui train --out RUN_DIR)")
     w.add_argument("runs", nargs="+", metavar="RUN_DIR",
                    help="run directories (a folder of runs stands for the runs in it, and runs started in "
                    "it later join while watching; a directory that does not exist yet is waited for)")
@@ -194,7 +214,7 @@ def sub_parser() -> argparse.ArgumentParser:
     w.add_argument("--sentence", default=None, help="the sentence the stepper reads")
     add_threads_flag(w)
 
-    v = sub.add_parser("serve", help="run the TUI in a web browser (needs: pip install \"rnn-tui[serve]\")")
+    v = command(sub, "serve", "run the TUI in a web browser (needs: pip install \"rnn-tui[serve]\")")
     v.add_argument("model", nargs="*", metavar="MODEL",
                    help="what each browser session opens: a run directory or bundled model, as for rnn-tui; "
                    "several run directories: watch them")
