@@ -407,3 +407,63 @@ def test_cuda_matches_cpu():
         a = attribution(lm, "the cat sat on the mat", method=method)
         b = attribution(gpu, "the cat sat on the mat", method=method)
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+
+
+# ------------------------------------------------------------------------- the model's own corpus
+def _trained_on_a_file(tmp_path, text="the quick brown fox jumps over the lazy dog. " * 40):
+    """A real (tiny) run on a text file, saved and loaded back as a person would."""
+    from rnn_tui.engine.checkpoint import load_model
+    from rnn_tui.engine.train import TrainConfig, Trainer
+
+    corpus_file = tmp_path / "fox.txt"
+    corpus_file.write_text(text)
+    run = tmp_path / "run"
+    Trainer(TrainConfig(corpus=str(corpus_file), hidden=8, embed=4, seq_len=8, batch=2, steps=2,
+                        eval_every=0, device="cpu"), run_dir=run).run()
+    return corpus_file, load_model(run, device="cpu")
+
+
+def test_the_inspector_searches_the_text_the_model_was_trained_on(tmp_path, monkeypatch):
+    from rnn_tui.engine.corpus import corpus_for_model, load_corpus
+    from rnn_tui.engine.errors import CorpusError
+
+    corpus_file, lm = _trained_on_a_file(tmp_path)
+    assert lm.meta["corpus_source"]["path"] == str(corpus_file.resolve())
+    monkeypatch.chdir(tmp_path / "run")  # another directory: the bare name would not be found
+    found = corpus_for_model(lm)
+    assert found.note == str(corpus_file.resolve()) and "quick brown fox" in found.corpus.vocab.decode(
+        found.corpus.train[:60])
+    # Gone: said so, with where it was and how to point at it, never the grammar instead.
+    moved = tmp_path / "elsewhere.txt"
+    corpus_file.rename(moved)
+    with pytest.raises(CorpusError, match=r"trained on .*fox\.txt, which is not there any more.*--corpus"):
+        corpus_for_model(lm)
+    # The same text moved, given with --corpus: recognised by its size and hash.
+    again = corpus_for_model(lm, load_corpus(str(moved)))
+    assert "the text it was trained on" in again.note
+    # Another text given: refused, not searched as if it were the model's.
+    other = tmp_path / "other.txt"
+    other.write_text("a completely different text about birds. " * 30)
+    with pytest.raises(CorpusError, match="is another text"):
+        corpus_for_model(lm, load_corpus(str(other)))
+    # A bundled corpus by its name.
+    bundled = LoadedModel(make().model, VOCAB, {"corpus": "grammar"})
+    assert corpus_for_model(bundled).note == "grammar"
+
+
+async def test_the_inspector_screen_says_the_corpus_is_gone(tmp_path):
+    from rnn_tui.app import RnnTuiApp
+
+    from pilot_helpers import settle, wait_for
+
+    corpus_file, lm = _trained_on_a_file(tmp_path)
+    corpus_file.unlink()
+    app = RnnTuiApp(lm=lm, cursor_blink=False, device="cpu")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("8")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.corpus_error != "", what="the corpus error", timeout=30)
+        await settle(pilot)
+        text = str(screen.query_one("#in-matches").render())
+        assert "not there any more" in text and "--corpus" in text and "grammar" not in text

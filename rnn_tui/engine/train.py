@@ -527,6 +527,7 @@ class Trainer:
     def _meta(self) -> dict:
         return {
             "corpus": getattr(self.corpus, "name", self.config.corpus),
+            "corpus_source": getattr(self.corpus, "source", None),
             "level": getattr(self.vocab, "level", self.config.level),
             "categories": getattr(self.corpus, "categories", None),
             "train": self.config.to_dict(),

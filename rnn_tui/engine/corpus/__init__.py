@@ -5,6 +5,7 @@
 - `bundled`: the toy corpora generated from a seed: grammar, parity, agreement.
 - `files`: UTF-8 text files, and the cache of their encoding (memory-mapped on a hit).
 - `load`: `load_corpus(spec)`, a bundled name or a file path.
+- `for_model`: `corpus_for_model(lm)`, the text a model was trained on, found again (never a stand-in).
 - `batches`: `BatchStream`, the windows truncated BPTT trains on.
 """
 
@@ -15,6 +16,7 @@ from .bundled import (AGREEMENT_MAX_DISTRACTOR, AGREEMENT_SIZE, BUNDLED_CORPORA,
                       AgreementItem, agreement_categories, agreement_items, grammar_categories, grammar_sentences,
                       parity_stream)
 from .files import CACHE_ENV, CACHE_VERSION, MAX_FILE_BYTES, default_cache_dir
+from .for_model import ModelCorpus, corpus_for_model
 from .load import load_corpus
 from .vocab import LEVELS, ON_UNKNOWN, UNK, Encoded, Vocab, word_spans
 
@@ -22,5 +24,5 @@ __all__ = ["Corpus", "BatchStream", "BUNDLED_CORPORA", "TOY_ALPHABET", "GRAMMAR_
            "GRAMMAR_SIZE", "DEFAULT_SENTENCE", "PARITY_SIZE", "PARITY_MIN_BITS", "PARITY_MAX_BITS",
            "AGREEMENT_SIZE", "AGREEMENT_MAX_DISTRACTOR", "AgreementItem", "agreement_categories",
            "agreement_items", "grammar_categories", "grammar_sentences", "parity_stream", "CACHE_ENV",
-           "CACHE_VERSION", "MAX_FILE_BYTES", "default_cache_dir", "load_corpus", "LEVELS", "ON_UNKNOWN", "UNK",
+           "CACHE_VERSION", "MAX_FILE_BYTES", "default_cache_dir", "load_corpus", "ModelCorpus", "corpus_for_model", "LEVELS", "ON_UNKNOWN", "UNK",
            "Encoded", "Vocab", "word_spans"]

@@ -24,6 +24,9 @@ class Corpus:
     categories: dict[str, str] | None = None
     description: str = ""
     examples: tuple[str, ...] = field(default_factory=tuple)
+    # A text file's identity: {"path": absolute, "bytes": size, "head_tail_sha256": ...}, kept in
+    # a run's config.json so the same text is found again (or known to be gone). None: bundled.
+    source: dict | None = None
 
     @property
     def level(self) -> str:

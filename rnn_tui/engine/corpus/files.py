@@ -121,7 +121,17 @@ def file_corpus(spec: str, level: str, val_fraction: float, size: int | None) ->
         val=val,
         description=f"{path}: {len(ids)} {unit}, {len(vocab)} distinct tokens",
         examples=_examples_from_text(text),
+        source=source_of(path),
     )
+
+
+def source_of(path: Path, fingerprint: dict | None = None) -> dict | None:
+    """What a run keeps of the text file it trained on, to find the same text again."""
+    try:
+        fp = fingerprint or _fingerprint(path)
+    except OSError:
+        return None
+    return {"path": str(path.resolve()), "bytes": fp["bytes"], "head_tail_sha256": fp["head_tail_sha256"]}
 
 
 
@@ -278,6 +288,7 @@ def cached_file_corpus(spec: str, level: str, val_fraction: float, size: int | N
         val=val,
         description=description,
         examples=tuple(meta.get("examples") or ()),
+        source=source_of(path, fingerprint),
     )
 
 

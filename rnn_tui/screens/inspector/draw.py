@@ -184,7 +184,7 @@ def build_matches(v, width: int, height: int) -> RenderableType:
         done, total = v.progress or (0, 0)
         pct = f" {100 * done / total:.0f}%" if total else ""
         if not v.encoder.busy:
-            head.append("corpus not encoded (the last try failed)", style="red")
+            head = Text(f"cannot search the corpus: {v.corpus_error or 'the last try failed'}", style="red")
         else:
             head.append(f"encoding the corpus with this model…{pct}", style="bold yellow")
         return head

@@ -33,29 +33,14 @@ MAX_CACHED = 4  # corpus encodings kept (N x H bytes each: 16 MB for the grammar
 
 # ------------------------------------------------------------------------- helpers
 def corpus_text(app, lm, limit: int | None) -> tuple[str, str]:
-    """(text, description) of the corpus to search: the app's --corpus when it is the one the
-    model was trained on, the bundled corpus the model names, else the grammar."""
-    from ...engine.corpus import BUNDLED_CORPORA, load_corpus
+    """(text, which corpus it is, in words) of the corpus the model was trained on (never a
+    stand-in: a missing text file raises CorpusError saying how to point at it)."""
+    from ...engine.corpus import corpus_for_model
 
-    level = lm.vocab.level
-    name = str(lm.meta.get("corpus") or "")
-    corpus = app.corpus
-    if corpus is not None and (not name or name == corpus.name):
-        pass
-    elif name.lower() in BUNDLED_CORPORA:
-        corpus = load_corpus(name.lower(), level=level)
-    else:
-        corpus = None
-        if name:
-            try:
-                corpus = load_corpus(name, level=level)
-            except Exception:
-                corpus = None
-        if corpus is None:
-            corpus = load_corpus("grammar", level=level)
+    found = corpus_for_model(lm, app.corpus)
+    corpus = found.corpus
     ids = corpus.train if limit is None else corpus.train[:limit]
-    text = corpus.vocab.decode(ids)
-    return text, corpus.name
+    return corpus.vocab.decode(ids), found.note
 
 
 class InspectorScreen(ModeScreen):
@@ -128,6 +113,7 @@ class InspectorScreen(ModeScreen):
         self.states: dict[tuple, Any] = {}  # (model_version, value, layer) -> CorpusStates
         self.corpus_name = ""
         self.progress: tuple[int, int] | None = None
+        self.corpus_error = ""  # why the corpus could not be searched (shown in its panel)
         self.trace_key: tuple | None = None  # (model version, sentence) of the trace on show
         self._stop = threading.Event()
 
@@ -269,6 +255,7 @@ class InspectorScreen(ModeScreen):
             return
         _, states, name = value
         self.progress = None
+        self.corpus_error = ""
         self.corpus_name = name
         self.states[key] = states
         while len(self.states) > MAX_CACHED:
@@ -278,6 +265,7 @@ class InspectorScreen(ModeScreen):
 
     def _corpus_failed(self, key: tuple, error: BaseException) -> None:
         self.progress = None
+        self.corpus_error = str(error)
         self._redraw()
 
     def _match_request_key(self) -> tuple:
