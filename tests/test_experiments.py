@@ -282,3 +282,62 @@ def test_flip_number_makes_a_minimal_pair_that_keeps_its_attractors():
                 assert cats[x][-2:] != cats[y][-2:]
             else:
                 assert x == y
+
+
+# ------------------------------------------------------------ findings say what the charts show
+class _RecordingPlot:
+    """Stands in for a plotext figure: records the title (and ignores the rest)."""
+
+    def __init__(self):
+        self.titles = []
+
+    def title(self, text):
+        self.titles.append(text)
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def test_clipping_chart_and_finding_quote_the_same_peak():
+    from rnn_tui.engine.experiments.clipping import ClippingResult
+    from rnn_tui.screens.lab.clipping import loss as draw_loss
+
+    steps = np.arange(1, 101)
+    blown = np.r_[np.full(30, 3.0), [22.6], np.full(69, 15.0)]  # peaks at step 31, well after the grad spike
+    calm = np.linspace(3.0, 1.0, 100)
+    r = ClippingResult(runs=("no clipping", "clip at 1"), steps=steps, loss=np.stack([blown, calm]),
+                       grad_norm=np.ones((2, 100)), clipped_fraction=np.zeros(2), max_grad_norm=np.array([50., 1.]),
+                       max_grad_step=np.array([40, 1]), peak_loss=np.array([22.6, 3.0]),
+                       peak_loss_step=np.array([31, 1]), spikes=np.array([3, 0]), final_loss=np.array([15., 1.]),
+                       val_loss=np.array([15., 1.]), diverged=np.array([False, False]),
+                       blew_up=np.array([True, False]), uniform_loss=3.3, stop_reason=("", ""))
+    plt = _RecordingPlot()
+    draw_loss(plt, r, 80, 20)
+    assert "no clipping peaks at 22.6 (cut off)" in plt.titles[-1]
+    assert "loss peaked at 22.6 (step 31)" in r.findings()[0]
+
+
+def test_init_schemes_says_which_scheme_blew_up():
+    from rnn_tui.engine.experiments.init_schemes import InitResult
+
+    S = 50
+    calm = np.linspace(3.3, 1.2, S)
+    blown = np.r_[np.full(10, 3.3), [183.0], np.full(S - 11, 2.5)]
+    nan2 = np.full((2, 4), np.nan)
+    r = InitResult(schemes=("default", "identity"), steps=np.arange(1, S + 1), loss=np.stack([calm, blown]),
+                   val_loss=np.array([1.2, 2.5]), diverged=np.array([False, False]), tokens=("a",) * 4,
+                   grad_init=nan2, grad_final=nan2, ratio_init=np.full(2, np.nan), ratio_final=np.full(2, np.nan),
+                   radius_steps=np.arange(2), radius=np.full((2, 2), np.nan))
+    text = " ".join(r.findings())
+    assert "identity blew up: its loss peaked at 183 (step 11" in text and "default blew up" not in text
+
+
+def test_tbptt_explains_a_dependency_longer_than_its_window():
+    from rnn_tui.engine.experiments.tbptt import TbpttResult
+
+    r = TbpttResult(seq_lens=np.array([8, 32]), distractors=np.array([0, 18]), accuracy=np.ones((2, 2)),
+                    p_correct=np.ones((2, 2)), longest_solved=np.array([18, 18]), val_loss=np.ones(2),
+                    loss=np.ones((2, 3)), level="word", settings={"solved_at": 0.9})
+    short, long = r.findings()
+    assert "up to 18 distractor words" in short and "hidden state is carried from window to window" in short
+    assert "carried" not in long  # 18 words + subject and verb fit in 32

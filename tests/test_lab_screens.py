@@ -335,11 +335,24 @@ async def test_compare_trains_three_cells_and_steps_the_distractor(tiny_lab, mon
 
 
 def test_horizon_per_size_from_a_lab_result():
-    from types import SimpleNamespace
-
+    from rnn_tui.engine.experiments.memory_horizon import MemoryResult
     from rnn_tui.screens.dynamics import lab_horizon_table
 
-    result = SimpleNamespace(cells=("rnn", "rnn", "lstm"), hidden=np.array([32, 64, 64]),
-                             horizon=np.array([3, 4, 12]))
-    assert lab_horizon_table({"memory-horizon": result}) == "per hidden size: rnn H32:3 H64:4 · lstm H64:12"
+    def result(measured):
+        nan = np.full((4, 2), np.nan)
+        return MemoryResult(labels=("rnn H=32", "rnn H=64", "lstm H=64", "rnn H=128"),
+                            cells=("rnn", "rnn", "lstm", "rnn"), hidden=np.array([32, 64, 64, 128]),
+                            lags=np.arange(1, 3), tv=nan, tv_sem=nan, kl=nan, horizon=np.array([3, 4, 12, 0]),
+                            threshold=0.02, val_loss=np.ones(4), parameters=np.ones(4, dtype=np.int64),
+                            measured=np.array(measured), settings={}, seconds=0.0, stopped=not all(measured))
+
+    assert lab_horizon_table({"memory-horizon": result([True, True, True, False])}) == \
+        "per hidden size: rnn H32:3 H64:4 · lstm H64:12"
     assert lab_horizon_table({}) == ""
+    # A stopped run names only what it measured: no "H=64 -> H=128: horizon 4 -> 0".
+    partial = result([True, True, True, False])
+    findings = " ".join(partial.findings())
+    assert "H=128" not in findings.split("not measured")[0] and "not measured (stopped first): rnn H=128" in findings
+    assert "not measured" in partial.table()[-1]
+    full = " ".join(result([True, True, True, True]).findings())
+    assert "H=64 -> H=128: horizon 4 -> 0" in full

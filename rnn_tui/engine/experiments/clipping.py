@@ -50,7 +50,8 @@ class ClippingResult(ExperimentResult):
     clipped_fraction: np.ndarray  # [2]: steps whose norm was above the clip
     max_grad_norm: np.ndarray  # [2]
     max_grad_step: np.ndarray  # int [2]: the step where the gradient norm peaked
-    peak_loss: np.ndarray  # [2]: highest training loss after it
+    peak_loss: np.ndarray  # [2]: the run's highest training loss (the chart's "peaks at")
+    peak_loss_step: np.ndarray  # int [2]: where it was
     spikes: np.ndarray  # int [2]
     final_loss: np.ndarray  # [2]: mean training loss of the last 20 steps
     val_loss: np.ndarray  # [2]
@@ -74,8 +75,8 @@ class ClippingResult(ExperimentResult):
             if not math.isfinite(self.final_loss[i]):
                 continue
             out.append(f"{name}: gradient norm peaked at {self.max_grad_norm[i]:.3g} (step {int(self.max_grad_step[i])}), "
-                       f"loss peaked at {self.peak_loss[i]:.3g} and ended at {self.final_loss[i]:.3f} nats "
-                       f"(a uniform guess: {self.uniform_loss:.2f})")
+                       f"loss peaked at {self.peak_loss[i]:.3g} (step {int(self.peak_loss_step[i])}) and ended "
+                       f"at {self.final_loss[i]:.3f} nats (a uniform guess: {self.uniform_loss:.2f})")
         if len(self.runs) == 2 and np.isfinite(self.final_loss).all():
             if self.blew_up[0] and not self.blew_up[1]:
                 out.append("without clipping the run blew up; clipping kept it learning")
@@ -94,7 +95,7 @@ def run_clipping(s: ClippingSettings, ctx: RunContext) -> dict:
     uniform = math.log(len(corpus.vocab))
     runs = ("no clipping", f"clip at {s.clip:g}")
     L, G, cf, mx, sp, fin, val, div, blew, why = [], [], [], [], [], [], [], [], [], []
-    mstep, peak = [], []
+    mstep, peak, pstep = [], [], []
     for i, clip in enumerate((None, s.clip)):
         if ctx.stopped:
             break
@@ -109,7 +110,8 @@ def run_clipping(s: ClippingSettings, ctx: RunContext) -> dict:
         mx.append(float(np.nanmax(g)) if len(g) else float("nan"))
         at = int(np.nanargmax(g)) if len(g) else 0
         mstep.append(at + 1)
-        peak.append(float(np.nanmax(loss[at:])) if len(loss) else float("nan"))
+        peak.append(float(np.nanmax(loss)) if np.isfinite(loss).any() else float("nan"))
+        pstep.append(int(np.nanargmax(loss)) + 1 if np.isfinite(loss).any() else 0)
         sp.append(count_spikes(g, s.spike_factor))
         fin.append(float(np.mean(loss[-20:])) if len(loss) else float("nan"))
         val.append(final_loss(tr))
@@ -122,7 +124,7 @@ def run_clipping(s: ClippingSettings, ctx: RunContext) -> dict:
     return dict(runs=runs, steps=np.arange(1, s.steps + 1), loss=stack_padded(L + [np.zeros(0)] * (2 - n), s.steps),
                 grad_norm=stack_padded(G + [np.zeros(0)] * (2 - n), s.steps), clipped_fraction=pad(cf),
                 max_grad_norm=pad(mx), max_grad_step=np.asarray(mstep + [0] * (2 - n), dtype=np.int64),
-                peak_loss=pad(peak), spikes=np.asarray(sp + [0] * (2 - n), dtype=np.int64),
+                peak_loss=pad(peak), peak_loss_step=np.asarray(pstep + [0] * (2 - n), dtype=np.int64), spikes=np.asarray(sp + [0] * (2 - n), dtype=np.int64),
                 final_loss=pad(fin), val_loss=pad(val), diverged=np.asarray(div + [False] * (2 - n)),
                 blew_up=np.asarray(blew + [False] * (2 - n)), uniform_loss=uniform,
                 stop_reason=tuple(why + [""] * (2 - n)))

@@ -70,6 +70,14 @@ class InitResult(ExperimentResult):
             keep = int(np.nanargmax(self.ratio_init))
             out.append(f"at initialisation the gradient reaching the first token is largest for "
                        f"{self.schemes[keep]} ({self.ratio_init[keep]:.2g} of the last token's)")
+        for name, loss, diverged in zip(self.schemes, self.loss, self.diverged):
+            ok = np.isfinite(loss)
+            if diverged:
+                out.append(f"{name}: the loss diverged (training stopped on a non-finite loss)")
+            elif ok.sum() > 1 and np.nanmax(loss) > 1.5 * loss[ok][0]:  # worse than where it started
+                at = int(np.nanargmax(loss))
+                out.append(f"{name} blew up: its loss peaked at {loss[at]:.3g} (step {at + 1}, from "
+                           f"{loss[ok][0]:.2f} at the start) and ended at {loss[ok][-1]:.2f}")
         moved = [(n, r[np.isfinite(r)]) for n, r in zip(self.schemes, self.radius)]
         moved = [f"{n} {r[0]:.2f}->{r[-1]:.2f}" for n, r in moved if len(r) > 1]
         if moved:

@@ -45,26 +45,38 @@ class MemoryResult(ExperimentResult):
     threshold: float
     val_loss: np.ndarray  # [M]
     parameters: np.ndarray  # int [M]
+    measured: np.ndarray  # bool [M]: False for the models a stopped run never reached
 
     def table(self) -> list[str]:
         shown = [k for k in (1, 2, 5, 10, 15, 20, 30, 40) if k <= len(self.lags)]
         rows = [f"{'model':<10} {'params':>7} {'val':>6} {'horizon':>7}  TV at lag " + " ".join(f"{k:>6}" for k in shown)]
         for i, lab in enumerate(self.labels):
+            if not self.measured[i]:
+                rows.append(f"{lab:<10} {int(self.parameters[i]):>7}  not measured (the run was stopped first)")
+                continue
             rows.append(f"{lab:<10} {int(self.parameters[i]):>7} {fmt(self.val_loss[i]):>6} {int(self.horizon[i]):>7}  "
                         f"{'':>9} " + " ".join(f"{self.tv[i, k - 1]:>6.3f}" for k in shown))
         return rows
 
+    def measured_models(self) -> list[tuple[str, int, int]]:
+        """(cell, hidden, horizon) of every model this result measured."""
+        return [(str(c), int(h), int(n)) for c, h, n, ok in zip(self.cells, self.hidden, self.horizon, self.measured)
+                if ok]
+
     def findings(self) -> list[str]:
         out = [f"horizon = how many tokens back a replaced token still moves the next-token "
                f"distribution by total variation >= {self.threshold:g} (mean over contexts)"]
-        rnn = [(int(h), int(n)) for c, h, n in zip(self.cells, self.hidden, self.horizon) if c == "rnn"]
-        rnn.sort()
+        done = self.measured_models()
+        rnn = sorted((h, n) for c, h, n in done if c == "rnn")
         for (h1, n1), (h2, n2) in zip(rnn, rnn[1:]):
             out.append(f"vanilla RNN H={h1} -> H={h2}: horizon {n1} -> {n2} ({n2 - n1:+d} tokens)")
-        base = {int(h): int(n) for c, h, n in zip(self.cells, self.hidden, self.horizon) if c == "rnn"}
-        for c, h, n in zip(self.cells, self.hidden, self.horizon):
-            if c != "rnn" and int(h) in base:
-                out.append(f"{c} H={int(h)}: horizon {int(n)} vs {base[int(h)]} for the vanilla RNN of that size")
+        base = dict(rnn)
+        for c, h, n in done:
+            if c != "rnn" and h in base:
+                out.append(f"{c} H={h}: horizon {n} vs {base[h]} for the vanilla RNN of that size")
+        missing = [lab for lab, ok in zip(self.labels, self.measured) if not ok]
+        if missing:
+            out.append(f"not measured (stopped first): {', '.join(missing)}")
         return out
 
 
@@ -86,6 +98,7 @@ def run_memory(s: MemorySettings, ctx: RunContext) -> dict:
     M, K = len(models), s.max_lag
     tv, sem, kl = np.full((M, K), np.nan), np.full((M, K), np.nan), np.full((M, K), np.nan)
     hor, vals, params = np.zeros(M, dtype=np.int64), np.full(M, np.nan), np.zeros(M, dtype=np.int64)
+    measured = np.zeros(M, dtype=bool)
     for i, (cell, hidden) in enumerate(models):
         cfg = TrainConfig(corpus=s.corpus, cell=cell, hidden=hidden, embed=s.embed, steps=s.steps,
                           seq_len=s.seq_len, batch=s.batch, lr=s.lr, eval_every=0, eval_batches=4,
@@ -100,6 +113,7 @@ def run_memory(s: MemorySettings, ctx: RunContext) -> dict:
         curve = dynamics.memory_horizon(tr.snapshot(), ctxs, s.max_lag, s.threshold, s.perturb, tokens=pool,
                                         seed=s.seed, stop=ctx.stop)
         tv[i], sem[i], kl[i], hor[i] = curve.tv, curve.tv_sem, curve.kl, curve.horizon
+        measured[i] = not ctx.stopped  # a stop inside the perturbation loop leaves it part-done
     return dict(labels=tuple(f"{c} H={h}" for c, h in models), cells=tuple(c for c, _ in models),
                 hidden=np.asarray([h for _, h in models]), lags=np.arange(1, K + 1), tv=tv, tv_sem=sem, kl=kl,
-                horizon=hor, threshold=float(s.threshold), val_loss=vals, parameters=params)
+                horizon=hor, threshold=float(s.threshold), val_loss=vals, parameters=params, measured=measured)

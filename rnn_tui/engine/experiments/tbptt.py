@@ -51,9 +51,20 @@ class TbpttResult(ExperimentResult):
 
     def findings(self) -> list[str]:
         unit = "words" if self.level == "word" else "characters"
-        return [f"seq_len {int(L)} (gradients flow back at most {int(L)} {unit}): accuracy >= "
-                f"{self.settings.get('solved_at', 0.9):g} up to {int(n)} distractor words"
-                for L, n in zip(self.seq_lens, self.longest_solved)]
+        out = []
+        for L, n in zip(self.seq_lens, self.longest_solved):
+            L, n = int(L), int(n)
+            if n < 0:
+                out.append(f"seq_len {L}: not measured (the run was stopped first)")
+                continue
+            line = (f"seq_len {L} (gradients flow back at most {L} {unit}): accuracy >= "
+                    f"{self.settings.get('solved_at', 0.9):g} up to {n} distractor words")
+            if self.level == "word" and n + 2 > L:  # subject, clause, verb: more than one window
+                line += (f"; beyond its window because the hidden state is carried from window to window "
+                         f"(only the gradient is cut at {L}): keeping the subject's number, learned on "
+                         f"short clauses, holds over longer ones")
+            out.append(line)
+        return out
 
 
 @experiment("tbptt", TbpttSettings, TbpttResult,

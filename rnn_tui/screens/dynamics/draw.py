@@ -296,8 +296,8 @@ def lab_horizon_table(results: dict) -> str:
 
 
 def summarize_horizon(result) -> str:
-    """'rnn H32:3 H64:4 · lstm H64:12' from a MemoryResult (cells, hidden, horizon)."""
+    """'rnn H32:3 H64:4 · lstm H64:12' from a MemoryResult: the models it measured."""
     by_cell: dict[str, list[str]] = {}
-    for cell, hidden, horizon in zip(result.cells, result.hidden, result.horizon):
-        by_cell.setdefault(str(cell), []).append(f"H{int(hidden)}:{int(horizon)}")
+    for cell, hidden, horizon in result.measured_models():
+        by_cell.setdefault(cell, []).append(f"H{hidden}:{horizon}")
     return " · ".join(f"{cell} " + " ".join(parts) for cell, parts in by_cell.items())

@@ -21,7 +21,7 @@ def _runs_key(r) -> list[tuple[str, tuple]]:
 def loss(plt, r, width: int, height: int) -> None:
     for i, run in enumerate(r.runs):
         plot_line(plt, r.steps, r.loss[i], COLOURS[i], run)
-    cap_loss(plt, list(r.loss), "training loss")
+    cap_loss(plt, list(r.loss), "training loss", r.runs)
     if math.isfinite(r.uniform_loss):
         plt.horizontal_line(r.uniform_loss, color=GUIDE)
     plt.xlabel("step")

@@ -20,7 +20,7 @@ def loss(plt, r, width: int, height: int) -> None:
     colours = series_colours(len(r.schemes))
     for i, s in enumerate(r.schemes):
         plot_line(plt, r.steps, r.loss[i], colours[i], s)
-    cap_loss(plt, list(r.loss), "training loss per init scheme")
+    cap_loss(plt, list(r.loss), "training loss per init scheme", r.schemes)
     plt.xlabel("step")
 
 

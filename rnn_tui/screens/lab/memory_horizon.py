@@ -27,5 +27,8 @@ def by_lag(plt, r, width: int, height: int) -> None:
 
 @views.chart("horizon")
 def horizon(plt, r, width: int, height: int) -> None:
-    plt.title(f"memory horizon (TV ≥ {r.threshold:g}) per model")
-    plt.bar(list(r.labels), np.asarray(r.horizon, dtype=float).tolist(), color=PALETTE[0])
+    plt.title(f"memory horizon (TV ≥ {r.threshold:g}) per model measured")
+    done = np.asarray(r.measured, bool)
+    labels = [lab for lab, ok in zip(r.labels, done) if ok]
+    if labels:  # a stopped run: only the models it reached have a bar
+        plt.bar(labels, np.asarray(r.horizon, dtype=float)[done].tolist(), color=PALETTE[0])

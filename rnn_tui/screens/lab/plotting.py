@@ -68,16 +68,18 @@ def log_lines(plt, xs, ys, colours, labels=None, height: int = 20) -> None:
         plt.yticks(*log_ticks(lo, hi, max_ticks=max(2, (height - 4) // 2)))
 
 
-def cap_loss(plt, rows, title: str) -> None:
-    """Keep a blown-up run from flattening the others: cap y at 3x the median loss, and say
-    so in the title (the findings quote the true peak, which is then off the chart)."""
+def cap_loss(plt, rows, title: str, names=None) -> None:
+    """Keep a blown-up run from flattening the others: cap y at 3x the median loss, and say in
+    the title which run peaks where (the same peak the findings quote: the run's highest loss)."""
     vals = np.concatenate([np.ravel(np.asarray(r, dtype=float)) for r in rows]) if len(rows) else np.zeros(0)
     vals = vals[np.isfinite(vals)]
     if vals.size:
         lo, hi, med = float(vals.min()), float(vals.max()), float(np.median(vals))
         if hi > 3 * med > lo:
             plt.ylim(lo, 3 * med)
-            title += f" · peaks to {hi:.3g} cut off"
+            peaks = [float(np.nanmax(r)) if np.isfinite(np.asarray(r, float)).any() else -np.inf for r in rows]
+            who = f"{names[int(np.argmax(peaks))]} " if names is not None else ""
+            title += f" · {who}peaks at {hi:.3g} (cut off)"
     plt.title(title)
 
 
