@@ -310,7 +310,8 @@ async def test_compare_trains_three_cells_and_steps_the_distractor(tiny_lab, mon
         assert isinstance(screen, CompareScreen)
         await settle(pilot)
         table = screen.params["table"]
-        assert table["lstm"][16] == recurrent_parameters("lstm", 16, 16) == 4 * table["rnn"][16]
+        # the recurrent layer at the models' own input size (embed=8): the one count the screen shows
+        assert table["lstm"][16] == recurrent_parameters("lstm", 16, 8) == 4 * table["rnn"][16]
         assert screen.item is not None and screen.item.distractor_words == 4
         await pilot.press("t")
         await wait_for(pilot, lambda: set(screen.models) == {"rnn", "lstm", "gru"} and not screen.training,
@@ -322,6 +323,11 @@ async def test_compare_trains_three_cells_and_steps_the_distractor(tiny_lab, mon
         await pilot.press("right")
         await settle(pilot)
         assert screen.item.distractor_words == 5
+        for _ in range(3):  # the slider stops where the accuracy chart does (6 words here)
+            await pilot.press("right")
+        await settle(pilot)
+        assert screen.distractor == screen.max_distractor() == 6
+        assert any("longest the accuracy chart measures" in n for n in notes(app))
         for _ in range(8):
             await pilot.press("minus")
         await settle(pilot)
@@ -356,3 +362,16 @@ def test_horizon_per_size_from_a_lab_result():
     assert "not measured" in partial.table()[-1]
     full = " ".join(result([True, True, True, True]).findings())
     assert "H=64 -> H=128: horizon 4 -> 0" in full
+
+
+def test_compare_counts_parameters_one_way():
+    from rnn_tui.engine.experiments import recurrent_parameters
+    from rnn_tui.engine.model import ModelConfig
+    from rnn_tui.screens.compare import recurrent_count
+
+    # The bars' count of a model is the table's count at its sizes (one definition).
+    for cell in ("rnn", "lstm", "gru"):
+        c = ModelConfig(vocab_size=30, cell=cell, embed=32, hidden=64)
+        assert recurrent_count(c) == recurrent_parameters(cell, 64, 32)
+    two = ModelConfig(vocab_size=30, cell="lstm", embed=32, hidden=64, layers=2)
+    assert recurrent_count(two) == recurrent_parameters("lstm", 64, 32) + recurrent_parameters("lstm", 64, 64)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from rich.console import Group, RenderableType
@@ -34,13 +34,19 @@ from ..widgets.panel import Panel
 from .base import LOADING_TEXT, KeyedTask, ModeScreen, emit, stop_event
 
 HIDDEN_SIZES = (32, 64, 128)
-MAX_DISTRACTOR = 40
 SUBJECT_STYLE = "bold #ffd75f"
 VERB_STYLE = "bold reverse #ffd75f"
 
 
 def short_count(n: int) -> str:
     return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
+
+
+def recurrent_count(config) -> int:
+    """Weights and biases of a model's recurrent layers (what the parameter table counts)."""
+    gates = {"rnn": 1, "lstm": 4, "gru": 3}[config.cell]
+    h = config.hidden
+    return sum(gates * (h * (config.embed if i == 0 else h) + h * h + 2 * h) for i in range(config.layers))
 
 
 @dataclass
@@ -51,7 +57,6 @@ class CompareModels:
     models: dict
     curves: dict
     source: str
-    whole: dict = field(default_factory=dict)  # cell -> every parameter of the model
     stopped: bool = False
 
 
@@ -160,8 +165,8 @@ class CompareScreen(ModeScreen):
         from ..engine.experiments import recurrent_parameters
 
         sizes = tuple(sorted(set(s.param_sizes) | {s.hidden}))
-        return {"table": {c: {h: recurrent_parameters(c, h, h) for h in sizes} for c in CELLS},
-                "hidden": s.hidden}
+        return {"table": {c: {h: recurrent_parameters(c, h, s.embed) for h in sizes} for c in CELLS},
+                "hidden": s.hidden, "embed": s.embed, "max_distractor": int(max(s.distractors))}
 
     def _params_ready(self, key, params: dict) -> None:
         self.params.update(params)
@@ -195,14 +200,13 @@ class CompareScreen(ModeScreen):
         if kind == "bundled":
             from ..engine.experiments import agreement_curve
 
-            models, curves, whole = {}, {}, {}
+            models, curves = {}, {}
             for cell in CELLS:
                 lm = self.app.session.bundled(cell)
                 models[cell] = lm
-                whole[cell] = lm.config.parameter_count()
                 curves[cell] = agreement_curve(lm, s.distractors, s.pairs, seed=1000 + s.seed)
             return CompareModels(models, curves, "bundled grammar models (char level; never trained "
-                                 "on these clauses)", whole)
+                                 "on these clauses)")
         from ..engine.experiments import train_agreement_models
 
         cells = tuple(c for c in s.cells if c in CELLS) or CELLS
@@ -215,7 +219,7 @@ class CompareScreen(ModeScreen):
         if short or missing:  # stopped part-way: say how far each model got
             budget = "; ".join([budget] + short + ([f"no {', '.join(missing)}"] if missing else []))
         source = f"trained here: H={s.hidden} {s.level}, {s.corpus} agreement · {budget}"
-        return CompareModels(out.models, out.curves, source, {c: out.parameters[c] for c in out.models},
+        return CompareModels(out.models, out.curves, source,
                              stopped=stop.is_set())
 
     def _models_ready(self, key, value) -> None:
@@ -236,7 +240,6 @@ class CompareScreen(ModeScreen):
 
     def _install(self, saved: CompareModels) -> None:
         self.models, self.curves, self.source = saved.models, saved.curves, saved.source
-        self.params["whole"] = saved.whole
 
     def _models_failed(self, key, error: BaseException) -> None:
         self._end_training()
@@ -277,7 +280,10 @@ class CompareScreen(ModeScreen):
 
     # ---------------------------------------------------------------- actions
     def action_distractor(self, delta: int) -> None:
-        self.distractor = max(0, min(MAX_DISTRACTOR, self.distractor + delta))
+        top = self.max_distractor()
+        if self.distractor + delta > top:
+            self.notify(f"{top} distractor words is the longest the accuracy chart measures", timeout=2)
+        self.distractor = max(0, min(top, self.distractor + delta))
         self._score()
         self._refresh_sentence_soon()
 
@@ -306,6 +312,11 @@ class CompareScreen(ModeScreen):
         if action == "stop":
             return self.training
         return True
+
+    def max_distractor(self) -> int:
+        """The longest distractor the accuracy curves measure (the slider stops there too)."""
+        lengths = [int(np.max(c.distractors)) for c in self.curves.values() if len(c.distractors)]
+        return max(lengths) if lengths else int(self.params.get("max_distractor", 30))
 
     def _refresh_sentence_soon(self) -> None:
         self.query_one("#cmp-chart", Chart).refresh()
@@ -361,12 +372,12 @@ class CompareScreen(ModeScreen):
         item = self.item
         right = item.correct if item is not None else "?"
         rows = []
-        whole = self.params.get("whole", {})
         for cell in CELLS:
             if cell not in self.models:
                 continue
-            lm = self.models[cell]
-            label = f"{cell:<4} H={lm.config.hidden} {short_count(whole.get(cell, 0)):>6}"
+            c = self.models[cell].config
+            # The table's count (recurrent weights and biases), for this model's own sizes.
+            label = f"{cell:<4} H={c.hidden} {short_count(recurrent_count(c)):>6}"
             rows.append((label, self.p_right.get(cell, float("nan")), f"P({right})"))
         head = Text("P(right verb form) at the verb", style="bold")
         return Group(head, ConfidenceBars(rows, width=width))
@@ -402,10 +413,10 @@ class CompareScreen(ModeScreen):
     def _build_params(self, width: int, height: int) -> RenderableType:
         t = Text()
         t.append("recurrent parameters\n", style="bold")
-        t.append("one layer, input = H\n", style="dim")
         table = self.params.get("table")
         if not table:
             return t
+        t.append(f"W_ih, W_hh, biases; input E={self.params.get('embed')}\n", style="dim")
         sizes = sorted(next(iter(table.values())))
         t.append(f"{'H':>4} " + " ".join(f"{c:>6}" for c in CELLS) + "\n", style="dim")
         for h in sizes:
@@ -413,8 +424,8 @@ class CompareScreen(ModeScreen):
             for c in CELLS:
                 t.append(f"{short_count(table[c][h]):>6} ", style=_hex(CELL_COLORS[c]))
             t.append("\n")
-        # With input = H each gate costs 2n² (W_ih and W_hh): the seeds' n² : 3n² : 4n² ratio.
-        t.append("RNN 2n² · GRU 6n² · LSTM 8n²\n", style="dim")
+        # gates x H x (E + H + 2): one gate for the RNN, three for the GRU, four for the LSTM.
+        t.append("H·(E+H+2) per gate; 1:3:4\n", style="dim")
         for cell in CELLS:
             t.append("━ ", style=_hex(CELL_COLORS[cell]))
             t.append(f"{CELL_NAMES[cell]}  ")
