@@ -471,3 +471,19 @@ async def test_train_action_switches_to_training():
         if stop is not None:
             stop()
         await settle(pilot)
+
+
+async def test_a_terminal_too_small_says_the_size_it_needs():
+    from rnn_tui.screens.base import MIN_SIZE
+
+    app = app_with()
+    async with app.run_test(size=(40, 12)) as pilot:
+        await settle(pilot)
+        notice = app.screen.query_one("#too-small")
+        assert notice.display and app.screen.has_class("-too-small")
+        text = str(notice.render())
+        assert f"at least {MIN_SIZE[0]}x{MIN_SIZE[1]}" in text and "this one is 40x12" in text
+        assert not app.screen.query_one("#stepper-heat").display or not app.screen.query_one("#stepper-body").display
+        await pilot.resize_terminal(*MIN_SIZE)
+        await settle(pilot)
+        assert not app.screen.has_class("-too-small") and not notice.display

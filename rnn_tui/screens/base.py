@@ -36,11 +36,12 @@ from typing import Any, Callable, ClassVar, Hashable, Iterator
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from ..widgets.modebar import ModeBar
 
+MIN_SIZE = (60, 20)  # columns, rows: below this the panels do not fit, and a notice says so
 LOADING_TEXT = "loading engine…"
 NO_MODEL_TEXT = "no model loaded: ctrl+p → Load model…"
 APP_INPUTS = ("model_version", "sentence_version", "engine_ready")
@@ -277,11 +278,30 @@ class ModeScreen(Screen):
         self._tasks: dict[str, KeyedTask] = {}
         self._behind = False  # the app changed while this screen was not shown
 
+    DEFAULT_CSS = """
+    ModeScreen #too-small { display: none; width: 1fr; height: 1fr; content-align: center middle;
+                            text-align: center; padding: 0 1; }
+    ModeScreen.-too-small > * { display: none; }
+    ModeScreen.-too-small > #too-small { display: block; }
+    """
+
     def compose(self) -> ComposeResult:
         yield Header()
         yield ModeBar(self.MODE)
         yield from self.compose_body()
         yield Footer()
+        yield Static("", id="too-small", markup=False)
+
+    def _on_resize(self, event) -> None:
+        self._check_size(*event.size)
+
+    def _check_size(self, width: int, height: int) -> None:
+        small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        if small:
+            self.query_one("#too-small", Static).update(
+                f"rnn-tui needs a terminal of at least {MIN_SIZE[0]}x{MIN_SIZE[1]}; this one is "
+                f"{width}x{height}. Make the window larger (ctrl+q quits).")
+        self.set_class(small, "-too-small")
 
     def compose_body(self) -> ComposeResult:
         yield from ()
@@ -291,6 +311,7 @@ class ModeScreen(Screen):
             self.watch(self.app, name, self._app_changed, init=False)
 
     def _on_screen_resume(self, event) -> None:
+        self._check_size(*self.app.size)  # the terminal may have changed while another screen showed
         self._behind = False
         self.refresh_inputs()
 
