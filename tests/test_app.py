@@ -487,3 +487,17 @@ async def test_a_terminal_too_small_says_the_size_it_needs():
         await pilot.resize_terminal(*MIN_SIZE)
         await settle(pilot)
         assert not app.screen.has_class("-too-small") and not notice.display
+
+
+async def test_layer_keys_on_a_one_layer_model_say_so():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("]")
+        await settle(pilot)
+        assert any("one layer" in n for n in notes(app))
+        await pilot.press("8")
+        await settle(pilot)
+        await pilot.press("L")
+        await settle(pilot)
+        assert sum("one layer" in n for n in notes(app)) >= 2

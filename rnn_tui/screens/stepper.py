@@ -286,9 +286,7 @@ class StepperScreen(ModeScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_edit":
             return self.query_one("#sentence-input", Input).display
-        if action == "layer" and self.trace is not None and len(self.trace.layers) < 2:
-            return None
-        return True
+        return True  # [ and ] on a one-layer model say so (action_layer) rather than doing nothing
 
     def on_resize(self, event: events.Resize) -> None:
         side = self.query_one("#stepper-side")

@@ -356,6 +356,10 @@ class InspectorScreen(ModeScreen):
 
     def action_cycle_value(self) -> None:
         values = self.values()
+        if len(values) < 2:
+            self.notify("a vanilla RNN has no gates or cell state: only its hidden state to inspect",
+                        timeout=3)
+            return
         i = values.index(self.value) if self.value in values else -1
         self.value = values[(i + 1) % len(values)]
         if self.value in ("i", "f", "o", "r", "z"):
@@ -410,13 +414,6 @@ class InspectorScreen(ModeScreen):
         sentence = text[left: right + 1 if right >= 0 else len(text)].replace("⏎", " ").strip()
         if sentence:
             self.app.set_sentence(sentence)
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "cycle_layer" and (self.trace is None or len(self.trace.layers) < 2):
-            return None
-        if action == "cycle_value" and self.lm is not None and self.lm.config.cell == "rnn":
-            return None
-        return True
 
     # ---------------------------------------------------------------- drawing
     def _info(self, text: str | None = None) -> None:
