@@ -354,12 +354,13 @@ class InspectorScreen(ModeScreen):
         self.off_outside = not self.off_outside
         self._refresh_all()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cycle_value" and self.lm is not None and self.lm.config.cell == "rnn":
+            return None  # dimmed in the footer: a vanilla RNN has only its hidden state
+        return True
+
     def action_cycle_value(self) -> None:
         values = self.values()
-        if len(values) < 2:
-            self.notify("a vanilla RNN has no gates or cell state: only its hidden state to inspect",
-                        timeout=3)
-            return
         i = values.index(self.value) if self.value in values else -1
         self.value = values[(i + 1) % len(values)]
         if self.value in ("i", "f", "o", "r", "z"):
