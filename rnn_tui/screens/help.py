@@ -53,7 +53,7 @@ def help_tables(app) -> list:
             grid.add_column(style="bold italic", no_wrap=True)
             grid.add_column()
             for name, text in panels.items():
-                grid.add_row(name, text)
+                grid.add_row(name, " ".join(text.split()))  # the two lines flow at any width
             parts.append(grid)
         keys = Table.grid(padding=(0, 2))
         keys.add_column(style="bold", no_wrap=True)
