@@ -52,6 +52,17 @@ def abbreviate_category(cat: str) -> str:
     return ".".join([head, *parts[1:]])
 
 
+_CAT_WORDS = {"n": "noun", "v": "verb", "fn": "function word", "adv": "adverb", "adj": "adjective",
+              "intran": "intransitive", "tran": "transitive"}
+
+
+def category_words(cat: str) -> str:
+    """NOUN_ANIMAL -> 'noun (animal)', FUNCTION -> 'function word': what a tag under a word means."""
+    head, *rest = abbreviate_category(cat).split(".")
+    words = _CAT_WORDS.get(head, head)
+    return f"{words} ({', '.join(_CAT_WORDS.get(r, r) for r in rest)})" if rest else words
+
+
 def category_colour(cat: str) -> str:
     return _CAT_COLOURS.get(str(cat).lower().split("_")[0], "#afafaf")
 
@@ -503,11 +514,14 @@ def token_strip(tokens, step: int, width: int, level: str, categories: dict | No
         spans = []
         for a, b, word in word_spans(text):
             spans.append((a, b, word, a))
+    current = None  # (word, category) of the word the current token is in
     for a, b, word, first in spans:
         cat = categories.get(word) or categories.get(word.lower())
         if cat is None:
             continue
         inside = a <= starts[step] < b + 1 if level != "word" else first == step
+        if inside:
+            current = (word, cat)
         label = abbreviate_category(cat)
         room = b - a + (1 if b < total else 0)
         label = label[: max(1, room - 1)] if len(label) >= room else label
@@ -518,6 +532,10 @@ def token_strip(tokens, step: int, width: int, level: str, categories: dict | No
     for ch, style in canvas:
         cats.append(ch, style)
     cats = cats[x0 : x0 + width] if total > width else cats
+    if current is not None:  # what the lit tag means, where the line has room for it
+        note = f"   {current[0]}: {category_words(current[1])}"
+        if cats.cell_len + cell_len(note) <= width:
+            cats.append(note, style=Style(color=category_colour(current[1])))
     out = Text(no_wrap=True, overflow="crop")
     out.append_text(line)
     out.append("\n")

@@ -204,7 +204,10 @@ def build_matches(v, width: int, height: int) -> RenderableType:
         lines.append(Text("these units are never all on together elsewhere for that long",
                           style=DIM, no_wrap=True, overflow="ellipsis"))
         return Group(*lines)
-    rows = max(1, height - 1) if height < 1000 else 10
+    # What the numbers before each match are: the legend the list needs (one line).
+    lines.append(Text(f" # score: {len(v.units)} selected units on, minus others on with them · len: tokens",
+                      style=DIM, no_wrap=True, overflow="ellipsis"))
+    rows = max(1, height - 2) if height < 1000 else 10
     for i, match in enumerate(m.matches[v.match_offset:v.match_offset + rows]):
         rank = v.match_offset + i + 1
         lines.append(match_line(v, rank, match, width))
