@@ -61,3 +61,11 @@ def log_ticks(lo: float, hi: float, max_ticks: int = 6) -> tuple[list[float], li
                 return pos, [_fmt_tick(10**p) for p in pos]
     pos = list(np.linspace(lo, hi, 3)) if hi > lo else [lo]
     return pos, [f"{10**p:.3g}" for p in pos]
+
+
+def integer_ticks(plt, lo: int, hi: int, width: int) -> None:
+    """Whole-number x ticks (lags, distractor words, steps) on a plotext figure: round values,
+    as many as the width holds, never "10.8 20.5"."""
+    ticks = [t for t in nice_ticks(lo, hi, max(2, min(8, width // 8)), min_step=1.0) if t == int(t)]
+    if ticks:
+        plt.xticks(ticks, [f"{int(t)}" for t in ticks])

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from ...render.colors import CURRENT_RGB, MODEL_RGB, hex_code as _hex, legend
 from ...render.heatmap import TriangleHeatmap
-from ...render.ticks import log_ticks
+from ...render.ticks import integer_ticks, log_ticks
 
 RADII = (None, 0.5, 0.9, 1.0, 1.1, 1.5)  # None: the model's W as it is
 BUNDLED = ("rnn", "lstm", "gru")
@@ -239,10 +239,12 @@ def draw_horizon(v, plt, width: int, height: int) -> None:
     if h is None:
         return
     lo, hi = math.inf, -math.inf
+    last_lag = 0
     for name in ("current", *BUNDLED):
         curve = h.curves.get(name)
         if curve is None or isinstance(curve, str):
             continue
+        last_lag = max(last_lag, int(np.max(curve.lags)) if len(curve.lags) else 0)
         tv = np.asarray(curve.tv, dtype=float)
         ok = np.isfinite(tv) & (tv > 0)
         if not ok.any():
@@ -255,6 +257,8 @@ def draw_horizon(v, plt, width: int, height: int) -> None:
         lo, hi = min(lo, thr), max(hi, thr)
         plt.horizontal_line(thr, color=COLORS["circle"])
         plt.yticks(*log_ticks(lo, hi, max_ticks=max(2, (height - 4) // 2)))
+    if last_lag:
+        integer_ticks(plt, 1, last_lag, width)
 
 def build_horizon_note(v, width: int, height: int) -> RenderableType:
     h = v.horizon

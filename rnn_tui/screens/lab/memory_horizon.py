@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ...render.ticks import integer_ticks
 from .plotting import GUIDE, PALETTE, log_lines, series_colours
 from .views import LabViews
 
@@ -22,6 +23,8 @@ def by_lag(plt, r, width: int, height: int) -> None:
     plt.title("TV of p(next) when the token k back is replaced, log")
     log_lines(plt, [r.lags] * len(r.labels), list(r.tv), series_colours(len(r.labels)), list(r.labels), height)
     plt.horizontal_line(math.log10(r.threshold), color=GUIDE)
+    if len(r.lags):
+        integer_ticks(plt, int(r.lags[0]), int(r.lags[-1]), width)
     plt.xlabel("k tokens back")
 
 
