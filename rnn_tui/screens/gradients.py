@@ -365,8 +365,8 @@ class GradientsScreen(ModeScreen):
                     style="dim")
         if jac.offset:
             head.append(f" · last {len(jac.tokens)} tokens (a state of {jac.dim} fits no more)", style="yellow")
-        head.append(f"\n‖·‖ Frobenius (root of the sum of squares); at k = t the Jacobian is I: "
-                    f"√{jac.dim} = {math.sqrt(jac.dim):.3g}", style="dim")
+        head.append(f"\nFrobenius norm; at k = t the Jacobian is the identity: √{jac.dim} = "
+                    f"{math.sqrt(jac.dim):.3g}", style="dim")
         if spec is not None:
             r = spec.radius.get(spec.main, float("nan"))
             head.append("\nspectral radius ", style="dim")
