@@ -121,6 +121,7 @@ async def test_profiles_for_every_cell_in_plain_words():
         await pilot.pause()
         jac = text_of(screen, "#gr-jac")
         assert "spectral radius" in jac and "Jacobian map" in jac and "log scale" in jac
+        assert "Frobenius norm" in jac and "identity" in jac  # what the norm is, why the diagonal is √D
         jm = screen.result.jacobian
         assert jm.norms.shape == (len(DEFAULT_SENTENCE), len(DEFAULT_SENTENCE))
         await pilot.press("j")

@@ -342,3 +342,28 @@ async def test_chart_log_scale_rerenders():
         second = plot.render().plain
         assert "could not be drawn" not in second and first == second
         assert plot.drawn > 0 and "0.1" in second
+
+
+def test_whole_number_axes_get_whole_number_ticks():
+    from rnn_tui.render.ticks import integer_ticks
+
+    class Plot:
+        def xticks(self, ticks, labels):
+            self.ticks, self.labels = ticks, labels
+
+    plt = Plot()
+    integer_ticks(plt, 1, 40, 60)
+    assert plt.labels and all(label.isdigit() for label in plt.labels)  # not "10.8 20.5 30.2"
+    assert plt.ticks == [float(x) for x in plt.labels]
+
+
+def test_the_lit_word_category_is_named_in_words():
+    from rnn_tui.engine.corpus import grammar_categories
+    from rnn_tui.screens.stepper import category_words, token_strip
+
+    assert category_words("NOUN_ANIMAL") == "noun (animal)"
+    assert category_words("FUNCTION") == "function word"
+    assert category_words("VERB_INTRAN") == "verb (intransitive)"
+    tokens = list("the cat sat")
+    strip = token_strip(tokens, 5, 60, "char", grammar_categories()).plain  # the "a" of "cat"
+    assert "cat: noun (animal)" in strip.splitlines()[1]
