@@ -341,3 +341,20 @@ def test_tbptt_explains_a_dependency_longer_than_its_window():
     short, long = r.findings()
     assert "up to 18 distractor words" in short and "hidden state is carried from window to window" in short
     assert "carried" not in long  # 18 words + subject and verb fit in 32
+
+
+def test_zog_chart_labels_never_overlap():
+    from rnn_tui.screens.lab.zog import _Labels
+
+    placed = []
+
+    class Plot:
+        def text(self, text, x, y, color=None):
+            placed.append((text, x, y))
+
+    labels = _Labels((0.0, 10.0), (0.0, 10.0), 48, 15)  # 40 columns, 10 rows of plot
+    plot = Plot()
+    labels.place(plot, "object", 5.0, 5.0, None)
+    labels.place(plot, "adj", 5.5, 5.0, None)  # would print over "object": left out
+    labels.place(plot, "adverb", 5.0, 0.0, None)  # another row: kept
+    assert [t for t, _, _ in placed] == ["object", "adverb"]

@@ -154,9 +154,8 @@ class ParityResult(ExperimentResult):
     def table(self) -> list[str]:
         solved = int((self.screen_accuracy >= 0.99).sum())
         return [f"accuracy on validation bits: {self.accuracy:.3f}",
-                f"{solved} of {len(self.screen_accuracy)} random starts solved 2-bit XOR in a short trial "
-                f"(the rest stall near {np.median(self.screen_accuracy):.2f}); start {self.chosen_start} "
-                "was trained on",
+                f"XOR screen: {solved}/{len(self.screen_accuracy)} starts solved, median "
+                f"{np.median(self.screen_accuracy):.2f}; trained: start {self.chosen_start}",
                 "accuracy by bit position 1..16: " + " ".join(fmt(a, 2) for a in self.accuracy_by_position)]
 
     def findings(self) -> list[str]:
@@ -167,6 +166,11 @@ class ParityResult(ExperimentResult):
         gap = float(np.linalg.norm(self.centroid_even - self.centroid_odd))
         if math.isfinite(gap):
             out.append(f"even and odd states sit in separate regions (centroids {gap:.2f} apart)")
+        if len(self.screen_accuracy):
+            solved = int((self.screen_accuracy >= 0.99).sum())
+            out.append(f"{solved} of {len(self.screen_accuracy)} random starts solved 2-bit XOR in a short trial "
+                       f"(the rest stall near {np.median(self.screen_accuracy):.2f}): the one trained on is "
+                       f"start {self.chosen_start}")
         return out
 
 

@@ -177,7 +177,7 @@ def build_recurrence_note(v, width: int, height: int) -> RenderableType:
         key = "chosen" if "chosen" in s.rates else "own"
         rate = s.rates[key]
         words, colour = regime(rate, s.curves[key])
-        w = Text(no_wrap=True, overflow="ellipsis")
+        w = Text()  # wraps: cut at 80 columns it said nothing
         w.append("━ ", style=_hex(COLORS[colour] if key == "chosen" else COLORS["current"]))
         w.append(f"ρ={r:g}" if key == "chosen" else f"ρ={s.own_radius:.2f}", style="bold")
         norms = np.asarray(s.curves[key], dtype=float)
@@ -197,7 +197,7 @@ def build_recurrence_note(v, width: int, height: int) -> RenderableType:
     return Group(*lines)
 
 def build_lyapunov(v, width: int, height: int) -> RenderableType:
-    head = Text(no_wrap=True, overflow="ellipsis")
+    head = Text()  # wraps: cut at 80 columns it said nothing
     head.append("Lyapunov ", style="bold")
     name = "this model" if v.lyap_model == "current" else f"bundled {v.lyap_model}"
     head.append(name, style=f"bold {_hex(COLORS[v.lyap_model])}")
@@ -211,7 +211,7 @@ def build_lyapunov(v, width: int, height: int) -> RenderableType:
     head.append(" · ‖∂s_t/∂s_k‖, k ≤ t", style="dim")
     if jac.offset:
         head.append(f" · last {len(jac.tokens)} tokens", style="yellow")
-    rate = Text(no_wrap=True, overflow="ellipsis")
+    rate = Text()  # wraps: cut at 80 columns it said nothing
     rate.append("λ ≈ ", style="dim")
     rate.append(f"{ly.rate:+.3f}" if math.isfinite(ly.rate) else "n/a", style="bold")
     rate.append(" ln/step: ", style="dim")
@@ -262,7 +262,7 @@ def draw_horizon(v, plt, width: int, height: int) -> None:
 
 def build_horizon_note(v, width: int, height: int) -> RenderableType:
     h = v.horizon
-    t = Text(no_wrap=True, overflow="ellipsis")
+    t = Text()  # wraps: cut at 80 columns it said nothing
     if h is None:
         t.append("computing…", style="dim")
         return t
@@ -281,10 +281,9 @@ def build_horizon_note(v, width: int, height: int) -> RenderableType:
     lines: list = [t]
     sizes = lab_horizon_table(v.app.session.lab_results)
     if sizes:
-        lines.append(Text(sizes, style="dim", no_wrap=True, overflow="ellipsis"))
+        lines.append(Text(sizes, style="dim"))
     else:
-        lines.append(Text("steps with TV ≥ 0.02 · per size: Lab (7)", style="dim",
-                          no_wrap=True, overflow="ellipsis"))
+        lines.append(Text("steps with TV ≥ 0.02 · per size: Lab (7)", style="dim"))
     return Group(*lines)
 
 

@@ -141,10 +141,10 @@ def build_units(v, width: int, height: int) -> RenderableType:
     sep = " " if level == "word" else ""
     units = v.units
     title = Text(no_wrap=True, overflow="ellipsis")
-    if not len(units):
-        title.append(f"no unit stays ≥ {v.threshold:+.2f} over the span", style="bold")
-        title.append(": - lowers the threshold, [ shortens the span", style="dim")
-        return title
+    if not len(units):  # advice wraps: it is the only thing this panel says
+        advice = Text(f"no unit stays ≥ {v.threshold:+.2f} over the span", style="bold")
+        advice.append(": - lowers the threshold, [ shortens the span", style="dim")
+        return advice
     if height >= 1000:  # measuring for height: auto
         max_rows = 8
     elif len(units) <= height - 1:  # all fit under the title: no "… more" line needed
