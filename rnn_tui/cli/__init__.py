@@ -21,6 +21,7 @@ import os
 import sys
 
 from .experiments import cmd_bench, cmd_experiment
+from .imports import cmd_import
 from .output import report_error
 from .parser import SUBCOMMANDS, sub_parser, tui_parser
 from .probes import cmd_grads, cmd_info, cmd_jacobian, cmd_sample, cmd_trace
@@ -29,7 +30,8 @@ from .tui import check_tui_model, cmd_serve, cmd_tui, cmd_watch
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "trace": cmd_trace, "grads": cmd_grads,
-            "jacobian": cmd_jacobian, "info": cmd_info, "bench": cmd_bench, "experiment": cmd_experiment,
+            "jacobian": cmd_jacobian, "info": cmd_info, "import": cmd_import, "bench": cmd_bench,
+            "experiment": cmd_experiment,
             "watch": cmd_watch, "serve": cmd_serve}
 
 

@@ -13,7 +13,8 @@ import math
 from .output import EXIT_USER_ERROR
 
 
-SUBCOMMANDS = ("train", "sample", "trace", "grads", "jacobian", "info", "bench", "experiment", "watch", "serve")
+SUBCOMMANDS = ("train", "sample", "trace", "grads", "jacobian", "info", "import", "bench", "experiment", "watch",
+               "serve")
 
 def _int_at_least(low: int):
     """An argparse type: a whole number >= low, with a message that says which rule failed."""
@@ -182,6 +183,20 @@ def sub_parser() -> argparse.ArgumentParser:
     i = command(sub, "info", "config, parameter counts and metrics of a model")
     i.add_argument("model", help="run directory or bundled default (rnn, lstm, gru)")
     i.add_argument("--json", action="store_true", help="print it as JSON")
+
+    m = command(sub, "import", "a state_dict made elsewhere (word_language_model, a char-RNN...) as a run")
+    m.add_argument("state_dict", help=".pt / .pth (read with torch.load(weights_only=True): never unpickled) "
+                   "or .safetensors; torch's names: embedding, rnn.weight_ih_l0..., an output Linear")
+    m.add_argument("--vocab", required=True, metavar="FILE",
+                   help="one token per line in id order (word_language_model's idx2word), a JSON list, "
+                   "or the training text to rebuild it from")
+    m.add_argument("--level", choices=("char", "word"), default="char", help="(default char)")
+    m.add_argument("--out", required=True, metavar="RUN_DIR", help="the run directory to write")
+    m.add_argument("--nonlinearity", choices=("tanh", "relu"), default="tanh",
+                   help="a vanilla RNN's: word_language_model's RNN_TANH or RNN_RELU (default tanh)")
+    m.add_argument("--embedding", default=None, metavar="NAME", help="the embedding's tensor (default: found)")
+    m.add_argument("--head", default=None, metavar="NAME", help="the output layer's weight (default: found)")
+    m.add_argument("--corpus", default=None, help="what it was trained on, in words (shown in headers)")
 
     b = command(sub, "bench", "trainer vs bare torch loop, probe latency, TUI latency")
     b.add_argument("--device", default="cpu")

@@ -1,0 +1,119 @@
+"""`RunWriter`: log any training loop into an rnn-tui run directory, as TensorBoard's
+SummaryWriter logs into a log directory.
+
+    from rnn_tui import RunWriter
+
+    with RunWriter("runs/mine", vocab=itos, level="char") as run:
+        for step, (x, y) in enumerate(batches):
+            ...
+            run.log(step, loss=loss.item(), grad_norm=gn, lr=lr, val_loss=v)   # any scalar names
+            if step % 500 == 0:
+                run.checkpoint(model, step=step)        # the user's own nn.Module
+
+The directory has rnn-tui's own format (`rnn_tui.runs`): whole metrics lines appended to
+``metrics.jsonl`` (the names rnn-tui knows: loss, grad_norm, lr, val_loss, tokens_per_s,
+epoch, wall_time; any other scalar is kept under its own name) and atomic checkpoints
+(safetensors + config.json). So ``rnn-tui watch runs/mine``, ``rnn-tui runs/mine``,
+``trace``, ``grads``, ``jacobian`` and the inspector all work on it while the script trains.
+
+`checkpoint` maps the module through `engine.external.from_module`: its embedding, its
+nn.RNN/LSTM/GRU and its output Linear, found by type or named
+(``embedding="encoder", rnn="rnn", head="decoder"``); what it cannot map is said once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..runs.layout import CONFIG_NAME, METRICS_NAME
+from ..runs.metrics import MetricsWriter
+from .errors import ConfigError
+
+KNOWN = ("loss", "grad_norm", "lr", "val_loss", "tokens_per_s", "epoch", "wall_time")
+LN2 = math.log(2.0)
+
+
+class RunWriter:
+    """Metrics and checkpoints of a training loop that is not rnn-tui's, in rnn-tui's format."""
+
+    def __init__(self, run_dir: str | os.PathLike, vocab, level: str = "char", *, corpus: str | None = None,
+                 config: dict | None = None, quiet: bool = False) -> None:
+        """``vocab``: the tokens in id order (itos), a token->id dict, or an rnn-tui Vocab;
+        ``level``: "char" or "word"; ``corpus``: what it trains on, in words (shown in headers);
+        ``config``: anything about the run worth keeping (hyperparameters), JSON-able."""
+        from .external import _vocab
+
+        self.run_dir = Path(run_dir)
+        if (self.run_dir / CONFIG_NAME).exists() and not (self.run_dir / METRICS_NAME).exists():
+            raise ConfigError(f"{self.run_dir} holds a checkpoint that is not a RunWriter's run: "
+                              f"give another directory")
+        self.vocab = _vocab(vocab, level)
+        self.level = level
+        self.corpus = corpus
+        self.config = dict(config or {})
+        self.quiet = quiet
+        self._metrics = MetricsWriter(self.run_dir / METRICS_NAME)
+        self._start = time.monotonic()
+        self._said: set[str] = set()
+        self.last_step: int | None = None
+        self._last: dict[str, float] = {}
+
+    # -------------------------------------------------------------- metrics
+    def log(self, step: int, **scalars: Any) -> None:
+        """One line of metrics.jsonl for ``step``: every keyword a number (or None)."""
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ConfigError(f"step must be a whole number >= 0, got {step!r}")
+        record: dict[str, Any] = {"step": step}
+        for name, value in scalars.items():
+            if value is not None and hasattr(value, "item"):
+                value = value.item()  # a 0-d tensor or numpy scalar
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ConfigError(f"{name}={value!r}: log numbers (a tensor's .item()), not {type(value).__name__}")
+            record[name] = None if value is None or not math.isfinite(value) else float(value)
+        record.setdefault("wall_time", time.monotonic() - self._start)
+        loss = record.get("loss")
+        if loss is not None:
+            record.setdefault("bits", loss / LN2)
+            record.setdefault("ppl", math.exp(min(loss, 700.0)))
+        if record.get("val_loss") is not None:
+            record.setdefault("val_bits", record["val_loss"] / LN2)
+        self._metrics.open()
+        self._metrics.append(json.dumps(record))
+        self.last_step = step
+        self._last = {k: v for k, v in record.items() if isinstance(v, float)}
+
+    # -------------------------------------------------------------- checkpoints
+    def checkpoint(self, model, step: int | None = None, *, embedding: str | None = None,
+                   rnn: str | None = None, head: str | None = None) -> Path:
+        """Save the user's module as an rnn-tui checkpoint in the run directory (atomically:
+        a reader sees the old checkpoint or the new one). Returns its directory."""
+        from .checkpoint import save_checkpoint
+        from .external import from_module
+
+        mapped = from_module(model, self.vocab, self.level, embedding=embedding, rnn=rnn, head=head)
+        note = mapped.note_line()
+        if note and note not in self._said and not self.quiet:
+            self._said.add(note)
+            print(f"rnn-tui: {note}", file=sys.stderr)
+        step = self.last_step if step is None else step
+        metrics = {"step": step, "train_loss": self._last.get("loss"), "val_loss": self._last.get("val_loss"),
+                   "wall_time_s": time.monotonic() - self._start}
+        meta = {"corpus": self.corpus or "(your data)", "level": self.level, "metrics": metrics,
+                "imported": mapped.lm.meta.get("imported"), "writer": {"config": self.config}}
+        return save_checkpoint(self.run_dir, mapped.lm.model, self.vocab, meta)
+
+    # -------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        self._metrics.close()
+
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
