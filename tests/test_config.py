@@ -62,3 +62,25 @@ def test_option_parse_names_the_field_by_its_label():
 def test_bools_are_not_whole_numbers():
     with pytest.raises(ConfigError, match="layers must be a positive whole number"):
         TrainConfig(layers=True)
+
+
+def test_train_config_files_round_trip(tmp_path, capsys):
+    from rnn_tui.cli import main
+    from rnn_tui.engine.config import load_train_toml, train_toml
+
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[train]\ncorpus = "grammar"\nseq-len = 8\nhidden = 8\nembed = 4\nsteps = 3\n'
+                   'eval_every = 0\nbatch = 2\nclip = 0\n')
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--hidden", "12", "--out", str(out)]) == 0
+    kept = load_train_toml(out / "train.toml")
+    assert kept["hidden"] == 12 and kept["seq_len"] == 8 and kept["clip"] is None  # the flag won; clip off
+    assert TrainConfig(**kept) == TrainConfig(**{**kept})
+    # the kept file runs the same thing again
+    assert main(["train", "--config", str(out / "train.toml"), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "train.toml").read_text() == train_toml(TrainConfig(**kept))
+    bad = tmp_path / "bad.toml"
+    bad.write_text("hiden = 8\n")
+    capsys.readouterr()
+    assert main(["train", "--config", str(bad)]) == 2
+    assert "unknown setting hiden" in capsys.readouterr().err

@@ -132,6 +132,9 @@ def sub_parser() -> argparse.ArgumentParser:
                    "(with --resume: the run's own unless given)")
     # The TUI takes `--corpus FILE`; people type the same here.
     t.add_argument("--corpus", dest="corpus_flag", default=None, metavar="CORPUS", help="the same as CORPUS")
+    t.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="settings from a TOML file with the flags' names (seq_len = 32); flags given "
+                   "here override it; every run keeps its own in RUN_DIR/train.toml")
     _add_config_flags(t)
     t.add_argument("--out", default=None, help="run directory (default runs/<time>-<cell>)")
     t.add_argument("--resume", metavar="RUN_DIR", default=None,

@@ -46,6 +46,10 @@ def cmd_train(args) -> int:
     from ..runs.layout import CONFIG_NAME, new_run_dir
 
     given = {k: getattr(args, k) for k in _train_flags() if getattr(args, k) is not None}
+    if args.config:  # the file's settings, then the flags given on the command line over them
+        from ..engine.config import load_train_toml
+
+        given = {**load_train_toml(args.config), **given}
     if args.corpus_flag is not None:
         if args.corpus is not None and args.corpus != args.corpus_flag:
             raise ConfigError(f"two corpora given: {args.corpus!r} and --corpus {args.corpus_flag!r}; give one")
@@ -84,6 +88,8 @@ def cmd_train(args) -> int:
                                   f"or give another --out")
             trainer = Trainer(config, run_dir=out, dist=dist, tensorboard=args.tensorboard,
                               cache_dir=cache_dir)
+            if trainer.is_main:
+                _keep_settings(out, trainer.config)
         from ..engine.threads import apply_threads, choose_threads
 
         c = trainer.config
@@ -100,6 +106,19 @@ def cmd_train(args) -> int:
 
         shutdown(clean=code in (0, 3))  # 130: interrupted, the others may be gone
     return code
+
+
+def _keep_settings(out: Path, config) -> None:
+    """RUN/train.toml: the resolved settings, so the run can be made again as it was."""
+    from ..engine.config import train_toml
+    from ..runs.files import atomic_write
+    from ..runs.layout import TRAIN_TOML_NAME
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / TRAIN_TOML_NAME, train_toml(config).encode("utf-8"))
+    except OSError as exc:
+        warn(f"could not write {out / TRAIN_TOML_NAME}: {exc.strerror or exc}")
 
 
 def _term_as_interrupt():

@@ -338,3 +338,63 @@ def form_options() -> tuple[Option, ...]:
 
 # What `--resume` may change; everything else defines the run and stays as it was saved.
 RESUMABLE = tuple(o.name for o in train_options() if o.resumable)
+
+
+# ------------------------------------------------------------------ TOML files
+MAX_TOML_BYTES = 1 << 20
+
+
+def load_train_toml(path) -> dict:
+    """TrainConfig keyword arguments from a TOML file with the same keys as the flags
+    (``seq_len`` or ``seq-len``; a ``[train]`` table or top-level keys). Unknown keys are an error."""
+    from pathlib import Path
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_TOML_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_TOML_BYTES:
+        raise ConfigError(f"{path} is over {MAX_TOML_BYTES >> 20} MiB: not a training config")
+    try:
+        table = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {str(exc)[:200]}") from None
+    if isinstance(table.get("train"), dict):
+        table = table["train"]
+    names = {o.name for o in train_options()}
+    out = {str(k).replace("-", "_"): v for k, v in table.items()}
+    unknown = sorted(set(out) - names)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                          f"(the keys are the train flags: {', '.join(sorted(names))})")
+    if out.get("clip") == 0:
+        out["clip"] = None
+    return out
+
+
+def train_toml(config: TrainConfig) -> str:
+    """The resolved configuration as TOML: ``rnn-tui train --config FILE`` runs it again as is."""
+    import json
+
+    lines = ["# rnn-tui train --config this-file: the settings of this run, every one resolved", "[train]"]
+    for opt in train_options():
+        value = getattr(config, opt.name)
+        if value is None:
+            if opt.name != "clip":
+                continue
+            value = 0.0  # clip off
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            text = repr(value)
+        else:
+            text = json.dumps(str(value))  # a TOML basic string
+        lines.append(f"{opt.name} = {text}  # {opt.help}")
+    return "\n".join(lines) + "\n"
