@@ -181,8 +181,11 @@ def build_matches(v, width: int, height: int) -> RenderableType:
     states = v.states.get(key)
     head = Text(no_wrap=True, overflow="ellipsis")
     if states is None:
-        done, total = v.progress or (0, 0)
+        done, total, seconds = v.progress or (0, 0, 0.0)
         pct = f" {100 * done / total:.0f}%" if total else ""
+        if done and total and seconds > 0.5:  # what it costs, as it runs
+            left = seconds * (total - done) / done
+            pct += f" · {seconds:.0f} s so far, about {left:.0f} s left · {done / seconds / 1e3:.0f}k tokens/s"
         if not v.encoder.busy:
             head = Text(f"cannot search the corpus: {v.corpus_error or 'the last try failed'}", style="red")
         else:
