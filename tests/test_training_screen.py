@@ -11,16 +11,10 @@ import pytest
 
 import rnn_tui.app
 from rnn_tui.app import RnnTuiApp
-from rnn_tui.screens.training import (
-    SMOOTHING_LEVELS,
-    RunRecord,
-    TrainingChart,
-    TrainingScreen,
-    convert_loss,
-    fmt_duration,
-    nice_ticks,
-    parse_form,
-)
+from rnn_tui.render.fmt import convert_loss, fmt_duration
+from rnn_tui.render.ticks import nice_ticks
+from rnn_tui.screens.training import SMOOTHING_LEVELS, TrainingRun, TrainingScreen, parse_form
+from rnn_tui.widgets.chart import Chart
 
 from conftest import make_tiny_lm
 from pilot_helpers import notes, tap, wait_for
@@ -65,8 +59,13 @@ async def open_training(pilot) -> TrainingScreen:
     return screen
 
 
-def last_step(run: RunRecord) -> int:
+def last_step(run: TrainingRun) -> int:
     return int(run.cols["step"][-1]) if len(run.cols) else 0
+
+
+def points_drawn(chart: Chart) -> int:
+    """How many points the chart's last drawing plotted (0 before its first)."""
+    return chart.drawn.points if chart.drawn is not None else 0
 
 
 # ------------------------------------------------------------------------ pure helpers
@@ -96,7 +95,7 @@ def test_incremental_smoothing_equals_full_ema():
     from rnn_tui.engine.train import TrainConfig
     from rnn_tui.render.series import ema
 
-    run = RunRecord(index=1, config=TrainConfig(), color=(1, 2, 3))
+    run = TrainingRun(index=1, config=TrainConfig(), color=(1, 2, 3))
     values = np.random.default_rng(0).normal(size=300)
     values[17] = math.nan
     for i, v in enumerate(values[:200]):
@@ -128,11 +127,11 @@ async def test_train_pause_resume_stop_save(tmp_path):
         status = str(screen.status_text())
         for word in ("step", "epoch", "loss", "bits/tok", "tok/s", "ETA"):
             assert word in status, status
-        chart = screen.query_one("#tr-chart-loss", TrainingChart)
-        await wait_for(pilot, lambda: chart.points_drawn > 0, what="a drawn chart")
+        chart = screen.query_one("#tr-chart-loss", Chart)
+        await wait_for(pilot, lambda: points_drawn(chart) > 0, what="a drawn chart")
         # Downsampling caps the points drawn, so growth shows as the x range reaching further.
-        reached = chart.x_drawn_to
-        await wait_for(pilot, lambda: chart.x_drawn_to > reached, what="the series to grow")
+        reached = chart.drawn.x_to
+        await wait_for(pilot, lambda: chart.drawn.x_to > reached, what="the series to grow")
 
         await tap(pilot, "space")  # pause
         assert run.state == "paused"
@@ -216,7 +215,7 @@ async def test_divergence_shows_a_banner(tmp_path):
         text = str(banner.render())
         assert "DIVERGED" in text and "kept" in text
         # A new run clears the banner.
-        screen.set_form(lr=1e-3, optimizer="adam", steps=5)
+        screen.form.fill(lr=1e-3, optimizer="adam", steps=5)
         await pilot.press("space")
         assert not banner.has_class("-shown")
         await wait_for(pilot, lambda: screen.runs[-1].state == "done", what="the second run")
@@ -238,17 +237,17 @@ async def test_bad_form_values_are_shown_and_nothing_is_lost(tmp_path):
         assert "hidden" in error and "positive" in error
         assert len(screen.runs) == 1
         # A corpus path that does not exist: a clear notification, the old run stays.
-        screen.set_form(hidden=16, corpus=str(tmp_path / "missing.txt"))
+        screen.form.fill(hidden=16, corpus=str(tmp_path / "missing.txt"))
         await pilot.press("escape", "space")
         await wait_for(pilot, lambda: any("missing.txt" in n and "no such file" in n for n in notes(app)),
                        what="the notification")
         assert "missing.txt" in str(screen.query_one("#tr-form-error").render())
         assert len(screen.runs) == 1 and screen.runs[0].state == "done"
-        assert screen.form_values()["corpus"].endswith("missing.txt")  # the form keeps it
+        assert screen.form.values()["corpus"].endswith("missing.txt")  # the form keeps it
         # A file that exists but is not text: the engine's CorpusError, from the worker.
         binary = tmp_path / "weights.bin"
         binary.write_bytes(b"\x00\x01\x02" * 100)
-        screen.set_form(corpus=str(binary))
+        screen.form.fill(corpus=str(binary))
         await pilot.press("space")
         await wait_for(pilot, lambda: any("binary" in n for n in notes(app)), what="the corpus error")
         assert "binary" in str(screen.query_one("#tr-form-error").render())
@@ -262,7 +261,7 @@ async def test_runs_overlay_and_view_keys(tmp_path):
         assert screen.view.chart == "all"  # room for all three charts
         await tap(pilot, "space")
         await wait_for(pilot, lambda: screen.runs[-1].state == "done", what="run 1")
-        screen.set_form(cell="rnn")
+        screen.form.fill(cell="rnn")
         await tap(pilot, "space")
         await wait_for(pilot, lambda: len(screen.runs) == 2 and screen.runs[-1].state == "done", what="run 2")
         assert [r.config.cell for r in screen.runs] == ["lstm", "rnn"]
@@ -270,8 +269,8 @@ async def test_runs_overlay_and_view_keys(tmp_path):
         legend = str(screen.query_one("#tr-legend").render())
         assert "#1 lstm" in legend and "#2 rnn" in legend
         await pilot.pause(0.4)
-        charts = [c for c in screen.query(TrainingChart)]
-        assert all(c.points_drawn > 0 for c in charts)
+        charts = [c for c in screen.query(Chart)]
+        assert all(points_drawn(c) > 0 for c in charts)
 
         view = screen.view
         await tap(pilot, "u")
@@ -281,7 +280,7 @@ async def test_runs_overlay_and_view_keys(tmp_path):
         await tap(pilot, "y", "x", "w")
         assert view.log_y and view.log_x and view.xaxis == "time"
         await pilot.pause()
-        for chart in screen.query(TrainingChart):  # plotext logs its data in place: twice is the test
+        for chart in screen.query(Chart):  # plotext logs its data in place: twice is the test
             for _ in range(2):
                 assert "could not be drawn" not in str(chart.render())
         await tap(pilot, "w")
@@ -295,7 +294,7 @@ async def test_runs_overlay_and_view_keys(tmp_path):
             await tap(pilot, "comma")
         assert view.smoothing == 0.0
         await pilot.pause(0.4)
-        assert screen.query_one("#tr-chart-loss", TrainingChart).points_drawn > 0
+        assert points_drawn(screen.query_one("#tr-chart-loss", Chart)) > 0
         await tap(pilot, "delete")
         assert screen.runs == []
 
@@ -306,7 +305,7 @@ async def test_bindings_have_ids_and_tooltips():
 
 
 def test_step_counts_in_the_runs_list_are_short_and_exact_enough():
-    from rnn_tui.screens.training import fmt_steps
+    from rnn_tui.render.fmt import fmt_steps
 
     assert [fmt_steps(n) for n in (7, 1288, 9999, 12890, 123456, 1_288_000)] == \
         ["7", "1288", "9999", "12.9k", "123k", "1.29M"]
