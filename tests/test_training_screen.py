@@ -309,3 +309,51 @@ def test_step_counts_in_the_runs_list_are_short_and_exact_enough():
 
     assert [fmt_steps(n) for n in (7, 1288, 9999, 12890, 123456, 1_288_000)] == \
         ["7", "1288", "9999", "12.9k", "123k", "1.29M"]
+
+
+# ------------------------------------------------------------------------ defects (each test failed before its fix)
+def footer_keys(app) -> dict:
+    """The footer's keys on screen: key -> its FooterKey widget."""
+    return {k.key: k for k in app.screen.query("FooterKey")}
+
+
+async def test_starting_a_run_from_a_field_gives_the_keys_back(tmp_path):
+    """Enter in a field starts the run, and the keyboard leaves the form: 1 changes screen,
+    ? opens the help, and neither lands in the field (the form stays shown on a wide screen)."""
+    from rnn_tui.screens.help import HelpScreen
+
+    app = make_app(tmp_path, steps=100000)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_training(pilot)
+        screen.query_one("#tr-steps").focus()
+        await pilot.pause()
+        await tap(pilot, "enter")
+        await wait_for(pilot, lambda: screen.runs, what="the run")
+        run = screen.runs[-1]
+        assert run.active and screen.focused is None, "the keys stayed in the field"
+        assert not screen.form.has_class("-hidden")  # wide enough: the form stays, without the keys
+        await tap(pilot, "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await tap(pilot, "escape", "1")
+        assert app.current_mode == "stepper"
+        await tap(pilot, "2")
+        assert app.screen is screen and screen.form.values()["steps"] == "100000"
+        await tap(pilot, "s")
+        await wait_for(pilot, run.finished.is_set, what="the worker to end")
+
+
+async def test_the_footer_shows_how_to_leave_a_field_however_narrow(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(64, 24)) as pilot:
+        screen = await open_training(pilot)
+        for field in ("#tr-cell", "#tr-steps"):  # a list and a text field
+            screen.query_one(field).focus()
+            await pilot.pause()
+            await pilot.pause()
+            keys = footer_keys(app)
+            leave = keys["escape"]
+            assert leave.description == "Leave field"
+            assert leave.region.right <= keys["ctrl+p"].region.x, "cut off under the palette key"
+        await tap(pilot, "escape")
+        await pilot.pause()
+        assert screen.focused is None and "escape" not in footer_keys(app)

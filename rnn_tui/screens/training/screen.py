@@ -71,7 +71,9 @@ class TrainingScreen(ModeScreen):
     }
     snapshot_every_s = SNAPSHOT_EVERY_S  # how often the other modes get fresh weights
 
-    BINDINGS = [
+    BINDINGS = [  # leave_form first: the footer lists it first, never cut off, while a field has the keys
+        Binding("escape", "leave_form", "Leave field", key_display="esc", id="training.leave_form",
+                tooltip="Move the keyboard focus out of the form (in the runs filter: clear it)"),
         Binding("space", "toggle_run", "Start/pause", id="training.toggle",
                 tooltip="Start a run with the form's settings; pause or resume the current run"),
         Binding("s", "stop", "Stop", id="training.stop", tooltip="Stop the current run (it stays on the chart)"),
@@ -92,8 +94,6 @@ class TrainingScreen(ModeScreen):
                 tooltip="x axis by step, training time or wall-clock time"),
         Binding("delete", "clear_runs", "Clear runs", show=False, id="training.clear",
                 tooltip="Remove finished runs from the chart"),
-        Binding("escape", "leave_form", "Leave field", key_display="esc", id="training.leave_form",
-                tooltip="Move the keyboard focus out of the form (in the runs filter: clear it)"),
         Binding("r", "toggle_runlist", "Runs", show=False, id="training.runlist",
                 tooltip="Show or hide the runs list (watched runs and this session's)"),
         Binding("up", "select_run(-1)", "Prev run", show=False, id="training.run_up",
@@ -259,9 +259,9 @@ class TrainingScreen(ModeScreen):
         self.refresh_bindings()
         self.banner("")
         self._train(run)
+        if form.has_focus_within:  # enter in a field started it: the keys go back to the screen
+            self.set_focus(None)
         if self.size.width < 110:  # give the chart the width while training
-            if form.has_focus_within:
-                self.set_focus(None)
             form.add_class("-hidden")
         self._update_status()
         self._update_runs()
