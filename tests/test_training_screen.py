@@ -357,3 +357,16 @@ async def test_the_footer_shows_how_to_leave_a_field_however_narrow(tmp_path):
         await tap(pilot, "escape")
         await pilot.pause()
         assert screen.focused is None and "escape" not in footer_keys(app)
+
+
+async def test_clearing_runs_clears_the_status_line(tmp_path):
+    app = make_app(tmp_path, steps=8)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: screen.runs[-1].state == "done", what="the run")
+        status = screen.query_one("#tr-status")
+        await wait_for(pilot, lambda: "#1 done" in str(status.render()), what="the status line")
+        await tap(pilot, "delete")
+        assert screen.runs == []
+        assert "idle" in str(status.render()) and "#1" not in str(status.render())

@@ -139,9 +139,10 @@ class RunList(Vertical):
         return self.set_filter("")
 
     def forget_removed(self) -> None:
-        """After runs were removed: select the newest run if the selected one went."""
+        """After runs were removed: no selection if the selected one went (the status line then
+        describes the newest run left, or how to start one)."""
         if self.selected is None:
-            self.select(self.runs[-1] if self.runs else None)
+            self.selected_index = None
 
     def follow(self, watcher, now: float) -> bool:
         """Add a run for each directory the watcher follows and take their states; True when

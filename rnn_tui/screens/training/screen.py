@@ -364,7 +364,9 @@ class TrainingScreen(ModeScreen):
         self.runs[:] = [r for r in self.runs if r.active or r.watch is not None]
         if len(self.runs) == before:
             self.notify("no finished runs to clear")
+        self.runlist.forget_removed()
         self._dirty = True
+        self._update_status()  # not the status of a run that is gone
         self._update_runs()
         self._redraw()
 
