@@ -272,7 +272,7 @@ class RnnTuiApp(App):
         lm = self.lm
         label = lm.label if lm is not None else "no model"
         watched = lm.meta.get("watch") if lm is not None else None
-        if isinstance(watched, dict):  # a watched run's checkpoint: which run, which step
+        if isinstance(watched, dict):  # a watched checkpoint or a training snapshot: which run, which step
             step = watched.get("step")
             label += f" · {watched.get('run')}" + (f" @ step {step}" if step is not None else "")
         self.sub_title = f"{label} — {self.device_label}"

@@ -359,6 +359,22 @@ async def test_the_footer_shows_how_to_leave_a_field_however_narrow(tmp_path):
         assert screen.focused is None and "escape" not in footer_keys(app)
 
 
+async def test_the_header_names_the_weights_of_a_training_run(tmp_path):
+    app = make_app(tmp_path, steps=100000)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        version = app.model_version
+        await pilot.press("space")
+        run = screen.runs[-1]
+        await wait_for(pilot, lambda: app.model_version > version, what="a model snapshot", timeout=20)
+        step = app.lm.meta["metrics"]["step"]
+        assert f"#1 lstm @ step {step}" in app.sub_title
+        await tap(pilot, "1")  # every screen shows these weights, and the header says so
+        assert app.current_mode == "stepper" and "#1 lstm @ step" in app.sub_title
+        await tap(pilot, "2", "s")
+        await wait_for(pilot, run.finished.is_set, what="the worker to end")
+
+
 async def test_clearing_runs_clears_the_status_line(tmp_path):
     app = make_app(tmp_path, steps=8)
     async with app.run_test(size=SIZE) as pilot:

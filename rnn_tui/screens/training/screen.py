@@ -298,10 +298,13 @@ class TrainingScreen(ModeScreen):
         self._update_runs()
 
     def on_model_snapshot(self, message: ModelSnapshot) -> None:
-        if message.lm is None:
+        lm, run = message.lm, self._run(message.run_index)
+        if lm is None:
             return
+        if run is not None:  # the header names these weights on every screen, as watch mode does
+            lm.meta["watch"] = {"run": run.short_label, "step": (lm.meta.get("metrics") or {}).get("step")}
         try:  # the periodic hand-over is silent; the app announces the final weights
-            self.app.set_model(message.lm, announce=message.final)
+            self.app.set_model(lm, announce=message.final)
         except RnnTuiError as exc:
             report_error(self.app, exc)
 
