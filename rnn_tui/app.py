@@ -304,6 +304,12 @@ class RnnTuiApp(App):
         return None
 
     # ------------------------------------------------------------------- actions
+    async def action_quit(self) -> None:
+        """ctrl+q: the training screen asks first while a run's weights were never saved."""
+        training = self.mode_screen("training")
+        if training is None or not training.confirm_quit():
+            self.exit()
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())

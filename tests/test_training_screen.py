@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from pathlib import Path
@@ -197,7 +198,9 @@ async def test_quitting_while_training_stops_the_worker(tmp_path):
         run = screen.runs[-1]
         await wait_for(pilot, lambda: last_step(run) >= 3, what="training steps")
         start = time.perf_counter()
-        app.simulate_key("ctrl+q")
+        app.simulate_key("ctrl+q")  # it asks first (the weights were never saved) ...
+        await wait_for(pilot, lambda: app.screen is not screen, what="the question")
+        app.simulate_key("q")  # ... quit without saving
         await pilot.pause(0.1)
     assert run.finished.wait(10.0), "the training thread kept running after quit"
     assert time.perf_counter() - start < 15.0  # a hang guard, not a speed target
@@ -357,6 +360,51 @@ async def test_the_footer_shows_how_to_leave_a_field_however_narrow(tmp_path):
         await tap(pilot, "escape")
         await pilot.pause()
         assert screen.focused is None and "escape" not in footer_keys(app)
+
+
+async def test_quitting_while_training_asks_and_saves(tmp_path):
+    from rnn_tui.engine.checkpoint import load_model
+
+    app = make_app(tmp_path, steps=100000)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("space")
+        run = screen.runs[-1]
+        await wait_for(pilot, lambda: last_step(run) >= 3, what="training steps")
+        await tap(pilot, "ctrl+q")
+        await pilot.pause()
+        assert app.return_code is None, "ctrl+q quit at once"
+        from rnn_tui.screens.training import QuitScreen
+
+        assert isinstance(app.screen, QuitScreen)
+        assert "#1 lstm" in str(app.screen.query_one("#quit-runs").render())
+        await tap(pilot, "escape")  # cancel: back to training
+        assert app.screen is screen and run.state == "running" and app.return_code is None
+        await tap(pilot, "ctrl+q", "s")  # save and quit
+        deadline = time.monotonic() + 30
+        while app.return_code is None:
+            assert time.monotonic() < deadline, "the app did not quit after saving"
+            await asyncio.sleep(0.05)
+    assert run.finished.wait(10.0)
+    assert any(f"saved run #1 to {run.saved_to}" in n for n in notes(app))
+    lm = load_model(run.saved_to, "cpu")
+    assert lm.config.hidden == 16 and str(tmp_path / "runs") in run.saved_to
+    assert lm.meta["metrics"]["step"] >= 3
+
+
+async def test_quitting_with_nothing_unsaved_quits_at_once(tmp_path):
+    app = make_app(tmp_path, steps=8)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: screen.runs[-1].state == "done", what="the run")
+        await tap(pilot, "ctrl+s")
+        await wait_for(pilot, lambda: screen.runs[-1].saved_to, what="the save")
+        app.simulate_key("ctrl+q")
+        deadline = time.monotonic() + 10
+        while app.return_code is None:
+            assert time.monotonic() < deadline, "ctrl+q did not quit"
+            await asyncio.sleep(0.05)
 
 
 async def test_the_header_names_the_weights_of_a_training_run(tmp_path):

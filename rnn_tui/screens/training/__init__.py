@@ -7,10 +7,13 @@
 * ``runlist``: the runs list (select, pin, hide, filter) and the watched runs it adds.
 * ``chart``: `ChartView` and the draw function of the three charts, and their legend.
 * ``status``: the one status-line builder.
+* ``worker``: what runs in the training and saving threads, and the messages they post.
+* ``quit``: asked before quitting while a run's weights were never saved.
 """
 
 from .chart import SMOOTHING_LEVELS, ChartView, Drawn, draw_curves
 from .form import FORM_DEFAULTS, FORM_FIELDS, TrainingForm, parse_form
+from .quit import QuitScreen
 from .runlist import RunList
 from .runs import Columns, Run, TrainingRun, WatchedConfig, WatchedRun
 from .screen import TrainingScreen
@@ -19,6 +22,7 @@ from .status import status_line
 __all__ = [
     "FORM_DEFAULTS",
     "FORM_FIELDS",
+    "QuitScreen",
     "SMOOTHING_LEVELS",
     "ChartView",
     "Columns",

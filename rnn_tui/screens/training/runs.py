@@ -200,6 +200,7 @@ class TrainingRun(Run):
         self.finished = threading.Event()  # set when the training thread is done
         self.message = ""  # why it ended, when it did not just finish
         self.saved_to = ""  # where its weights were last saved
+        self.saved_step: int | None = None  # ... at which step
         self._pending: list = []
         self._lock = threading.Lock()
 
@@ -216,6 +217,12 @@ class TrainingRun(Run):
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    @property
+    def unsaved(self) -> bool:
+        """It has trained weights that moved on since they were last saved (or never were)."""
+        trainer = self.trainer
+        return trainer is not None and trainer.step > 0 and (self.active or self.saved_step != trainer.step)
 
     def finish(self, result, error: str = "") -> None:
         """The training thread ended with this TrainResult (None: it never started) or error."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from functools import partial
-from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -38,7 +37,8 @@ from .form import TrainingForm, corpus_problem, form_defaults
 from .runlist import RunList, next_index
 from .runs import Run, TrainingRun
 from .status import idle_line, status_line
-from .worker import CheckpointSaved, ModelSnapshot, TrainingEnded, TrainingStarted
+from .quit import QuitScreen, unsaved_summary
+from .worker import CheckpointSaved, ModelSnapshot, SavedToQuit, TrainingEnded, TrainingStarted
 
 SNAPSHOT_EVERY_S = 3.0  # how often training hands fresh weights to the other modes
 DRAIN_EVERY_S = 0.3
@@ -136,6 +136,7 @@ class TrainingScreen(ModeScreen):
         self._drawn_runs: list[Run] | None = None  # what the charts draw (None: nothing yet)
         self._last_draw = 0.0
         self._status_plain = ""
+        self._quitting = False  # saving every unsaved run, then quitting
 
     # ---------------------------------------------------------------- layout
     def compose_body(self) -> ComposeResult:
@@ -330,27 +331,62 @@ class TrainingScreen(ModeScreen):
         self._update_runs()
         self._redraw()
 
-    # ---------------------------------------------------------------- saving
+    # ---------------------------------------------------------------- saving and quitting
     def action_save(self) -> None:
         run = next((r for r in reversed(self.runs) if r.trainer is not None), None)
         if run is None:
             self.notify("nothing to save yet: start a run with space", severity="warning")
             return
-        self._save(run, worker.save_target(self.app.settings.runs_dir, run.config.cell))
+        self._save([run])
 
     @work(thread=True, exclusive=False, exit_on_error=False, group="training-save")
-    def _save(self, run: TrainingRun, target: Path) -> None:
-        self.post_message(worker.save(run, target))
+    def _save(self, runs: list[TrainingRun], then_quit: bool = False) -> None:
+        runs_dir = self.app.settings.runs_dir
+        saved = [worker.save(run, worker.save_target(runs_dir, run.config.cell)) for run in runs]
+        for message in saved:
+            self.post_message(message)
+        if then_quit:
+            self.post_message(SavedToQuit(saved))
 
     def on_checkpoint_saved(self, message: CheckpointSaved) -> None:
         if message.error is not None:
             report_error(self.app, message.error)
             return
         run = self._run(message.run_index)
-        if run is not None:
-            run.saved_to = message.path
+        if isinstance(run, TrainingRun):
+            run.saved_to, run.saved_step = message.path, message.step
         self.notify(f"saved run #{message.run_index} to {message.path}", title="checkpoint saved", markup=False)
         self._update_runs()
+
+    def confirm_quit(self) -> bool:
+        """ctrl+q: ask first while runs trained here have weights never saved; True when asking
+        (the app stays). Asked already, or saving to quit: ctrl+q again quits at once."""
+        unsaved = [r for r in self.runs if isinstance(r, TrainingRun) and r.unsaved]
+        if not unsaved or self._quitting or isinstance(self.app.screen, QuitScreen):
+            return False
+        self.app.push_screen(QuitScreen(unsaved_summary(unsaved, self.app.settings.runs_dir)), self._quit_chosen)
+        return True
+
+    def _quit_chosen(self, choice: str | None) -> None:
+        if choice == "quit":
+            self.app.exit()
+        elif choice == "save":
+            runs = [r for r in self.runs if isinstance(r, TrainingRun) and r.unsaved]
+            for run in runs:  # no step is lost between the save and the exit
+                if run.state == "running":
+                    run.trainer.pause()
+                    run.state = "paused"
+            self._quitting = True
+            self.notify("saving before quitting… (ctrl+q again: quit without waiting)", markup=False)
+            self._save(runs, then_quit=True)
+
+    def on_saved_to_quit(self, message: SavedToQuit) -> None:
+        self._quitting = False
+        if any(m.error is not None for m in message.saved):
+            self.notify("not quitting: a run could not be saved (ctrl+q, then q: quit without saving)",
+                        severity="error", markup=False, timeout=10)
+            return
+        self.app.exit(message="\n".join(f"saved run #{m.run_index} to {m.path}" for m in message.saved))
 
     # ---------------------------------------------------------------- view keys
     def action_view(self, what: str) -> None:

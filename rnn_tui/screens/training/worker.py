@@ -4,8 +4,8 @@
 queued on the run (`TrainingRun.push`), and everything else reaches the screen as a message:
 `TrainingStarted` once the trainer is built, a `ModelSnapshot` every few seconds (a CPU copy
 of the weights for the other modes; a newer one supersedes one not yet handled) and a final
-one, then `TrainingEnded` with the result or the error. `save` writes a run's checkpoint and
-posts `CheckpointSaved`. Torch is imported here, inside the thread, never on the event loop.
+one, then `TrainingEnded` with the result or the error. `save` writes a run's checkpoint
+(`CheckpointSaved`); saving before quitting ends with `SavedToQuit`. Torch is imported here, inside the thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -52,7 +52,15 @@ class TrainingEnded(Message):
 class CheckpointSaved(Message):
     run_index: int
     path: str = ""
+    step: int = 0  # the step of the weights saved
     error: BaseException | None = None
+
+
+@dataclass
+class SavedToQuit(Message):
+    """Every run asked for was saved (or failed to be) before quitting."""
+
+    saved: list[CheckpointSaved]
 
 
 def train(run: TrainingRun, stop, post: Callable[[Message], Any], snapshot_every_s: Callable[[], float]) -> None:
@@ -100,10 +108,11 @@ def save_target(runs_dir: Path, cell: str) -> Path:
 
 def save(run: TrainingRun, target: Path) -> CheckpointSaved:
     """Thread: write the run's checkpoint (its trainer saves between two steps)."""
+    step = run.trainer.step  # a paused or finished run's: what is saved
     try:
         path = run.trainer.save(target)
     except OSError as exc:
         return CheckpointSaved(run.index, error=CheckpointError(f"cannot write {target}: {exc.strerror or exc}"))
     except RnnTuiError as exc:
         return CheckpointSaved(run.index, error=exc)
-    return CheckpointSaved(run.index, str(path))
+    return CheckpointSaved(run.index, str(path), step)
