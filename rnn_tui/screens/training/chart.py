@@ -203,8 +203,11 @@ def _x_ticks(plt, bounds: list[float], width: int, xaxis: str) -> None:
     plt.xticks(ticks, labels)
 
 
-def legend_text(shown: list[Run], any_runs: bool, view: ChartView) -> Text:
-    """The legend under the charts: a coloured line and the label of each run shown."""
+def legend_text(visible: list[Run], any_runs: bool, view: ChartView) -> Text:
+    """The legend under the charts: a coloured line and the label of each run drawn (pinned
+    runs first, runs trained here only once they have points or still train)."""
+    visible = [r for r in visible if r.pinned] + [r for r in visible if not r.pinned]
+    shown = [r for r in visible if len(r.cols) or r.active or r.watch is not None]
     text = Text(no_wrap=False, overflow="fold")
     if not shown:
         if any_runs:

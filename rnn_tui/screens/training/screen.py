@@ -471,10 +471,7 @@ class TrainingScreen(ModeScreen):
         self.query_one("#tr-view", Static).update(self.view.describe())
 
     def _update_legend(self) -> None:
-        visible = self.visible_runs
-        visible = [r for r in visible if r.pinned] + [r for r in visible if not r.pinned]
-        shown = [r for r in visible if len(r.cols) or r.active or r.watch is not None]
-        self.query_one("#tr-legend", Static).update(legend_text(shown, bool(self.runs), self.view))
+        self.query_one("#tr-legend", Static).update(legend_text(self.visible_runs, bool(self.runs), self.view))
 
     def _update_runs(self) -> None:
         self.form.show_runs(self.runs)
@@ -494,9 +491,7 @@ class TrainingScreen(ModeScreen):
         run = run or self.status_run
         if run is None:
             return idle_line(self.app.settings.watch_roots)
-        watcher = self.app.watcher
-        shown = watcher.shown[0] if watcher is not None and watcher.shown is not None else None
-        return status_line(run, self.view.unit, _watch_clock(), shown)
+        return status_line(run, self.view.unit, _watch_clock(), self.app.watcher)
 
     def _update_status(self) -> None:
         text = self.status_text()

@@ -43,9 +43,9 @@ def idle_line(watch_roots: tuple[str, ...] = ()) -> Text:
     return t
 
 
-def status_line(run: Run, unit: str, now: float, shown_watch=None) -> Text:
+def status_line(run: Run, unit: str, now: float, watcher=None) -> Text:
     """One run's status line. ``unit``: the chart's loss unit; ``now``: the watcher's clock
-    (ages); ``shown_watch``: the RunWatch whose checkpoint the other modes show, if any."""
+    (ages); ``watcher``: the app's `runs.Watcher`, which knows whose checkpoint is shown."""
     t = Text(no_wrap=False, overflow="fold")
     t.append(f"{ICONS.get(run.state, '')} {run.name} {run.state}", style=f"bold {hex_code(run.color)}")
     note = _before_metrics(run)
@@ -74,7 +74,8 @@ def status_line(run: Run, unit: str, now: float, shown_watch=None) -> Text:
     if run.state in TRAINING_STATES:
         t.append(f" · ETA {fmt_duration(run.eta())}")
     if run.watch is not None:
-        _watched_tail(t, run, now, shown_watch)
+        shown = watcher.shown if watcher is not None else None
+        _watched_tail(t, run, now, shown[0] if shown is not None else None)
     return t
 
 
