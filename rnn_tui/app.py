@@ -95,7 +95,7 @@ class RnnTuiApp(App):
         Binding("question_mark", "help", "Help", id="app.help", key_display="?",
                 tooltip="Every key binding, and what each panel shows"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, show=False,
-                tooltip="Quit rnn-tui"),
+                tooltip="Quit rnn-tui (asks first if unsaved training would be lost)"),
     ]
 
     engine_ready: reactive[bool] = reactive(False)

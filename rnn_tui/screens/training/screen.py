@@ -42,7 +42,6 @@ from .worker import CheckpointSaved, ModelSnapshot, SavedToQuit, TrainingEnded, 
 
 SNAPSHOT_EVERY_S = 3.0  # how often training hands fresh weights to the other modes
 DRAIN_EVERY_S = 0.3
-CHART_KINDS = ("loss", "grad", "speed")
 
 
 def _watch_clock() -> float:
