@@ -22,11 +22,11 @@ from .status import status_line
 __all__ = [
     "FORM_DEFAULTS",
     "FORM_FIELDS",
-    "QuitScreen",
     "SMOOTHING_LEVELS",
     "ChartView",
     "Columns",
     "Drawn",
+    "QuitScreen",
     "Run",
     "RunList",
     "TrainingForm",

@@ -34,10 +34,10 @@ from ..base import ModeScreen, describe_error, report_error, stop_event
 from . import worker
 from .chart import ChartView, draw_curves, legend_text
 from .form import TrainingForm, corpus_problem, form_defaults
+from .quit import QuitScreen, unsaved_summary
 from .runlist import RunList, next_index
 from .runs import Run, TrainingRun
 from .status import idle_line, status_line
-from .quit import QuitScreen, unsaved_summary
 from .worker import CheckpointSaved, ModelSnapshot, SavedToQuit, TrainingEnded, TrainingStarted
 
 SNAPSHOT_EVERY_S = 3.0  # how often training hands fresh weights to the other modes
