@@ -94,7 +94,7 @@ class RnnTuiApp(App):
         Binding("question_mark", "help", "Help", id="app.help", key_display="?",
                 tooltip="Every key binding, and what each panel shows"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, show=False,
-                tooltip="Quit rnn-tui"),
+                tooltip="Quit rnn-tui (asks first if unsaved training would be lost)"),
     ]
 
     engine_ready: reactive[bool] = reactive(False)
@@ -280,7 +280,7 @@ class RnnTuiApp(App):
         lm = self.lm
         label = lm.label if lm is not None else "no model"
         watched = lm.meta.get("watch") if lm is not None else None
-        if isinstance(watched, dict):  # a watched run's checkpoint: which run, which step
+        if isinstance(watched, dict):  # a watched checkpoint or a training snapshot: which run, which step
             step = watched.get("step")
             label += f" · {watched.get('run')}" + (f" @ step {step}" if step is not None else "")
         self.sub_title = f"{label} — {self.device_label}"
@@ -313,6 +313,12 @@ class RnnTuiApp(App):
         return None
 
     # ------------------------------------------------------------------- actions
+    async def action_quit(self) -> None:
+        """ctrl+q: the training screen asks first while a run's weights were never saved."""
+        training = self.mode_screen("training")
+        if training is None or not training.confirm_quit():
+            self.exit()
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())

@@ -16,7 +16,8 @@ import pytest
 
 import rnn_tui.session as session
 from rnn_tui.app import RnnTuiApp
-from rnn_tui.screens.training import RUN_COLORS, RunRecord, TrainingScreen
+from rnn_tui.render.colors import SERIES_RGB
+from rnn_tui.screens.training import TrainingRun, TrainingScreen
 
 from conftest import make_tiny_lm
 from pilot_helpers import settle as _settle
@@ -47,12 +48,12 @@ def tiny_bundled(monkeypatch):
     monkeypatch.setattr(session, "load_bundled", load)
 
 
-def synthetic_run(index: int, cell: str, steps: int = 400, seed: int = 0) -> RunRecord:
+def synthetic_run(index: int, cell: str, steps: int = 400, seed: int = 0) -> TrainingRun:
     """A finished run whose metrics follow a fixed formula (no clock, no torch)."""
     from rnn_tui.engine.train import StepMetrics, TrainConfig
 
     config = TrainConfig(cell=cell, **{k: v for k, v in TINY.items() if k != "steps"}, steps=steps)
-    run = RunRecord(index=index, config=config, color=RUN_COLORS[index - 1], state="done")
+    run = TrainingRun(index=index, config=config, color=SERIES_RGB[index - 1], state="done")
     rng = np.random.default_rng(seed)
     tau = {"rnn": 260.0, "lstm": 120.0, "gru": 150.0}[cell]
     for step in range(1, steps + 1):

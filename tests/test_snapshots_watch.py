@@ -72,8 +72,7 @@ def test_watch_view(snap_compare, tmp_path, monkeypatch):
         for key in ("down", "p", "up"):  # pin gru-b (on top, first in the legend), back to lstm-a
             await tap(pilot, key)
         await pilot.pause(0.4)
-        screen._dirty = True
-        screen._redraw()
+        screen.redraw()
         app.clear_notifications()
         await pilot.pause(0.2)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from pathlib import Path
@@ -11,16 +12,10 @@ import pytest
 
 import rnn_tui.app
 from rnn_tui.app import RnnTuiApp
-from rnn_tui.screens.training import (
-    SMOOTHING_LEVELS,
-    RunRecord,
-    TrainingChart,
-    TrainingScreen,
-    convert_loss,
-    fmt_duration,
-    nice_ticks,
-    parse_form,
-)
+from rnn_tui.render.fmt import convert_loss, fmt_duration
+from rnn_tui.render.ticks import nice_ticks
+from rnn_tui.screens.training import SMOOTHING_LEVELS, TrainingRun, TrainingScreen, parse_form
+from rnn_tui.widgets.chart import Chart
 
 from conftest import make_tiny_lm
 from pilot_helpers import notes, tap, wait_for
@@ -65,8 +60,13 @@ async def open_training(pilot) -> TrainingScreen:
     return screen
 
 
-def last_step(run: RunRecord) -> int:
+def last_step(run: TrainingRun) -> int:
     return int(run.cols["step"][-1]) if len(run.cols) else 0
+
+
+def points_drawn(chart: Chart) -> int:
+    """How many points the chart's last drawing plotted (0 before its first)."""
+    return chart.drawn.points if chart.drawn is not None else 0
 
 
 # ------------------------------------------------------------------------ pure helpers
@@ -96,7 +96,7 @@ def test_incremental_smoothing_equals_full_ema():
     from rnn_tui.engine.train import TrainConfig
     from rnn_tui.render.series import ema
 
-    run = RunRecord(index=1, config=TrainConfig(), color=(1, 2, 3))
+    run = TrainingRun(index=1, config=TrainConfig(), color=(1, 2, 3))
     values = np.random.default_rng(0).normal(size=300)
     values[17] = math.nan
     for i, v in enumerate(values[:200]):
@@ -128,11 +128,11 @@ async def test_train_pause_resume_stop_save(tmp_path):
         status = str(screen.status_text())
         for word in ("step", "epoch", "loss", "bits/tok", "tok/s", "ETA"):
             assert word in status, status
-        chart = screen.query_one("#tr-chart-loss", TrainingChart)
-        await wait_for(pilot, lambda: chart.points_drawn > 0, what="a drawn chart")
+        chart = screen.query_one("#tr-chart-loss", Chart)
+        await wait_for(pilot, lambda: points_drawn(chart) > 0, what="a drawn chart")
         # Downsampling caps the points drawn, so growth shows as the x range reaching further.
-        reached = chart.x_drawn_to
-        await wait_for(pilot, lambda: chart.x_drawn_to > reached, what="the series to grow")
+        reached = chart.drawn.x_to
+        await wait_for(pilot, lambda: chart.drawn.x_to > reached, what="the series to grow")
 
         await tap(pilot, "space")  # pause
         assert run.state == "paused"
@@ -198,7 +198,9 @@ async def test_quitting_while_training_stops_the_worker(tmp_path):
         run = screen.runs[-1]
         await wait_for(pilot, lambda: last_step(run) >= 3, what="training steps")
         start = time.perf_counter()
-        app.simulate_key("ctrl+q")
+        app.simulate_key("ctrl+q")  # it asks first (the weights were never saved) ...
+        await wait_for(pilot, lambda: app.screen is not screen, what="the question")
+        app.simulate_key("q")  # ... quit without saving
         await pilot.pause(0.1)
     assert run.finished.wait(10.0), "the training thread kept running after quit"
     assert time.perf_counter() - start < 15.0  # a hang guard, not a speed target
@@ -216,7 +218,7 @@ async def test_divergence_shows_a_banner(tmp_path):
         text = str(banner.render())
         assert "DIVERGED" in text and "kept" in text
         # A new run clears the banner.
-        screen.set_form(lr=1e-3, optimizer="adam", steps=5)
+        screen.form.fill(lr=1e-3, optimizer="adam", steps=5)
         await pilot.press("space")
         assert not banner.has_class("-shown")
         await wait_for(pilot, lambda: screen.runs[-1].state == "done", what="the second run")
@@ -238,17 +240,17 @@ async def test_bad_form_values_are_shown_and_nothing_is_lost(tmp_path):
         assert "hidden" in error and "positive" in error
         assert len(screen.runs) == 1
         # A corpus path that does not exist: a clear notification, the old run stays.
-        screen.set_form(hidden=16, corpus=str(tmp_path / "missing.txt"))
+        screen.form.fill(hidden=16, corpus=str(tmp_path / "missing.txt"))
         await pilot.press("escape", "space")
         await wait_for(pilot, lambda: any("missing.txt" in n and "no such file" in n for n in notes(app)),
                        what="the notification")
         assert "missing.txt" in str(screen.query_one("#tr-form-error").render())
         assert len(screen.runs) == 1 and screen.runs[0].state == "done"
-        assert screen.form_values()["corpus"].endswith("missing.txt")  # the form keeps it
+        assert screen.form.values()["corpus"].endswith("missing.txt")  # the form keeps it
         # A file that exists but is not text: the engine's CorpusError, from the worker.
         binary = tmp_path / "weights.bin"
         binary.write_bytes(b"\x00\x01\x02" * 100)
-        screen.set_form(corpus=str(binary))
+        screen.form.fill(corpus=str(binary))
         await pilot.press("space")
         await wait_for(pilot, lambda: any("binary" in n for n in notes(app)), what="the corpus error")
         assert "binary" in str(screen.query_one("#tr-form-error").render())
@@ -262,7 +264,7 @@ async def test_runs_overlay_and_view_keys(tmp_path):
         assert screen.view.chart == "all"  # room for all three charts
         await tap(pilot, "space")
         await wait_for(pilot, lambda: screen.runs[-1].state == "done", what="run 1")
-        screen.set_form(cell="rnn")
+        screen.form.fill(cell="rnn")
         await tap(pilot, "space")
         await wait_for(pilot, lambda: len(screen.runs) == 2 and screen.runs[-1].state == "done", what="run 2")
         assert [r.config.cell for r in screen.runs] == ["lstm", "rnn"]
@@ -270,8 +272,8 @@ async def test_runs_overlay_and_view_keys(tmp_path):
         legend = str(screen.query_one("#tr-legend").render())
         assert "#1 lstm" in legend and "#2 rnn" in legend
         await pilot.pause(0.4)
-        charts = [c for c in screen.query(TrainingChart)]
-        assert all(c.points_drawn > 0 for c in charts)
+        charts = [c for c in screen.query(Chart)]
+        assert all(points_drawn(c) > 0 for c in charts)
 
         view = screen.view
         await tap(pilot, "u")
@@ -281,7 +283,7 @@ async def test_runs_overlay_and_view_keys(tmp_path):
         await tap(pilot, "y", "x", "w")
         assert view.log_y and view.log_x and view.xaxis == "time"
         await pilot.pause()
-        for chart in screen.query(TrainingChart):  # plotext logs its data in place: twice is the test
+        for chart in screen.query(Chart):  # plotext logs its data in place: twice is the test
             for _ in range(2):
                 assert "could not be drawn" not in str(chart.render())
         await tap(pilot, "w")
@@ -295,7 +297,7 @@ async def test_runs_overlay_and_view_keys(tmp_path):
             await tap(pilot, "comma")
         assert view.smoothing == 0.0
         await pilot.pause(0.4)
-        assert screen.query_one("#tr-chart-loss", TrainingChart).points_drawn > 0
+        assert points_drawn(screen.query_one("#tr-chart-loss", Chart)) > 0
         await tap(pilot, "delete")
         assert screen.runs == []
 
@@ -306,7 +308,129 @@ async def test_bindings_have_ids_and_tooltips():
 
 
 def test_step_counts_in_the_runs_list_are_short_and_exact_enough():
-    from rnn_tui.screens.training import fmt_steps
+    from rnn_tui.render.fmt import fmt_steps
 
     assert [fmt_steps(n) for n in (7, 1288, 9999, 12890, 123456, 1_288_000)] == \
         ["7", "1288", "9999", "12.9k", "123k", "1.29M"]
+
+
+# ------------------------------------------------------------------------ defects (each test failed before its fix)
+def footer_keys(app) -> dict:
+    """The footer's keys on screen: key -> its FooterKey widget."""
+    return {k.key: k for k in app.screen.query("FooterKey")}
+
+
+async def test_starting_a_run_from_a_field_gives_the_keys_back(tmp_path):
+    """Enter in a field starts the run, and the keyboard leaves the form: 1 changes screen,
+    ? opens the help, and neither lands in the field (the form stays shown on a wide screen)."""
+    from rnn_tui.screens.help import HelpScreen
+
+    app = make_app(tmp_path, steps=100000)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_training(pilot)
+        screen.query_one("#tr-steps").focus()
+        await pilot.pause()
+        await tap(pilot, "enter")
+        await wait_for(pilot, lambda: screen.runs, what="the run")
+        run = screen.runs[-1]
+        assert run.active and screen.focused is None, "the keys stayed in the field"
+        assert not screen.form.has_class("-hidden")  # wide enough: the form stays, without the keys
+        await tap(pilot, "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await tap(pilot, "escape", "1")
+        assert app.current_mode == "stepper"
+        await tap(pilot, "2")
+        assert app.screen is screen and screen.form.values()["steps"] == "100000"
+        await tap(pilot, "s")
+        await wait_for(pilot, run.finished.is_set, what="the worker to end")
+
+
+async def test_the_footer_shows_how_to_leave_a_field_however_narrow(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(64, 24)) as pilot:
+        screen = await open_training(pilot)
+        for field in ("#tr-cell", "#tr-steps"):  # a list and a text field
+            screen.query_one(field).focus()
+            await pilot.pause()
+            await pilot.pause()
+            keys = footer_keys(app)
+            leave = keys["escape"]
+            assert leave.description == "Leave field"
+            assert leave.region.right <= keys["ctrl+p"].region.x, "cut off under the palette key"
+        await tap(pilot, "escape")
+        await pilot.pause()
+        assert screen.focused is None and "escape" not in footer_keys(app)
+
+
+async def test_quitting_while_training_asks_and_saves(tmp_path):
+    from rnn_tui.engine.checkpoint import load_model
+
+    app = make_app(tmp_path, steps=100000)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("space")
+        run = screen.runs[-1]
+        await wait_for(pilot, lambda: last_step(run) >= 3, what="training steps")
+        await tap(pilot, "ctrl+q")
+        await pilot.pause()
+        assert app.return_code is None, "ctrl+q quit at once"
+        from rnn_tui.screens.training import QuitScreen
+
+        assert isinstance(app.screen, QuitScreen)
+        assert "#1 lstm" in str(app.screen.query_one("#quit-runs").render())
+        await tap(pilot, "escape")  # cancel: back to training
+        assert app.screen is screen and run.state == "running" and app.return_code is None
+        await tap(pilot, "ctrl+q", "s")  # save and quit
+        deadline = time.monotonic() + 30
+        while app.return_code is None:
+            assert time.monotonic() < deadline, "the app did not quit after saving"
+            await asyncio.sleep(0.05)
+    assert run.finished.wait(10.0)
+    assert any(f"saved run #1 to {run.saved_to}" in n for n in notes(app))
+    lm = load_model(run.saved_to, "cpu")
+    assert lm.config.hidden == 16 and str(tmp_path / "runs") in run.saved_to
+    assert lm.meta["metrics"]["step"] >= 3
+
+
+async def test_quitting_with_nothing_unsaved_quits_at_once(tmp_path):
+    app = make_app(tmp_path, steps=8)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: screen.runs[-1].state == "done", what="the run")
+        await tap(pilot, "ctrl+s")
+        await wait_for(pilot, lambda: screen.runs[-1].saved_to, what="the save")
+        app.simulate_key("ctrl+q")
+        deadline = time.monotonic() + 10
+        while app.return_code is None:
+            assert time.monotonic() < deadline, "ctrl+q did not quit"
+            await asyncio.sleep(0.05)
+
+
+async def test_the_header_names_the_weights_of_a_training_run(tmp_path):
+    app = make_app(tmp_path, steps=100000)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        version = app.model_version
+        await pilot.press("space")
+        run = screen.runs[-1]
+        await wait_for(pilot, lambda: app.model_version > version, what="a model snapshot", timeout=20)
+        step = app.lm.meta["metrics"]["step"]
+        assert f"#1 lstm @ step {step}" in app.sub_title
+        await tap(pilot, "1")  # every screen shows these weights, and the header says so
+        assert app.current_mode == "stepper" and "#1 lstm @ step" in app.sub_title
+        await tap(pilot, "2", "s")
+        await wait_for(pilot, run.finished.is_set, what="the worker to end")
+
+
+async def test_clearing_runs_clears_the_status_line(tmp_path):
+    app = make_app(tmp_path, steps=8)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: screen.runs[-1].state == "done", what="the run")
+        status = screen.query_one("#tr-status")
+        await wait_for(pilot, lambda: "#1 done" in str(status.render()), what="the status line")
+        await tap(pilot, "delete")
+        assert screen.runs == []
+        assert "idle" in str(status.render()) and "#1" not in str(status.render())

@@ -278,12 +278,12 @@ async def test_the_chart_follows_a_growing_file_and_checkpoints_reach_the_app(tm
         assert len(run.cols) == 20  # the half-written line waits
         assert run.state == "live" and "step 20" in screen.status_text().plain
         chart = screen.query_one("#tr-chart-loss")
-        await wait_for(pilot, lambda: chart.points_drawn > 0, what="a drawn chart")
-        reached = chart.x_drawn_to
+        await wait_for(pilot, lambda: chart.drawn is not None and chart.drawn.points > 0, what="a drawn chart")
+        reached = chart.drawn.x_to
         append(metrics, metric_line(21)[30:] + "".join(metric_line(s) for s in range(22, 61)))
         await wait_for(pilot, lambda: len(run.cols) == 60, what="60 rows")
         assert run.cols["step"].tolist() == list(range(1, 61))
-        await wait_for(pilot, lambda: chart.x_drawn_to > reached, what="a longer curve")
+        await wait_for(pilot, lambda: chart.drawn.x_to > reached, what="a longer curve")
 
         version = app.model_version
         save_tiny(run_dir, step=50)
@@ -314,16 +314,16 @@ async def test_pin_hide_and_filter_by_keyboard(tmp_path):
         screen = app.screen
         await wait_for(pilot, lambda: sum(len(r.cols) for r in screen.runs) == 90, what="three runs")
         a, b, c = (run_of(screen, n) for n in ("lstm-a", "gru-b", "rnn-c"))
-        assert screen._selected_run() is a
-        assert screen._visible_runs() == [a, b, c]
+        assert screen.selected_run is a
+        assert screen.visible_runs == [a, b, c]
 
         await tap(pilot, "down", "p")  # pin gru-b: drawn last (on top), first in the legend
-        assert b.pinned and screen._visible_runs() == [a, c, b]
+        assert b.pinned and screen.visible_runs == [a, c, b]
         assert screen.query_one("#tr-legend").render().plain.startswith("━━ * gru-b")
         assert app.watcher.model_run is b.watch  # its checkpoints feed the other modes
 
         await tap(pilot, "down", "h")  # hide rnn-c
-        assert c.hidden and screen._visible_runs() == [a, b]
+        assert c.hidden and screen.visible_runs == [a, b]
         await tap(pilot, "h")
         assert not c.hidden
 
@@ -331,12 +331,12 @@ async def test_pin_hide_and_filter_by_keyboard(tmp_path):
         assert screen.focused is screen.query_one("#tr-filter")
         await tap(pilot, "l", "s", "t")
         assert screen.run_filter == "lst"
-        assert screen._visible_runs() == [a, b]  # the pinned run stays whatever the filter
+        assert screen.visible_runs == [a, b]  # the pinned run stays whatever the filter
         await tap(pilot, "enter")
         assert screen.focused is None and screen.run_filter == "lst"
         assert "/lst" in screen.query_one("#tr-runlist-title").render().plain
         await tap(pilot, "slash", "escape")  # escape in the filter clears it
-        assert screen.run_filter == "" and screen._visible_runs() == [a, c, b]
+        assert screen.run_filter == "" and screen.visible_runs == [a, c, b]
 
         await tap(pilot, "r")  # the runs list hides; its keys go with it
         assert screen.query_one("#tr-runlist").has_class("-hidden")
@@ -356,7 +356,7 @@ async def test_a_run_started_in_the_watched_folder_appears_on_the_chart(tmp_path
         (runs / "late" / "metrics.jsonl").write_text("".join(metric_line(s) for s in range(1, 11)))
         await wait_for(pilot, lambda: any(r.name == "late" and len(r.cols) == 10 for r in screen.runs),
                        what="the new run's rows")
-        assert screen._selected_run() is run_of(screen, "late")
+        assert screen.selected_run is run_of(screen, "late")
         version = app.model_version
         save_tiny(runs / "late", step=10)
         await wait_for(pilot, lambda: app.model_version > version, what="its checkpoint")

@@ -57,33 +57,41 @@ def waiting_text(app) -> str | None:
     return None
 
 
-def report_error(app, error: BaseException) -> None:
-    """One notification for a failed computation.
+OOM_TEXT = "the device ran out of memory: try a smaller model or batch"
 
-    ``RnnTuiError`` messages are shown as they are (they are written for a person); running
-    out of device memory says what to do; anything else is shown with its type, since it is
-    a bug worth reporting. Never a traceback."""
+
+def describe_error(error: BaseException) -> str:
+    """The one line a person reads about a failed computation (what `report_error` shows)."""
     from ..engine.errors import RnnTuiError  # no torch: errors.py is plain Python
 
     if isinstance(error, RnnTuiError):
-        app.notify(str(error), severity="error", markup=False, timeout=8)
-        return
-    oom = False
+        return str(error)
     try:
         import sys
 
         if "torch" in sys.modules:
             from ..engine.device import is_oom
 
-            oom = is_oom(error)
+            if is_oom(error):
+                return OOM_TEXT
     except Exception:  # noqa: BLE001 - classifying an error must not raise another
-        oom = False
-    if oom:
-        app.notify("the device ran out of memory: try a smaller model or batch",
-                   severity="error", markup=False, timeout=8)
+        pass
+    return f"{type(error).__name__}: {error}"
+
+
+def report_error(app, error: BaseException) -> None:
+    """One notification for a failed computation.
+
+    ``RnnTuiError`` messages are shown as they are (they are written for a person); running
+    out of device memory says what to do; anything else is shown with its type, since it is
+    a bug worth reporting. Never a traceback."""
+    from ..engine.errors import RnnTuiError
+
+    text = describe_error(error)
+    if isinstance(error, RnnTuiError) or text == OOM_TEXT:
+        app.notify(text, severity="error", markup=False, timeout=8)
     else:
-        app.notify(f"{type(error).__name__}: {error}", title="unexpected error",
-                   severity="error", markup=False, timeout=10)
+        app.notify(text, title="unexpected error", severity="error", markup=False, timeout=10)
 
 
 def report_worker_error(node, event: Worker.StateChanged) -> bool:
@@ -106,6 +114,11 @@ class CancelAwareEvent(threading.Event):
     def is_set(self) -> bool:  # type: ignore[override]
         return (super().is_set() or (self._base is not None and self._base.is_set())
                 or self._worker.is_cancelled)
+
+    @property
+    def cancelled(self) -> bool:
+        """The worker itself was cancelled (not just asked to stop): nobody waits for its results."""
+        return self._worker.is_cancelled
 
 
 def stop_event(base: threading.Event | None = None) -> CancelAwareEvent:
