@@ -43,3 +43,20 @@ def test_modes_are_switched_by_number_keys():
     keys = {b.key: b.action for b in RnnTuiApp.BINDINGS}
     for n, mode in enumerate(RnnTuiApp.MODES, 1):
         assert keys[str(n)] == f"switch_mode('{mode}')"
+
+
+def test_keymap_tables_read_every_column():
+    import pytest
+
+    from rnn_tui.screens.keymap import keymap
+
+    a, b = keymap("""
+        left,h = ←  | step(-1) | Prev  | s.prev | Step back one token
+        ctrl+c      | stop !   | -Stop | s.stop | Stop it | even with a bar in the tooltip
+    """)
+    assert (a.key, a.action, a.description, a.key_display, a.show, a.priority, a.id, a.tooltip) == \
+        ("left,h", "step(-1)", "Prev", "←", True, False, "s.prev", "Step back one token")
+    assert (b.action, b.description, b.show, b.priority, b.key_display) == ("stop", "Stop", False, True, None)
+    assert b.tooltip == "Stop it | even with a bar in the tooltip"
+    with pytest.raises(ValueError, match="5 columns"):
+        keymap("x | y | z")

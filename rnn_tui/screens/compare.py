@@ -22,7 +22,6 @@ import numpy as np
 from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
@@ -32,6 +31,7 @@ from ..render.colors import MODEL_RGB as CELL_COLORS, hex_code as _hex
 from ..widgets.chart import Chart
 from ..widgets.panel import Panel
 from .base import LOADING_TEXT, KeyedTask, ModeScreen, emit, stop_event
+from .keymap import keymap
 
 HIDDEN_SIZES = (32, 64, 128)
 SUBJECT_STYLE = "bold #ffd75f"
@@ -75,23 +75,16 @@ class CompareScreen(ModeScreen):
         "accuracy": "Accuracy over minimal pairs at each distractor length, per cell, trained with the same\n"
                     "budget; the parameter counts show what each cell costs: RNN : GRU : LSTM = 1 : 3 : 4.",
     }
-    BINDINGS = [
-        Binding("right,plus,equals_sign", "distractor(1)", "Longer", id="compare.longer", key_display="→/+",
-                tooltip="Grow the distractor clause by one word"),
-        Binding("left,minus", "distractor(-1)", "Shorter", id="compare.shorter", key_display="←/-",
-                tooltip="Shrink the distractor clause by one word"),
-        Binding("n", "new_sentence", "New", id="compare.new", tooltip="Another sentence of the same shape"),
-        Binding("p", "flip_number", "Sg/Pl", id="compare.number", show=False,
-                tooltip="Switch the subject between singular and plural"),
-        Binding("t", "train", "Train", id="compare.train",
-                tooltip="Train RNN, LSTM and GRU on agreement with the same budget (escape stops)"),
-        Binding("b", "load_bundled", "Bundled", id="compare.bundled", show=False,
-                tooltip="Use the bundled models (trained on the grammar corpus) instead"),
-        Binding("H", "cycle_hidden", "Size", id="compare.hidden", show=False,
-                tooltip="Hidden size of the next training: 32, 64, 128"),
-        Binding("escape", "stop", "Stop", id="compare.stop", show=False,
-                tooltip="Stop the training (the models keep what they learned)"),
-    ]
+    BINDINGS = keymap("""
+        right,plus,equals_sign = →/+ | distractor(1)  | Longer   | compare.longer  | Grow the distractor clause by one word
+        left,minus = ←/-             | distractor(-1) | Shorter  | compare.shorter | Shrink the distractor clause by one word
+        n                            | new_sentence   | New      | compare.new     | Another sentence of the same shape
+        p                            | flip_number    | -Sg/Pl   | compare.number  | Switch the subject between singular and plural
+        t                            | train          | Train    | compare.train   | Train RNN, LSTM and GRU on agreement with the same budget (escape stops)
+        b                            | load_bundled   | -Bundled | compare.bundled | Use the bundled models (trained on the grammar corpus) instead
+        H                            | cycle_hidden   | -Size    | compare.hidden  | Hidden size of the next training: 32, 64, 128
+        escape                       | stop           | -Stop    | compare.stop    | Stop the training (the models keep what they learned)
+        """)
     DEFAULT_CSS = """
     CompareScreen #cmp-body { height: 1fr; padding: 0 1; }
     CompareScreen #cmp-info { height: 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }

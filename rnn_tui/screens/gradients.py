@@ -24,7 +24,6 @@ import numpy as np
 from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
@@ -34,6 +33,7 @@ from ..render.colors import CURRENT_RGB, DX_RGB, MODEL_RGB, UNDERFLOW_RGB, hex_c
 from ..render.heatmap import TriangleHeatmap, token_label
 from ..widgets.chart import Chart
 from .base import LOADING_TEXT, KeyedTask, ModeScreen
+from .keymap import keymap
 
 MODEL_COLORS = {"current": CURRENT_RGB, **MODEL_RGB}
 DX_COLOR = DX_RGB
@@ -168,14 +168,11 @@ class GradientsScreen(ModeScreen):
                     "recurrent matrix: colour fading away from the diagonal is memory fading. j switches views.",
     }
 
-    BINDINGS = [
-        Binding("m", "toggle_mode", "Loss: last/sum", id="gradients.mode",
-                tooltip="Differentiate the loss at the last token only, or the loss summed over all tokens"),
-        Binding("j", "cycle_view", "View", id="gradients.view",
-                tooltip="Show the gradient curves, the Jacobian map, or both"),
-        Binding("r", "recompute", "Recompute", id="gradients.recompute",
-                tooltip="Compute again for the current model and sentence"),
-    ]
+    BINDINGS = keymap("""
+        m | toggle_mode | Loss: last/sum | gradients.mode      | Differentiate the loss at the last token only, or the loss summed over all tokens
+        j | cycle_view  | View           | gradients.view      | Show the gradient curves, the Jacobian map, or both
+        r | recompute   | Recompute      | gradients.recompute | Compute again for the current model and sentence
+        """)
 
     DEFAULT_CSS = """
     GradientsScreen #gr-info { height: 1; padding: 0 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }

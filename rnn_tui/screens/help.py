@@ -10,6 +10,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from .keymap import keymap
+
 def _key_label(app, binding) -> str:
     if binding.key_display:
         return binding.key_display
@@ -72,13 +74,11 @@ def help_tables(app) -> list:
 class HelpScreen(ModalScreen[None]):
     """Every binding of every screen, and two lines on what each panel shows."""
 
-    BINDINGS = [
-        Binding("escape,question_mark,q", "dismiss", "Close", id="help.close",
-                tooltip="Close the help"),
-        Binding("up,k", "scroll('up')", "Up", show=False, id="help.up", tooltip="Scroll the help up"),
-        Binding("down,j", "scroll('down')", "Down", show=False, id="help.down",
-                tooltip="Scroll the help down"),
-    ]
+    BINDINGS = keymap("""
+        escape,question_mark,q | dismiss        | Close | help.close | Close the help
+        up,k                   | scroll('up')   | -Up   | help.up    | Scroll the help up
+        down,j                 | scroll('down') | -Down | help.down  | Scroll the help down
+        """)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-box"):
@@ -114,7 +114,9 @@ class HelpScreen(ModalScreen[None]):
 class TextPrompt(ModalScreen[str | None]):
     """A titled one-line Input; enter returns the text, escape returns None."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel", tooltip="Close without changes")]
+    BINDINGS = keymap("""
+        escape | cancel | Cancel | prompt.cancel | Close without changes
+        """)
 
     def __init__(self, title: str, hint: str = "", value: str = "", placeholder: str = "") -> None:
         super().__init__()

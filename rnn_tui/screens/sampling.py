@@ -14,7 +14,6 @@ from rich.console import RenderableType
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
@@ -22,6 +21,7 @@ from textual.worker import get_current_worker
 
 from ..widgets.panel import Panel
 from .base import LOADING_TEXT, KeyedTask, ModeScreen, Partial, waiting_text
+from .keymap import keymap
 
 PRESET_TEMPERATURES = (0.2, 0.8, 1.5)
 TOP_K_STEPS = (0, 1, 3, 5, 10, 20, 50)
@@ -71,32 +71,20 @@ class SamplingScreen(ModeScreen):
         "history": "Every sample with its settings, newest first.\n"
                    "Highlight one to see it again; enter restores its settings.",
     }
-    BINDINGS = [
-        Binding("enter,s", "sample", "Sample", id="sampling.sample", key_display="⏎",
-                tooltip="Sample a continuation of the prompt with the current settings"),
-        Binding("c", "compare", "T 0.2/0.8/1.5", id="sampling.compare",
-                tooltip="Sample at T = 0.2, 0.8 and 1.5 side by side, same prime and seed"),
-        Binding("p", "edit_prompt", "Prompt", id="sampling.prompt",
-                tooltip="Edit the prompt (enter samples, escape leaves it)"),
-        Binding("left_square_bracket", "temperature(-1)", "T-", id="sampling.colder", key_display="[",
-                tooltip="Temperature down by 0.1"),
-        Binding("right_square_bracket", "temperature(1)", "T+", id="sampling.hotter", key_display="]",
-                tooltip="Temperature up by 0.1"),
-        Binding("k", "top_k(1)", "Top-k", id="sampling.topk_up",
-                tooltip="Top-k: cycle off, 1, 3, 5, 10, 20, 50 (K goes back)"),
-        Binding("K", "top_k(-1)", "Top-k back", id="sampling.topk_down", show=False,
-                tooltip="Top-k: previous setting"),
-        Binding("plus,equals_sign", "length(1)", "Longer", id="sampling.longer", show=False,
-                key_display="+", tooltip="Sample more tokens (doubles the length)"),
-        Binding("minus", "length(-1)", "Shorter", id="sampling.shorter", show=False,
-                tooltip="Sample fewer tokens (halves the length)"),
-        Binding("r", "reseed", "Seed", id="sampling.reseed", show=False,
-                tooltip="Draw a new random seed (the seed also advances after every sample)"),
-        Binding("ctrl+c", "stop", "Stop", id="sampling.stop", priority=True, show=False,
-                tooltip="Stop the running sample"),
-        Binding("escape", "stop_or_leave", "Stop", id="sampling.escape", show=False,
-                tooltip="Stop the running sample, or leave the prompt"),
-    ]
+    BINDINGS = keymap("""
+        enter,s = ⏎              | sample          | Sample        | sampling.sample    | Sample a continuation of the prompt with the current settings
+        c                        | compare         | T 0.2/0.8/1.5 | sampling.compare   | Sample at T = 0.2, 0.8 and 1.5 side by side, same prime and seed
+        p                        | edit_prompt     | Prompt        | sampling.prompt    | Edit the prompt (enter samples, escape leaves it)
+        left_square_bracket = [  | temperature(-1) | T-            | sampling.colder    | Temperature down by 0.1
+        right_square_bracket = ] | temperature(1)  | T+            | sampling.hotter    | Temperature up by 0.1
+        k                        | top_k(1)        | Top-k         | sampling.topk_up   | Top-k: cycle off, 1, 3, 5, 10, 20, 50 (K goes back)
+        K                        | top_k(-1)       | -Top-k back   | sampling.topk_down | Top-k: previous setting
+        plus,equals_sign = +     | length(1)       | -Longer       | sampling.longer    | Sample more tokens (doubles the length)
+        minus                    | length(-1)      | -Shorter      | sampling.shorter   | Sample fewer tokens (halves the length)
+        r                        | reseed          | -Seed         | sampling.reseed    | Draw a new random seed (the seed also advances after every sample)
+        ctrl+c                   | stop !          | -Stop         | sampling.stop      | Stop the running sample
+        escape                   | stop_or_leave   | -Stop         | sampling.escape    | Stop the running sample, or leave the prompt
+        """)
 
     def __init__(self) -> None:
         super().__init__()

@@ -17,7 +17,6 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Static
 
@@ -26,6 +25,7 @@ from ..render.colors import _color, legend, rgb
 from ..render.heatmap import Heatmap, token_label, unit_order
 from ..widgets.panel import Panel
 from .base import LOADING_TEXT, KeyedTask, ModeScreen
+from .keymap import keymap
 
 SORT_MODES = ("index", "activation", "variance")
 SORT_LABEL = {"index": "unit index", "activation": "|h| at this step", "variance": "variance over time"}
@@ -83,33 +83,21 @@ class StepperScreen(ModeScreen):
         "gates": "LSTM input/forget/output gates (0..1) and cell state; GRU reset/update gates.\n"
                  "Units in the heatmap's order; a forget gate near 1 keeps the cell's memory.",
     }
-    BINDINGS = [
-        Binding("left,h", "step(-1)", "Prev", id="stepper.prev", key_display="←",
-                tooltip="Step back one token"),
-        Binding("right,l", "step(1)", "Next", id="stepper.next", key_display="→",
-                tooltip="Step forward one token"),
-        Binding("home", "jump(0)", "First", id="stepper.first", show=False,
-                tooltip="Jump to the first token"),
-        Binding("end", "jump(-1)", "Last", id="stepper.last", show=False,
-                tooltip="Jump to the last token"),
-        Binding("e", "edit", "Edit", id="stepper.edit", tooltip="Edit the sentence"),
-        Binding("s", "cycle_sort", "Sort", id="stepper.sort",
-                tooltip="Sort units: by index, by |activation| at this step, by variance over time"),
-        Binding("up,k", "scroll(-1)", "Scroll up", id="stepper.up", show=False,
-                tooltip="Scroll the heatmap up one unit"),
-        Binding("down,j", "scroll(1)", "Scroll down", id="stepper.down", show=False,
-                tooltip="Scroll the heatmap down one unit"),
-        Binding("pageup", "page(-1)", "Page up", id="stepper.pageup", show=False,
-                tooltip="Scroll the heatmap up a page"),
-        Binding("pagedown", "page(1)", "Page down", id="stepper.pagedown", show=False,
-                tooltip="Scroll the heatmap down a page"),
-        Binding("[", "layer(-1)", "Layer-", id="stepper.layer_prev", show=False,
-                tooltip="Show the layer below (stacked models)"),
-        Binding("]", "layer(1)", "Layer+", id="stepper.layer_next", show=False,
-                tooltip="Show the layer above (stacked models)"),
-        Binding("escape", "cancel_edit", "Cancel", id="stepper.cancel", show=False,
-                tooltip="Leave the sentence editor without changes"),
-    ]
+    BINDINGS = keymap("""
+        left,h = ←  | step(-1)    | Prev         | stepper.prev       | Step back one token
+        right,l = → | step(1)     | Next         | stepper.next       | Step forward one token
+        home        | jump(0)     | -First       | stepper.first      | Jump to the first token
+        end         | jump(-1)    | -Last        | stepper.last       | Jump to the last token
+        e           | edit        | Edit         | stepper.edit       | Edit the sentence
+        s           | cycle_sort  | Sort         | stepper.sort       | Sort units: by index, by |activation| at this step, by variance over time
+        up,k        | scroll(-1)  | -Scroll up   | stepper.up         | Scroll the heatmap up one unit
+        down,j      | scroll(1)   | -Scroll down | stepper.down       | Scroll the heatmap down one unit
+        pageup      | page(-1)    | -Page up     | stepper.pageup     | Scroll the heatmap up a page
+        pagedown    | page(1)     | -Page down   | stepper.pagedown   | Scroll the heatmap down a page
+        [           | layer(-1)   | -Layer-      | stepper.layer_prev | Show the layer below (stacked models)
+        ]           | layer(1)    | -Layer+      | stepper.layer_next | Show the layer above (stacked models)
+        escape      | cancel_edit | -Cancel      | stepper.cancel     | Leave the sentence editor without changes
+        """)
 
     def __init__(self) -> None:
         super().__init__()

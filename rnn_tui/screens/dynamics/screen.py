@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.widgets import Static
 
@@ -34,6 +33,7 @@ from ...widgets.panel import Panel
 from ..base import LOADING_TEXT, APP_INPUTS, KeyedTask, ModeScreen, waiting_text
 from . import draw
 from .draw import BUNDLED, HORIZON_THRESHOLD, RADII
+from ..keymap import keymap
 
 MAPS = ("tanh", "linear")
 STARTS = ("random", "sentence")
@@ -89,22 +89,15 @@ class DynamicsScreen(ModeScreen):
         "memory horizon": "How much the next-token distribution moves (total variation) when the token k steps back\n"
                           "is replaced; the horizon is the last k above 0.02. Per hidden size: Lab (7).",
     }
-    BINDINGS = [
-        Binding("r", "cycle_radius", "ρ", id="dynamics.radius",
-                tooltip="Rescale W to the next spectral radius: as is, 0.5, 0.9, 1.0, 1.1, 1.5"),
-        Binding("t", "toggle_map", "tanh/linear", id="dynamics.map",
-                tooltip="Iterate h ← tanh(W h) or the linear map h ← W h"),
-        Binding("s", "toggle_start", "Start", id="dynamics.start", show=False,
-                tooltip="Start from a random unit vector or from the state after the sentence"),
-        Binding("b", "cycle_block", "Block", id="dynamics.block", show=False,
-                tooltip="Show the eigenvalues of another recurrent block (gates)"),
-        Binding("m", "cycle_model", "Model", id="dynamics.model",
-                tooltip="Lyapunov map of this model, or of the bundled RNN, LSTM or GRU"),
-        Binding("v", "cycle_view", "View", id="dynamics.view",
-                tooltip="Show spectrum + recurrence, Lyapunov + memory horizon, or all four"),
-        Binding("R", "recompute", "Recompute", id="dynamics.recompute", show=False,
-                tooltip="Compute everything again"),
-    ]
+    BINDINGS = keymap("""
+        r | cycle_radius | ρ           | dynamics.radius    | Rescale W to the next spectral radius: as is, 0.5, 0.9, 1.0, 1.1, 1.5
+        t | toggle_map   | tanh/linear | dynamics.map       | Iterate h ← tanh(W h) or the linear map h ← W h
+        s | toggle_start | -Start      | dynamics.start     | Start from a random unit vector or from the state after the sentence
+        b | cycle_block  | -Block      | dynamics.block     | Show the eigenvalues of another recurrent block (gates)
+        m | cycle_model  | Model       | dynamics.model     | Lyapunov map of this model, or of the bundled RNN, LSTM or GRU
+        v | cycle_view   | View        | dynamics.view      | Show spectrum + recurrence, Lyapunov + memory horizon, or all four
+        R | recompute    | -Recompute  | dynamics.recompute | Compute everything again
+        """)
     DEFAULT_CSS = """
     DynamicsScreen #dy-grid { grid-size: 2; grid-gutter: 0 1; height: 1fr; padding: 0 1; }
     DynamicsScreen .dy-panel { height: 1fr; }

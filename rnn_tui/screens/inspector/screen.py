@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
@@ -28,6 +27,7 @@ from ...widgets.panel import Panel
 from ..base import LOADING_TEXT, KeyedTask, ModeScreen, emit, stop_event
 from . import draw
 from .draw import METHOD_LABELS, THRESHOLD_STEP, VALUE_LABELS, span_of
+from ..keymap import keymap
 
 MAX_CACHED = 4  # corpus encodings kept (N x H bytes each: 16 MB for the grammar at H=64)
 
@@ -59,35 +59,22 @@ class InspectorScreen(ModeScreen):
         "matches": "Everywhere in the model's corpus the same units are all on together, best first:\n"
                    "most selected units on and fewest others, then closest length. ↑↓ scroll.",
     }
-    BINDINGS = [
-        Binding("left,h", "move(-1)", "Move", id="inspector.left", key_display="←",
-                tooltip="Move the span one token left"),
-        Binding("right,l", "move(1)", "Move", id="inspector.right", key_display="→", show=False,
-                tooltip="Move the span one token right"),
-        Binding("shift+right,right_square_bracket", "grow(1)", "Grow", id="inspector.grow",
-                key_display="]", tooltip="Grow the span by one token (shift+→ or ])"),
-        Binding("shift+left,left_square_bracket", "grow(-1)", "Shrink", id="inspector.shrink",
-                key_display="[", show=False, tooltip="Shrink the span by one token (shift+← or [)"),
-        Binding("plus,equals_sign", "threshold(1)", "Thr", id="inspector.thr_up", key_display="+",
-                tooltip="Raise the threshold a unit must stay above"),
-        Binding("minus", "threshold(-1)", "Thr-", id="inspector.thr_down", key_display="-", show=False,
-                tooltip="Lower the threshold a unit must stay above"),
-        Binding("o", "toggle_off", "Off±", id="inspector.off",
-                tooltip="Also require the units to be off just before and just after the span"),
-        Binding("v", "cycle_value", "Value", id="inspector.value",
-                tooltip="Inspect the hidden state, the cell state or a gate"),
-        Binding("L", "cycle_layer", "Layer", id="inspector.layer", show=False,
-                tooltip="Inspect the next layer (stacked models)"),
-        Binding("a", "toggle_method", "Attrib", id="inspector.method",
-                tooltip="Attribution by gradient × input or by occlusion"),
-        Binding("e", "edit", "Edit", id="inspector.edit", show=False, tooltip="Type another sentence"),
-        Binding("up,k", "scroll(-1)", "Scroll", id="inspector.up", show=False,
-                tooltip="Scroll the matches up"),
-        Binding("down,j", "scroll(1)", "Scroll", id="inspector.down", show=False,
-                tooltip="Scroll the matches down"),
-        Binding("enter", "read_match", "Read match", id="inspector.read", show=False,
-                tooltip="Make the sentence around the top visible match the current sentence"),
-    ]
+    BINDINGS = keymap("""
+        left,h = ←                           | move(-1)      | Move        | inspector.left     | Move the span one token left
+        right,l = →                          | move(1)       | -Move       | inspector.right    | Move the span one token right
+        shift+right,right_square_bracket = ] | grow(1)       | Grow        | inspector.grow     | Grow the span by one token (shift+→ or ])
+        shift+left,left_square_bracket = [   | grow(-1)      | -Shrink     | inspector.shrink   | Shrink the span by one token (shift+← or [)
+        plus,equals_sign = +                 | threshold(1)  | Thr         | inspector.thr_up   | Raise the threshold a unit must stay above
+        minus = -                            | threshold(-1) | -Thr-       | inspector.thr_down | Lower the threshold a unit must stay above
+        o                                    | toggle_off    | Off±        | inspector.off      | Also require the units to be off just before and just after the span
+        v                                    | cycle_value   | Value       | inspector.value    | Inspect the hidden state, the cell state or a gate
+        L                                    | cycle_layer   | -Layer      | inspector.layer    | Inspect the next layer (stacked models)
+        a                                    | toggle_method | Attrib      | inspector.method   | Attribution by gradient × input or by occlusion
+        e                                    | edit          | -Edit       | inspector.edit     | Type another sentence
+        up,k                                 | scroll(-1)    | -Scroll     | inspector.up       | Scroll the matches up
+        down,j                               | scroll(1)     | -Scroll     | inspector.down     | Scroll the matches down
+        enter                                | read_match    | -Read match | inspector.read     | Make the sentence around the top visible match the current sentence
+        """)
     DEFAULT_CSS = """
     InspectorScreen #in-body { height: 1fr; padding: 0 1; }
     InspectorScreen #in-info { height: 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }

@@ -8,7 +8,6 @@ import threading
 from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
@@ -18,6 +17,7 @@ from ...widgets.chart import Chart
 from ..base import LOADING_TEXT, KeyedTask, ModeScreen, emit, stop_event
 from .plotting import hex_colour
 from .views import LAB_VIEWS, LabView, views_of
+from ..keymap import keymap
 
 
 def registry():
@@ -55,20 +55,14 @@ class LabScreen(ModeScreen):
         "result": "What the experiment measured, drawn (v cycles the views), then its table and findings.\n"
                   "Runs are seeded: the same settings give the same numbers.",
     }
-    BINDINGS = [
-        Binding("r", "run", "Run", id="lab.run", key_display="⏎/r",
-                tooltip="Run the selected experiment in the background (enter or r)"),
-        Binding("escape,ctrl+c", "cancel", "Stop", id="lab.cancel",
-                tooltip="Stop the running experiment (what it measured so far is drawn)"),
-        Binding("v", "cycle_view", "View", id="lab.view", tooltip="Cycle the views of the result"),
-        Binding("q", "toggle_quick", "Quick", id="lab.quick",
-                tooltip="Switch the next run between the default and the quick (smoke-test) settings"),
-        # priority: the experiment list has the focus and would take page up/down for itself
-        Binding("pageup", "scroll_summary(-1)", "Scroll", id="lab.up", show=False, priority=True,
-                tooltip="Scroll the summary up"),
-        Binding("pagedown", "scroll_summary(1)", "Scroll", id="lab.down", show=False, priority=True,
-                tooltip="Scroll the summary down"),
-    ]
+    BINDINGS = keymap("""
+        r = ⏎/r       | run                  | Run     | lab.run    | Run the selected experiment in the background (enter or r)
+        escape,ctrl+c | cancel               | Stop    | lab.cancel | Stop the running experiment (what it measured so far is drawn)
+        v             | cycle_view           | View    | lab.view   | Cycle the views of the result
+        q             | toggle_quick         | Quick   | lab.quick  | Switch the next run between the default and the quick (smoke-test) settings
+        pageup        | scroll_summary(-1) ! | -Scroll | lab.up     | Scroll the summary up
+        pagedown      | scroll_summary(1) !  | -Scroll | lab.down   | Scroll the summary down
+        """)
     DEFAULT_CSS = """
     LabScreen #lab-body { height: 1fr; }
     LabScreen #lab-list { width: 20; height: 1fr; border: none; padding: 0; }

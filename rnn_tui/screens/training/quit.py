@@ -11,12 +11,12 @@ from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from .runs import TrainingRun
+from ..keymap import keymap
 
 
 def unsaved_summary(runs: list[TrainingRun], runs_dir: Path) -> str:
@@ -45,13 +45,11 @@ class QuitScreen(ModalScreen[str | None]):
     QuitScreen #quit-buttons { height: auto; align-horizontal: center; }
     QuitScreen #quit-buttons Button { margin: 0 1; }
     """
-    BINDINGS = [
-        Binding("s,enter", "choose('save')", "Save and quit", id="quit.save",
-                tooltip="Save every unsaved run to the runs folder, then quit"),
-        Binding("q", "choose('quit')", "Quit without saving", id="quit.discard",
-                tooltip="Quit now: the unsaved weights are lost"),
-        Binding("escape", "choose(None)", "Cancel", id="quit.cancel", tooltip="Go back to the app"),
-    ]
+    BINDINGS = keymap("""
+        s,enter | choose('save') | Save and quit       | quit.save    | Save every unsaved run to the runs folder, then quit
+        q       | choose('quit') | Quit without saving | quit.discard | Quit now: the unsaved weights are lost
+        escape  | choose(None)   | Cancel              | quit.cancel  | Go back to the app
+        """)
 
     def __init__(self, summary: str) -> None:
         super().__init__()

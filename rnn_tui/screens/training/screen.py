@@ -24,7 +24,6 @@ from functools import partial
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
@@ -39,6 +38,7 @@ from .runlist import RunList, next_index
 from .runs import Run, TrainingRun
 from .status import idle_line, status_line
 from .worker import CheckpointSaved, ModelSnapshot, SavedToQuit, TrainingEnded, TrainingStarted
+from ..keymap import keymap
 
 SNAPSHOT_EVERY_S = 3.0  # how often training hands fresh weights to the other modes
 DRAIN_EVERY_S = 0.3
@@ -70,42 +70,27 @@ class TrainingScreen(ModeScreen):
     }
     snapshot_every_s = SNAPSHOT_EVERY_S  # how often the other modes get fresh weights
 
-    BINDINGS = [  # leave_form first: the footer lists it first, never cut off, while a field has the keys
-        Binding("escape", "leave_form", "Leave field", key_display="esc", id="training.leave_form",
-                tooltip="Move the keyboard focus out of the form (in the runs filter: clear it)"),
-        Binding("space", "toggle_run", "Start/pause", id="training.toggle",
-                tooltip="Start a run with the form's settings; pause or resume the current run"),
-        Binding("s", "stop", "Stop", id="training.stop", tooltip="Stop the current run (it stays on the chart)"),
-        Binding("ctrl+s", "save", "Save", id="training.save",
-                tooltip="Save the newest run's weights to runs/<time>-<cell>/"),
-        Binding("c", "view('chart')", "Chart", id="training.chart",
-                tooltip="Show loss, gradient norm, tokens/s, or all three"),
-        Binding("u", "view('unit')", "Units", id="training.units",
-                tooltip="Loss in nats, bits per token or perplexity"),
-        Binding("f", "toggle_form", "Form", id="training.form", tooltip="Show or hide the settings form"),
-        Binding("comma,minus", "view('smooth-')", "Smooth-", show=False, id="training.smooth_less",
-                tooltip="Less smoothing of the curves"),
-        Binding("full_stop,plus,equals_sign", "view('smooth+')", "Smooth+", show=False, id="training.smooth_more",
-                tooltip="More smoothing of the curves (up to 0.999)"),
-        Binding("y", "view('log_y')", "Log y", show=False, id="training.log_y", tooltip="Logarithmic y axis"),
-        Binding("x", "view('log_x')", "Log x", show=False, id="training.log_x", tooltip="Logarithmic x axis"),
-        Binding("w", "view('xaxis')", "X axis", show=False, id="training.xaxis",
-                tooltip="x axis by step, training time or wall-clock time"),
-        Binding("delete", "clear_runs", "Clear runs", show=False, id="training.clear",
-                tooltip="Remove finished runs from the chart"),
-        Binding("r", "toggle_runlist", "Runs", show=False, id="training.runlist",
-                tooltip="Show or hide the runs list (watched runs and this session's)"),
-        Binding("up", "select_run(-1)", "Prev run", show=False, id="training.run_up",
-                tooltip="Runs list: select the run above (the status line describes it)"),
-        Binding("down", "select_run(1)", "Next run", show=False, id="training.run_down",
-                tooltip="Runs list: select the run below"),
-        Binding("p", "pin_run", "Pin", id="training.pin",
-                tooltip="Pin the selected run: always shown, drawn on top, first in the legend; "
-                        "the other modes show a pinned watched run's newest checkpoint"),
-        Binding("h", "hide_run", "Hide", id="training.hide", tooltip="Hide or show the selected run's curves"),
-        Binding("slash", "filter_runs", "Filter", id="training.filter", key_display="/",
-                tooltip="Show only runs whose name contains some text (enter keeps it, escape clears it)"),
-    ]
+    BINDINGS = keymap("""
+        escape = esc               | leave_form      | Leave field | training.leave_form  | Move the keyboard focus out of the form (in the runs filter: clear it)
+        space                      | toggle_run      | Start/pause | training.toggle      | Start a run with the form's settings; pause or resume the current run
+        s                          | stop            | Stop        | training.stop        | Stop the current run (it stays on the chart)
+        ctrl+s                     | save            | Save        | training.save        | Save the newest run's weights to runs/<time>-<cell>/
+        c                          | view('chart')   | Chart       | training.chart       | Show loss, gradient norm, tokens/s, or all three
+        u                          | view('unit')    | Units       | training.units       | Loss in nats, bits per token or perplexity
+        f                          | toggle_form     | Form        | training.form        | Show or hide the settings form
+        comma,minus                | view('smooth-') | -Smooth-    | training.smooth_less | Less smoothing of the curves
+        full_stop,plus,equals_sign | view('smooth+') | -Smooth+    | training.smooth_more | More smoothing of the curves (up to 0.999)
+        y                          | view('log_y')   | -Log y      | training.log_y       | Logarithmic y axis
+        x                          | view('log_x')   | -Log x      | training.log_x       | Logarithmic x axis
+        w                          | view('xaxis')   | -X axis     | training.xaxis       | x axis by step, training time or wall-clock time
+        delete                     | clear_runs      | -Clear runs | training.clear       | Remove finished runs from the chart
+        r                          | toggle_runlist  | -Runs       | training.runlist     | Show or hide the runs list (watched runs and this session's)
+        up                         | select_run(-1)  | -Prev run   | training.run_up      | Runs list: select the run above (the status line describes it)
+        down                       | select_run(1)   | -Next run   | training.run_down    | Runs list: select the run below
+        p                          | pin_run         | Pin         | training.pin         | Pin the selected run: always shown, drawn on top, first in the legend; the other modes show a pinned watched run's newest checkpoint
+        h                          | hide_run        | Hide        | training.hide        | Hide or show the selected run's curves
+        slash = /                  | filter_runs     | Filter      | training.filter      | Show only runs whose name contains some text (enter keeps it, escape clears it)
+        """)
 
     DEFAULT_CSS = """
     TrainingScreen #tr-banner {
