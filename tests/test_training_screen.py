@@ -434,3 +434,16 @@ async def test_clearing_runs_clears_the_status_line(tmp_path):
         await tap(pilot, "delete")
         assert screen.runs == []
         assert "idle" in str(status.render()) and "#1" not in str(status.render())
+
+
+async def test_the_footer_keeps_help_at_80_columns(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        footer = app.screen.query_one("Footer")
+        help_key = next(k for k in footer.query("FooterKey") if "Help" in str(k.render()))
+        # the whole "? Help" is on screen, left of "^p palette" (it was cut to "? Hel")
+        assert help_key.region.width > 0 and help_key.region.right <= 80 - len("▏^p palette")
+        view = str(app.screen.query_one("#tr-view").render())
+        assert "log-x off" in view and "…" not in view

@@ -51,20 +51,22 @@ class ChartView:
 
     def describe(self) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
+        # Each key, then what it sets now: short enough for 80 columns (the footer leaves
+        # these keys to this line).
         items = [
-            ("c", "chart", self.chart),
-            (",.", "smooth", f"{self.smoothing:g}"),
-            ("u", "units", self.unit),
-            ("w", "x", self.xaxis),
-            ("y", "log-y", "on" if self.log_y else "off"),
-            ("x", "log-x", "on" if self.log_x else "off"),
+            ("c", "", self.chart),
+            (",.", "smooth ", f"{self.smoothing:g}"),
+            ("u", "", self.unit),
+            ("w", "x by ", self.xaxis),
+            ("y", "log-y ", "on" if self.log_y else "off"),
+            ("x", "log-x ", "on" if self.log_x else "off"),
         ]
         for i, (key, name, value) in enumerate(items):
             if i:
-                t.append(" │ ", style="dim")
-            t.append(f"{name} ", style="dim")
+                t.append(" · ", style="dim")
+            t.append(f"{key} ", style="bold italic")
+            t.append(name, style="dim")
             t.append(value, style="bold")
-            t.append(f" {key}", style="dim italic")
         return t
 
     def change(self, what: str) -> None:

@@ -75,8 +75,8 @@ class TrainingScreen(ModeScreen):
         space                      | toggle_run      | Start/pause | training.toggle      | Start a run with the form's settings; pause or resume the current run
         s                          | stop            | Stop        | training.stop        | Stop the current run (it stays on the chart)
         ctrl+s                     | save            | Save        | training.save        | Save the newest run's weights to runs/<time>-<cell>/
-        c                          | view('chart')   | Chart       | training.chart       | Show loss, gradient norm, tokens/s, or all three
-        u                          | view('unit')    | Units       | training.units       | Loss in nats, bits per token or perplexity
+        c                          | view('chart')   | -Chart      | training.chart       | Show loss, gradient norm, tokens/s, or all three
+        u                          | view('unit')    | -Units      | training.units       | Loss in nats, bits per token or perplexity
         f                          | toggle_form     | Form        | training.form        | Show or hide the settings form
         comma,minus                | view('smooth-') | -Smooth-    | training.smooth_less | Less smoothing of the curves
         full_stop,plus,equals_sign | view('smooth+') | -Smooth+    | training.smooth_more | More smoothing of the curves (up to 0.999)
