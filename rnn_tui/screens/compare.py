@@ -331,8 +331,8 @@ class CompareScreen(ModeScreen):
             t.append(self.source, style="dim")
         else:
             size = f" H={self.hidden}" if self.hidden is not None else ""
-            t.append(f"no models yet: t trains RNN, LSTM and GRU{size} on agreement (same budget), "
-                     "b loads the bundled ones", style="bold")
+            t.append(f"t trains RNN, LSTM and GRU{size} on agreement (same budget) · b loads the bundled ones",
+                     style="bold")
         info.update(t)
 
     def _build_sentence(self, width: int, height: int) -> RenderableType:
@@ -409,7 +409,7 @@ class CompareScreen(ModeScreen):
         table = self.params.get("table")
         if not table:
             return t
-        t.append(f"W_ih, W_hh, biases; input E={self.params.get('embed')}\n", style="dim")
+        t.append(f"W_ih W_hh biases; input E={self.params.get('embed')}\n", style="dim")
         sizes = sorted(next(iter(table.values())))
         t.append(f"{'H':>4} " + " ".join(f"{c:>6}" for c in CELLS) + "\n", style="dim")
         for h in sizes:
