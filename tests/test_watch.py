@@ -14,11 +14,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from rnn_tui.engine.checkpoint import config_digest
 from rnn_tui.runs import watch as watch_mod
 from rnn_tui.app import RnnTuiApp
 from rnn_tui.screens.training import TrainingScreen
@@ -203,6 +205,7 @@ def test_watcher_loads_the_newest_checkpoint_and_keeps_the_old_on_a_bad_one(tmp_
     # A checkpoint whose weights are torn: the error is kept, nothing is loaded, the old model stays.
     time.sleep(0.01)
     broken = dict(config, tensors_sha256="0" * 64)
+    broken["config_sha256"] = config_digest(broken)
     (tmp_path / "model.safetensors").write_bytes(b"\x00" * 10)
     (tmp_path / "config.json").write_text(json.dumps(broken))
     watcher.poll()
