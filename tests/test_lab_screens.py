@@ -343,3 +343,30 @@ def test_horizon_per_size_from_a_lab_result():
                              horizon=np.array([3, 4, 12]))
     assert lab_horizon_table({"memory-horizon": result}) == "per hidden size: rnn H32:3 H64:4 · lstm H64:12"
     assert lab_horizon_table({}) == ""
+
+
+async def test_the_inspector_refuses_a_sentence_over_the_limit_and_offers_its_end():
+    from rnn_tui.engine.config import MAX_TRACE_TOKENS
+    from rnn_tui.screens.help import TextPrompt
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("8")
+        screen = app.screen
+        before = app.sentence
+        screen.action_edit()
+        await pilot.pause()
+        prompt = app.screen
+        assert isinstance(prompt, TextPrompt)
+        pasted = "the dog was sad. " * 400  # 6,800 tokens
+        prompt.query_one("#prompt-input").value = pasted
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.sentence == before and app.sentence_version == 0
+        again = app.screen  # a prompt again, holding the end that fits
+        assert isinstance(again, TextPrompt) and again is not prompt
+        assert again.query_one("#prompt-input").value == pasted.strip()[-MAX_TRACE_TOKENS:].lstrip()
+        await pilot.press("escape")  # escape: the sentence stays as it was
+        await settle(pilot)
+        assert app.sentence == before and not isinstance(app.screen, TextPrompt)

@@ -184,6 +184,22 @@ class Vocab:
         sep = "" if self.level == "char" else " "
         return sep.join(self._token_array[arr])
 
+    def tail(self, text: str, n: int) -> str:
+        """The end of `text` that holds its last `n` tokens this vocabulary reads (those encoding
+        with on_unknown="skip" keeps): what a window of `n` tokens reads of it."""
+        if n < 1:
+            return ""
+        if self.level == "char":
+            stoi, seen = self.stoi, 0
+            for i in range(len(text) - 1, -1, -1):
+                if text[i] in stoi:
+                    seen += 1
+                    if seen == n:
+                        return text[i:]
+            return text
+        starts = [m.start() for m in _WORD_RE.finditer(text) if m.group() in self.stoi]
+        return text[starts[-n]:] if len(starts) >= n else text
+
     def to_dict(self) -> dict:
         return {"level": self.level, "tokens": list(self.tokens), "unk": self.unk}
 
