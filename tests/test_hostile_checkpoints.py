@@ -310,3 +310,26 @@ def test_temp_files_of_a_save_killed_midway_are_removed_by_the_next_save_or_load
     stale.write_bytes(b"x")
     _save(tmp_path / "r", name="best")
     assert not stale.exists()
+
+
+async def test_the_tui_given_a_fifo_for_weights_says_so_and_quits(tmp_path):
+    import asyncio
+
+    from pilot_helpers import notes, settle
+
+    from rnn_tui.app import RnnTuiApp
+
+    fifo = _save(tmp_path / "fifo")
+    (fifo / WEIGHTS_NAME).unlink()
+    os.mkfifo(fifo / WEIGHTS_NAME)
+    app = RnnTuiApp(model=str(fifo), cursor_blink=False, device="cpu")
+
+    async def run():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            assert app.engine_ready and app.lm is None  # the boot worker came back
+            assert any("FIFO" in n for n in notes(app)), notes(app)
+            await pilot.press("ctrl+q")
+
+    await asyncio.wait_for(run(), 60)  # was: the boot worker blocked in read(), ctrl+q left it alive
+    assert not app.is_running
