@@ -307,7 +307,11 @@ class RnnTuiApp(App):
 
     def mode_screen(self, mode: str):
         """The screen of a mode, once the mode has been shown (else None)."""
-        for screen in self.get_screen_stack(mode) if mode in self.MODES else ():
+        try:
+            stack = self.get_screen_stack(mode) if mode in self.MODES else []
+        except KeyError:  # a mode never shown has no stack yet
+            return None
+        for screen in stack:
             if getattr(screen, "MODE", None) == mode:
                 return screen
         return None

@@ -502,3 +502,36 @@ async def test_layer_keys_on_a_one_layer_model_say_so():
         await pilot.press("L")
         await settle(pilot)
         assert sum("one layer" in n for n in notes(app)) >= 2
+
+
+async def test_a_pasted_sentence_over_the_limit_is_refused_and_its_end_offered():
+    from rnn_tui.engine.config import MAX_TRACE_TOKENS
+
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        s = app.screen
+        before, tokens = app.sentence, s.trace.tokens
+        await pilot.press("e")
+        inp = s.query_one("#sentence-input")
+        pasted = "the cat saw a dog. " * 600  # 11,400 characters: 11,400 tokens of a character model
+        inp.value = pasted
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.sentence == before and app.sentence_version == 0 and s.trace.tokens == tokens  # nothing lost
+        assert any(f"more than the {MAX_TRACE_TOKENS:,} the screens read" in n for n in notes(app)), notes(app)
+        tail = pasted.strip()[-MAX_TRACE_TOKENS:].lstrip()
+        assert inp.display and inp.value == tail  # the editor offers the last 4,096 tokens (less a space)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.sentence == tail and len(s.trace.tokens) == len(tail) == MAX_TRACE_TOKENS - 1
+
+
+def test_a_vocabulary_gives_the_end_of_a_text_that_holds_its_last_n_tokens():
+    from rnn_tui.engine.corpus import Vocab
+
+    chars = Vocab(tokens=tuple("abc "), level="char")
+    assert chars.tail("abc xyz cab", 4) == " cab" and chars.tail("ab", 5) == "ab"
+    assert chars.tail("a?b?c", 2) == "b?c"  # '?' is not read: it does not count
+    words = Vocab(tokens=("<unk>", "the", "cat", "sat", "."), level="word", unk="<unk>")
+    assert words.tail("the cat sat on the mat.", 3) == "sat on the mat."  # "on", "mat" skipped

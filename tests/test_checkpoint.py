@@ -72,7 +72,8 @@ def test_round_trip_is_bit_exact(tmp_path, cell, init):
 def test_config_json_contents(saved):
     run, model, vocab = saved
     config = json.loads((run / CONFIG_NAME).read_text())
-    assert config["format_version"] == 1
+    assert config["format_version"] == checkpoint.FORMAT_VERSION == 2
+    assert config["config_sha256"] == checkpoint.config_digest(config)
     assert config["model"] == model.config.to_dict()
     assert config["vocab"] == vocab.to_dict()
     assert config["corpus"] == "tiny" and config["level"] == "char"
@@ -186,10 +187,13 @@ def _other_vocab_weights(run, keep_checksum_valid=True):
     cfg_path = run / CONFIG_NAME
     config = json.loads(cfg_path.read_text())
     config["tensors_sha256"] = hashlib.sha256((run / WEIGHTS_NAME).read_bytes()).hexdigest()
+    config["config_sha256"] = checkpoint.config_digest(config)
     cfg_path.write_text(json.dumps(config))
 
 
-def _edit_config(**changes):
+def _edit_config(rehash=True, **changes):
+    """Edit config.json; `rehash`: recompute its config_sha256 too, as a tool that knows the format
+    would (the checks behind the hash are then what refuses it)."""
     def edit(run):
         cfg_path = run / CONFIG_NAME
         config = json.loads(cfg_path.read_text())
@@ -201,6 +205,8 @@ def _edit_config(**changes):
                 del config[section]
             else:
                 config[section] = value
+        if rehash and "config_sha256" in config:
+            config["config_sha256"] = checkpoint.config_digest(config)
         cfg_path.write_text(json.dumps(config))
     return edit
 
@@ -224,6 +230,13 @@ DAMAGE = [
     ("vocab size differs", _edit_config(vocab__tokens=lambda t: t[:-1]), None,
      rf"the vocab has {N_VOCAB - 1} tokens, the model expects {N_VOCAB}"),
     ("bad model config", _edit_config(model__cell="transformer"), None, r"bad model config: unknown cell"),
+    ("vocab edited", _edit_config(rehash=False, vocab__tokens=lambda t: [t[1], t[0], *t[2:]]), None,
+     r"was edited after saving: its model, vocab"),
+    ("model edited", _edit_config(rehash=False, model__nonlinearity="relu"), None, r"was edited after saving"),
+    ("no weights hash", _edit_config(tensors_sha256=None), None, r"has no valid tensors_sha256"),
+    ("no config hash", _edit_config(config_sha256=None), None, r"has no valid config_sha256"),
+    ("passed off as format 1", _edit_config(format_version=1, config_sha256=None), None,
+     r"says format_version 1, but its weights were written by format 2"),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -188,7 +189,14 @@ def test_checkpoint_from_another_vocabulary(tiny_run, tmp_path, capsys):
     (other / "config.json").write_text(json.dumps(config))
     code, _, err = run(capsys, "info", str(other))
     assert code == 2
-    assert "does not match" in _one_error_line(err)
+    assert "was edited after saving" in _one_error_line(err)  # config_sha256 covers the vocab
+    from rnn_tui.engine.checkpoint import config_digest
+
+    config["config_sha256"] = config_digest(config)  # edited by something that knows the format
+    (other / "config.json").write_text(json.dumps(config))
+    code, _, err = run(capsys, "info", str(other))
+    assert code == 2
+    assert "does not match" in _one_error_line(err)  # the weights' shapes still tell
 
 
 def test_long_text_to_a_probe_is_bounded(tiny_run, capsys):
@@ -279,3 +287,113 @@ def test_top_level_help_lists_the_subcommands(capsys):
     names = [line.split()[0] for line in listed if line.strip()]
     assert names == list(SUBCOMMANDS)
     assert any(line.split()[0] == "trace" and "next-token" in line for line in listed if line.strip())
+
+
+# ------------------------------------------------------------------ inputs that used to be internal errors
+@pytest.mark.parametrize("argv,says", [
+    (["train", "grammar", "--seed", "18446744073709551616"], "argument --seed: must be at most 18,446,744,073,709,551,615"),
+    (["sample", "lstm", "--seed", "18446744073709551616"], "argument --seed: must be at most"),
+    (["serve", "--port", "70000"], "argument --port: must be at most 65,535"),
+    (["train", "grammar", "--steps", "10" * 40], "argument --steps: must be at most 2,147,483,647"),
+    (["experiment", "parity", "--set", "seed=18446744073709551616"], "seed must be a whole number from 0 to"),
+    (["experiment", "parity", "--set", "steps=" + "[" * 100_000], "nested too deeply"),
+])
+def test_out_of_range_numbers_and_deep_json_are_one_line(capsys, argv, says):
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own mistakes: exit status 2, one line
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and says in _one_error_line(err), err[-500:]
+
+
+@pytest.mark.parametrize("section", ["model", "train"])
+def test_a_bool_for_a_number_in_a_config_is_one_line(tiny_run, tmp_path, capsys, section):
+    import shutil
+
+    from rnn_tui.engine.checkpoint import config_digest
+
+    run_dir = tmp_path / "r"
+    shutil.copytree(tiny_run, run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    config[section]["layers"] = True  # JSON's true is not 1
+    config["config_sha256"] = config_digest(config)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    code, _, err = run(capsys, "info" if section == "model" else "train", *(["--resume"] if section == "train" else []),
+                       str(run_dir))
+    assert code == 2 and "layers must be a positive whole number, got True" in _one_error_line(err)
+
+
+def test_a_config_nested_100k_deep_is_one_line(tmp_path, capsys):
+    run_dir = tmp_path / "deep"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    code, _, err = run(capsys, "info", str(run_dir))
+    assert code == 2 and "nested too deeply" in _one_error_line(err)
+
+
+def test_a_model_too_large_for_the_machine_is_refused_before_it_is_built(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "grammar", "--layers", "32", "--embed", "16384", "--hidden", "16384",
+                       "--steps", "1", "--device", "cpu", "--out", str(tmp_path / "big"))
+    assert code == 2  # was: "internal error: RuntimeError: ... can't allocate memory"
+    assert "parameters" in _one_error_line(err) and "to train, more than the" in _one_error_line(err)
+
+
+def test_the_cpu_allocator_failing_is_out_of_memory_not_an_internal_error(capsys):
+    from rnn_tui.cli.output import report_error
+
+    assert report_error(RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate "
+                                     "memory: you tried to allocate 274877906944 bytes")) == 2
+    assert "ran out of memory" in _one_error_line(capsys.readouterr().err)
+
+
+def _no_permission_runner():
+    """A way to run the CLI as someone a chmod 000 keeps out: this user, or root without its
+    capabilities (setpriv); None when neither is possible here."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    probe = subprocess.run([setpriv, "--bounding-set=-all", "--", sys.executable, "-c", "pass"], capture_output=True)
+    return [setpriv, "--bounding-set=-all", "--"] if probe.returncode == 0 else None
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_a_run_directory_without_permission_is_one_line(tiny_run, tmp_path):
+    import shutil
+
+    prefix = _no_permission_runner()
+    if prefix is None:
+        pytest.skip("cannot drop the permissions to read any directory here")
+    locked = tmp_path / "locked"
+    shutil.copytree(tiny_run, locked / "run")
+    locked.chmod(0)
+    try:
+        for argv in (["info", "locked/run"], ["trace", "locked/run", "the cat"], ["train", "--resume", "locked/run"],
+                     ["train", "grammar", "--steps", "2", "--no-cache", "--out", "locked/new"],
+                     ["watch", "locked/run"], ["locked/run"]):
+            proc = subprocess.run([*prefix, sys.executable, "-m", "rnn_tui", *argv], cwd=tmp_path, capture_output=True,
+                                  text=True, timeout=120, stdin=subprocess.DEVNULL,
+                                  env=dict(os.environ, PYTHONPATH=str(ROOT)))
+            assert proc.returncode == 2, (argv, proc.stderr[-800:])
+            assert "Permission denied" in _one_error_line(proc.stderr) and "internal" not in proc.stderr, argv
+    finally:
+        locked.chmod(0o755)
+
+
+# ------------------------------------------------------------------ --window
+@pytest.mark.parametrize("probe", ["trace", "grads", "jacobian"])
+def test_a_text_over_the_limit_names_a_window_the_cli_has(tiny_run, capsys, probe):
+    text = "the cat that we saw yesterday was happy. " * 250  # 10,250 characters
+    code, _, err = run(capsys, probe, str(tiny_run), text, "--json")
+    line = _one_error_line(err)
+    assert code == 2 and "window=" not in line  # an option neither the CLI nor the TUI had
+    fit = int(line.rsplit("--window ", 1)[1].rstrip(")"))
+    code, out, err = run(capsys, probe, str(tiny_run), text, "--json", "--window", str(fit))
+    assert code == 0, err
+    data = json.loads(out)
+    assert len(data["tokens"]) == fit and data["offset"] == len(text) - fit
+    assert f"read the last {fit:,} tokens" in err

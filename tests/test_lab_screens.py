@@ -375,3 +375,32 @@ def test_compare_counts_parameters_one_way():
         assert recurrent_count(c) == recurrent_parameters(cell, 64, 32)
     two = ModelConfig(vocab_size=30, cell="lstm", embed=32, hidden=64, layers=2)
     assert recurrent_count(two) == recurrent_parameters("lstm", 64, 32) + recurrent_parameters("lstm", 64, 64)
+
+
+
+
+async def test_the_inspector_refuses_a_sentence_over_the_limit_and_offers_its_end():
+    from rnn_tui.engine.config import MAX_TRACE_TOKENS
+    from rnn_tui.screens.help import TextPrompt
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("8")
+        screen = app.screen
+        before = app.sentence
+        screen.action_edit()
+        await pilot.pause()
+        prompt = app.screen
+        assert isinstance(prompt, TextPrompt)
+        pasted = "the dog was sad. " * 400  # 6,800 tokens
+        prompt.query_one("#prompt-input").value = pasted
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.sentence == before and app.sentence_version == 0
+        again = app.screen  # a prompt again, holding the end that fits
+        assert isinstance(again, TextPrompt) and again is not prompt
+        assert again.query_one("#prompt-input").value == pasted.strip()[-MAX_TRACE_TOKENS:].lstrip()
+        await pilot.press("escape")  # escape: the sentence stays as it was
+        await settle(pilot)
+        assert app.sentence == before and not isinstance(app.screen, TextPrompt)

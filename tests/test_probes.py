@@ -331,11 +331,13 @@ def test_spectrum_blocks_per_cell():
 def test_long_text_is_refused_quickly_or_windowed():
     lm = make("lstm", layers=1, hidden=8)
     long_text = (CORPUS * 200)[:10_000]
-    with pytest.raises(ProbeLimitError, match="window="):
+    with pytest.raises(ProbeLimitError, match="read only its last") as info:
         jacobian_map(lm, long_text)
-    with pytest.raises(ProbeLimitError, match="4,096"):
+    assert info.value.fit is not None and "window=" not in str(info.value)  # no option nobody has
+    with pytest.raises(ProbeLimitError, match="4,096") as info:
         trace(lm, long_text)
-    with pytest.raises(ProbeLimitError, match="window="):
+    assert info.value.fit == 4096
+    with pytest.raises(ProbeLimitError, match="read only its last 4,096 tokens"):
         gradient_profile(lm, long_text)
     tr = trace(lm, long_text, window=50)
     assert len(tr.tokens) == 50 and tr.offset == 9_950 and tr.tokens == tuple(long_text[-50:])

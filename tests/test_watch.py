@@ -14,11 +14,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from rnn_tui.engine.checkpoint import config_digest
 from rnn_tui.runs import watch as watch_mod
 from rnn_tui.app import RnnTuiApp
 from rnn_tui.screens.training import TrainingScreen
@@ -203,6 +205,7 @@ def test_watcher_loads_the_newest_checkpoint_and_keeps_the_old_on_a_bad_one(tmp_
     # A checkpoint whose weights are torn: the error is kept, nothing is loaded, the old model stays.
     time.sleep(0.01)
     broken = dict(config, tensors_sha256="0" * 64)
+    broken["config_sha256"] = config_digest(broken)
     (tmp_path / "model.safetensors").write_bytes(b"\x00" * 10)
     (tmp_path / "config.json").write_text(json.dumps(broken))
     watcher.poll()
@@ -409,14 +412,17 @@ def test_serve_answers_in_a_browser(tmp_path):
     pytest.importorskip("textual_serve")
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "rnn_tui", "serve", "--port", str(port)], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
     try:
+        line = proc.stdout.readline().decode()  # "rnn-tui: serving on http://127.0.0.1:PORT/?token=…"
+        url = line.split(" on ", 1)[-1].split()[0] if " on " in line else ""
+        assert url.startswith(f"http://127.0.0.1:{port}/?token="), line
         page = None
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                with urllib.request.urlopen(url, timeout=2) as resp:
                     page = resp.read().decode("utf-8", "replace")
                     ctype = resp.headers.get("Content-Type", "")
                 break
@@ -425,6 +431,9 @@ def test_serve_answers_in_a_browser(tmp_path):
         assert page is not None, f"no answer on port {port}: {proc.stderr.read().decode()[-500:] if proc.poll() is not None else ''}"
         assert "text/html" in ctype and "<html" in page.lower()
         assert ">rnn-tui<" in page  # textual-serve shows the app's name on its start page
+        with pytest.raises(urllib.error.HTTPError) as refused:  # without the token: 403
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+        assert refused.value.code == 403
     finally:
         proc.terminate()
         try:

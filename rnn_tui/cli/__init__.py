@@ -68,4 +68,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    """The `rnn-tui` command: main(), then exit with its status."""
+    try:
+        code = main()
+    except KeyboardInterrupt:  # an interrupt between main's own handlers
+        code = 130
+    # Nothing is left to stop: an interrupt from here on (a second Ctrl-C while the interpreter
+    # shuts down) must not print a traceback or end the process by signal.
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)

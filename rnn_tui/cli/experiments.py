@@ -47,6 +47,8 @@ def _setting(text: str) -> tuple[str, object]:
         value = json.loads(raw)
     except ValueError:
         value = raw  # plain text, e.g. model=lstm
+    except RecursionError:
+        raise ConfigError(f"--set {key}: the value is nested too deeply to be a setting") from None
     return key, value
 
 

@@ -33,8 +33,18 @@ def report_error(exc: BaseException) -> int:
         import traceback
 
         traceback.print_exception(exc)
+    from ..engine.errors import one_line
+
     if isinstance(exc, RnnTuiError):
-        print(f"rnn-tui: error: {exc}", file=sys.stderr)
+        print(f"rnn-tui: error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
+        # The machine said no (permissions, a full disk, a missing directory): the user's to fix.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"rnn-tui: error: {one_line(where + exc.strerror, 500)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if isinstance(exc, RecursionError):
+        print("rnn-tui: error: the input is nested too deeply to be read", file=sys.stderr)
         return EXIT_USER_ERROR
     try:
         from ..engine.device import is_oom
@@ -49,6 +59,6 @@ def report_error(exc: BaseException) -> int:
         print("rnn-tui: error: out of memory", file=sys.stderr)
         return EXIT_USER_ERROR
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    print(f"rnn-tui: internal error: {type(exc).__name__}: {first} "
+    print(f"rnn-tui: internal error: {type(exc).__name__}: {one_line(first, 300)} "
           "(set RNN_TUI_DEBUG=1 to see the traceback)", file=sys.stderr)
     return EXIT_INTERNAL

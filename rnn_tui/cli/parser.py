@@ -16,16 +16,22 @@ from .output import EXIT_USER_ERROR
 SUBCOMMANDS = ("train", "sample", "trace", "grads", "jacobian", "info", "import", "bench", "experiment", "watch",
                "serve")
 
-def _int_at_least(low: int):
-    """An argparse type: a whole number >= low, with a message that says which rule failed."""
+MAX_INT = 2**31 - 1  # engine.config.MAX_INT (not imported: the parser loads before anything else)
+MAX_SEED = 2**64 - 1  # engine.config.MAX_SEED
+
+
+def _int_at_least(low: int, high: int = MAX_INT):
+    """An argparse type: a whole number in [low, high], with a message that says which rule failed."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}, got {str(value)[:40]}")
         return value
 
     return parse
@@ -33,6 +39,8 @@ def _int_at_least(low: int):
 
 _positive_int = _int_at_least(1)
 _nonneg_int = _int_at_least(0)
+_seed = _int_at_least(0, MAX_SEED)
+_port = _int_at_least(1, 65535)
 
 
 def _finite_float(text: str) -> float:
@@ -105,7 +113,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(opt.flag_name, action=argparse.BooleanOptionalAction, default=None, help=text)
             continue
         if opt.kind == "int":
-            kind = _int_at_least(int(opt.low or 0))
+            kind = _int_at_least(int(opt.low or 0), opt.high if opt.high is not None else MAX_INT)
         elif opt.kind == "float":
             kind = _finite_float
         else:
@@ -160,7 +168,7 @@ def sub_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-k", type=_nonneg_int, default=0,
                    help="sample among the k likeliest tokens only (default 0: all of them)")
     s.add_argument("--length", type=_positive_int, default=200, help="tokens to generate (default 200)")
-    s.add_argument("--seed", type=_nonneg_int, default=None, help="the same seed gives the same sample")
+    s.add_argument("--seed", type=_seed, default=None, help="the same seed gives the same sample")
     s.add_argument("--greedy", action="store_true", help="always take the likeliest token (no temperature)")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     add_threads_flag(s)
@@ -174,6 +182,9 @@ def sub_parser() -> argparse.ArgumentParser:
         q.add_argument("--json", action="store_true", help="print the probe as JSON")
         q.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
         add_threads_flag(q)
+        q.add_argument("--window", type=_positive_int, default=None, metavar="N",
+                       help="read only the last N tokens of the text (a text longer than the probe's "
+                       "limit says how many fit)")
         if name == "trace":
             q.add_argument("--top-k", type=_positive_int, default=5,
                            help="next-token candidates per step (default 5)")
@@ -239,7 +250,10 @@ def sub_parser() -> argparse.ArgumentParser:
     v.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; reach it over "
                    "ssh -L 8000:localhost:8000)")
-    v.add_argument("--port", type=_positive_int, default=8000, help="(default 8000)")
+    v.add_argument("--port", type=_port, default=8000, help="1-65535 (default 8000)")
+    v.add_argument("--no-token", action="store_true",
+                   help="serve without the secret token in the URL (then anyone who can reach the "
+                   "address, any user of this machine included, can run the app as you)")
     v.add_argument("--device", default=None, help="auto, cpu, cuda or mps (passed to each session)")
     v.add_argument("--corpus", default=None, help="corpus for training (passed to each session)")
     return p

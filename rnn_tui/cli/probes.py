@@ -51,11 +51,27 @@ def _fmt_tok(tok: str) -> str:
     return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(tok, tok)
 
 
+def _windowed(probe, *args, window: int | None = None, **kwargs):
+    """Run a probe on the last `window` tokens; a text over its limit says which --window fits."""
+    from ..engine.errors import ProbeLimitError
+
+    try:
+        result = probe(*args, window=window, **kwargs)
+    except ProbeLimitError as exc:
+        if exc.fit is None:
+            raise
+        raise ProbeLimitError(f"{exc} (--window {exc.fit})", fit=exc.fit) from None
+    if result.offset:
+        warn(f"--window {window}: read the last {len(result.tokens):,} tokens (the first {result.offset:,} "
+             f"were left out)")
+    return result
+
+
 def cmd_trace(args) -> int:
     from ..engine.probes import trace
 
     lm = load(args)
-    tr = trace(lm, args.text, top_k=args.top_k)
+    tr = _windowed(trace, lm, args.text, top_k=args.top_k, window=args.window)
     warn(tr.unknown_message)
     if args.json:
         dump(tr.to_json())
@@ -76,7 +92,7 @@ def cmd_grads(args) -> int:
     from ..engine.probes import gradient_profile
 
     lm = load(args)
-    gp = gradient_profile(lm, args.text, mode=args.mode)
+    gp = _windowed(gradient_profile, lm, args.text, mode=args.mode, window=args.window)
     warn(gp.unknown_message)
     if args.json:
         dump(gp.to_json())
@@ -97,7 +113,7 @@ def cmd_jacobian(args) -> int:
     from ..engine.probes import jacobian_map, spectrum
 
     lm = load(args)
-    jm = jacobian_map(lm, args.text, layer=args.layer)
+    jm = _windowed(jacobian_map, lm, args.text, layer=args.layer, window=args.window)
     sp = spectrum(lm, layer=args.layer)
     warn(jm.unknown_message)
     if args.json:

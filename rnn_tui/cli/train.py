@@ -6,6 +6,7 @@ exits with 3. Under --ddp (torchrun) only rank 0 prints and writes.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -83,7 +84,11 @@ def cmd_train(args) -> int:
             out = Path(args.out) if args.out else new_run_dir(config.cell)
             if dist is not None:
                 out = Path(dist.broadcast_object(str(out)))  # every rank: rank 0's clock
-            if (out / CONFIG_NAME).exists():
+            try:
+                taken = (out / CONFIG_NAME).exists()
+            except OSError as exc:  # a directory we may not look into
+                raise ConfigError(f"cannot use --out {out}: {exc.strerror or exc}") from None
+            if taken:
                 raise ConfigError(f"{out} already holds a run: continue it with --resume {out}, "
                                   f"or give another --out")
             trainer = Trainer(config, run_dir=out, dist=dist, tensorboard=args.tensorboard,
@@ -121,20 +126,45 @@ def _keep_settings(out: Path, config) -> None:
         warn(f"could not write {out / TRAIN_TOML_NAME}: {exc.strerror or exc}")
 
 
-def _term_as_interrupt():
-    """Let SIGTERM (`kill PID`, a scheduler, torchrun stopping its workers) end training like
-    Ctrl-C: with a checkpoint saved. Returns a function that puts the old handler back."""
-    import signal
-    import threading
+class _Interrupts:
+    """Ctrl-C and SIGTERM (`kill PID`, a scheduler, torchrun stopping its workers) while training.
 
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
-        return lambda: None
+    The first one stops training as Ctrl-C always does (a KeyboardInterrupt: the checkpoint is
+    then saved). Any later one, however soon it comes (two Ctrl-C 2 ms apart), does not cut the
+    save short: it only says the save is under way. No traceback, no death by signal.
+    """
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
+    SIGNALS = ("SIGINT", "SIGTERM")
 
-    old = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, old)
+    def __init__(self) -> None:
+        self.count = 0
+        self._told = False
+        self._old: dict = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                if hasattr(signal, name):
+                    self._old[name] = signal.signal(getattr(signal, name), self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.count += 1
+        if self.count == 1:
+            raise KeyboardInterrupt
+        if not self._told:  # os.write: a print() here could be re-entered
+            self._told = True
+            os.write(2, b"rnn-tui: stopping: the checkpoint is being saved, one moment\n")
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for name, old in self._old.items():
+            signal.signal(getattr(signal, name), old)
+        self._old.clear()
 
 
 def _run_training(trainer, out: Path, resumed: bool) -> int:
@@ -150,19 +180,17 @@ def _run_training(trainer, out: Path, resumed: bool) -> int:
     start_step = trainer.step
     progress = _TrainProgress(config.steps, start=trainer.step) if main else None
     trainer.on_metrics = progress.update if progress is not None else None
-    restore_term = _term_as_interrupt()
-    try:
-        result = trainer.run()
-    except KeyboardInterrupt:
-        if progress is not None:
-            progress.close()
-        trainer.save(out)
-        if main:
-            print(f"interrupted at step {trainer.step}; checkpoint saved to {out} "
-                  f"(continue with: rnn-tui train --resume {out})", file=sys.stderr)
-        return 130
-    finally:
-        restore_term()
+    with _Interrupts():
+        try:
+            result = trainer.run()
+        except KeyboardInterrupt:  # later interrupts wait for the save (see _Interrupts)
+            if progress is not None:
+                progress.close()
+            trainer.save(out)
+            if main:
+                print(f"interrupted at step {trainer.step}; checkpoint saved to {out} "
+                      f"(continue with: rnn-tui train --resume {out})", file=sys.stderr)
+            return 130
     if progress is not None:
         progress.close()
     if not main:
@@ -197,7 +225,13 @@ class _TrainProgress:
         self.progress = None
         if self.tty:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             self.progress = Progress(
                 TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),

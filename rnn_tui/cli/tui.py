@@ -71,4 +71,5 @@ def cmd_watch(args) -> int:
 def cmd_serve(args) -> int:
     from ..serve import serve
 
-    return serve(args.model, host=args.host, port=args.port, device=args.device, corpus=args.corpus)
+    return serve(args.model, host=args.host, port=args.port, device=args.device, corpus=args.corpus,
+                 token=not args.no_token)

@@ -5,7 +5,7 @@ of a run are ``rnn_tui.runs.layout``'s) holds::
 
     config.json         format_version, model, vocab, corpus, level, categories, train,
                         metrics (the summary keys of ``runs.metrics.SUMMARY_KEYS``), created,
-                        tensors_sha256
+                        tensors_sha256, config_sha256
     model.safetensors   the weights
 
 Every checkpoint directory holds exactly `config.json` + `model.safetensors`, so
@@ -25,7 +25,25 @@ crash at any point leaves a complete one on disk:
 config.json records the sha256 of its weights, and the loader takes whichever of
 `model.safetensors` / `model.next.safetensors` matches it, so a crash between 2 and 3 still
 loads the new checkpoint, and one before 2 the old. A failed save removes its own leftovers,
-and the next save first finishes (or discards) what a crashed one left behind.
+and the next save first finishes (or discards) what a crashed one left behind; the next save
+or load also removes the temp files of a save that was killed.
+
+Integrity (format 2). ``tensors_sha256`` ties config.json to its weights; ``config_sha256``
+covers what decides what the weights mean and how the run goes on (the sections ``HASHED``:
+model, vocab, train, resume and tensors_sha256), so swapping two vocabulary tokens or
+dropping the weights' hash is refused, not loaded. A checkpoint without its hashes is never
+loaded. Format 1 (before config_sha256) still loads, its weights checked; the weights file
+says which format wrote it, so a format-2 checkpoint cannot pass for format 1. The hashes
+catch accidents, edits and mixed-up files, not a forger, who can recompute them: what a
+loaded checkpoint can do is bounded instead (see the README's Security section).
+
+Loading reads nothing it has not bounded first: config.json (at most MAX_CONFIG_BYTES, a
+regular file), then the model's shapes from it, checked against the safetensors header
+(``engine/tensorfile.py``) before the weights are read (their size follows from the shapes)
+or a model is built (on the meta device, then given the loaded tensors). A save that runs
+while a checkpoint is being loaded can replace the files between two reads; the loader then
+reads config.json again, and only a problem that persists while config.json stays the same
+is an error.
 
 Resumable checkpoints. The latest checkpoint of a training run (RUN_DIR itself, not best/)
 also holds what `rnn-tui train --resume` needs to continue exactly:
@@ -43,10 +61,12 @@ together. Tensors are safetensors and everything else is JSON: nothing is ever u
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import os
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -54,18 +74,43 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from ..runs.files import TooLarge, atomic_write, fsync_dir, read_bounded, unlink_quietly
+from ..runs.files import (TooLarge, atomic_write, fsync_dir, open_regular, read_bounded, real_dir,
+                          remove_dead_temps, unlink_quietly)
 from ..runs.layout import (CONFIG_NAME, MAX_CONFIG_BYTES, NEXT_STATE_NAME, NEXT_WEIGHTS_NAME, STATE_NAME,
                            WEIGHTS_NAME)
 from ..runs.metrics import SUMMARY_KEYS
 from .device import pick_device
-from .errors import CheckpointError, ConfigError
-from .model import LoadedModel, ModelConfig, RNNLM, build_model
+from .errors import CheckpointError, ConfigError, RnnTuiError, quote
+from .model import LoadedModel, ModelConfig, RNNLM, freeze_reservoir
+from .tensorfile import FLOAT_DTYPES, Header, TensorFileError, read_blob, read_header, shape_problem
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAIN_NAME = "model"  # save_checkpoint(name=MAIN_NAME) writes into the run directory itself
 BUNDLED_MODELS = ("rnn", "lstm", "gru")
 DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "defaults"
+# What config_sha256 covers: what decides what the weights mean and how a run goes on.
+HASHED = ("model", "vocab", "train", "resume", "tensors_sha256")
+# Keys a re-save of a loaded model's meta must not carry over: they describe the old files.
+_DESCRIBES_FILES = ("source", "format_version", "tensors_sha256", "config_sha256", "model", "vocab",
+                    "created", "resume")
+LOAD_ATTEMPTS = 5  # a save replacing the files while we read: read config.json again, this often
+
+
+# ------------------------------------------------------------------------- hashes
+def _canonical(value) -> bytes:
+    """The bytes a hash of a JSON value is taken over: the same for the value saved and the
+    value read back (sorted keys, no spaces, ASCII; floats round-trip exactly)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=True).encode("ascii")
+
+
+def config_digest(config: dict) -> str:
+    """The sha256 of the HASHED sections of a checkpoint config (config_sha256)."""
+    return hashlib.sha256(_canonical({k: config.get(k) for k in HASHED})).hexdigest()
+
+
+def _is_sha(value) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 # ------------------------------------------------------------------------- saving
@@ -100,15 +145,19 @@ def save_checkpoint(run_dir: str | os.PathLike, model: RNNLM, vocab, meta: dict 
     without them removes any older training state from the directory.
 
     Returns the checkpoint directory (RUN_DIR for name="model", RUN_DIR/<name> otherwise),
-    which `load_model` accepts.
+    which `load_model` accepts. Writes stay inside RUN_DIR: a `best/` that is a symbolic link
+    is refused (CheckpointError), never written through.
     """
     meta = dict(meta or {})
     target = checkpoint_dir(run_dir, name)
     try:
-        target.mkdir(parents=True, exist_ok=True)
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        if target != Path(run_dir):
+            real_dir(target)  # best/: not a link to somewhere else
     except OSError as exc:
         raise CheckpointError(f"cannot create checkpoint directory {target}: {exc.strerror or exc}") from None
     try:
+        remove_dead_temps(target)
         _recover(target)
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {target}: {exc.strerror or exc}") from None
@@ -129,16 +178,20 @@ def save_checkpoint(run_dir: str | os.PathLike, model: RNNLM, vocab, meta: dict 
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "tensors_sha256": hashlib.sha256(blob).hexdigest(),
     }
-    # Re-saving a loaded model's meta must not carry over what describes the old file.
-    for key in ("source", "format_version", "tensors_sha256", "model", "vocab", "created", "resume"):
-        meta.pop(key, None)
-    config.update(meta)  # anything extra the caller wants kept
     state_blob = None
     if resume_tensors is not None or resume_info is not None:
         state = {k: v.detach().to("cpu").contiguous() for k, v in (resume_tensors or {}).items()}
         state_blob = st_save(state, metadata={"format": "pt", "rnn_tui_format": str(FORMAT_VERSION)})
         config["resume"] = {**(resume_info or {}), "sha256": hashlib.sha256(state_blob).hexdigest()}
-    text = json.dumps(_jsonable(config), indent=2, ensure_ascii=False) + "\n"
+    # Anything extra the caller wants kept, but never what describes the old files.
+    config.update({k: v for k, v in meta.items() if k not in config and k not in _DESCRIBES_FILES})
+    config = _jsonable(config)
+    try:
+        config["config_sha256"] = config_digest(config)
+    except (RecursionError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"cannot save checkpoint {target}: its metadata is not plain JSON "
+                              f"({type(exc).__name__})") from None
+    text = json.dumps(config, indent=2, ensure_ascii=False) + "\n"
     nxt, state_nxt = target / NEXT_WEIGHTS_NAME, target / NEXT_STATE_NAME
     try:
         try:
@@ -162,11 +215,14 @@ def save_checkpoint(run_dir: str | os.PathLike, model: RNNLM, vocab, meta: dict 
 
 
 def _sha_file(path: Path) -> str | None:
+    """The sha256 of a regular file (None when missing or not a regular file)."""
     try:
-        with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest() if hasattr(hashlib, "file_digest") \
-                else hashlib.sha256(fh.read()).hexdigest()
-    except FileNotFoundError:
+        with open_regular(path) as fh:
+            digest = hashlib.sha256()
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+            return digest.hexdigest()
+    except OSError:
         return None
 
 
@@ -178,7 +234,7 @@ def _recover(target: Path) -> None:
     would overwrite a committed "next" file and, if it crashed too, leave nothing loadable.
     """
     pairs = ((NEXT_WEIGHTS_NAME, WEIGHTS_NAME, "tensors_sha256"), (NEXT_STATE_NAME, STATE_NAME, None))
-    if not any((target / nxt).exists() for nxt, _, _ in pairs):
+    if not any(os.path.lexists(target / nxt) for nxt, _, _ in pairs):
         return
     try:
         config = json.loads(read_bounded(target / CONFIG_NAME, MAX_CONFIG_BYTES))
@@ -187,10 +243,11 @@ def _recover(target: Path) -> None:
     if not isinstance(config, dict):
         config = {}
     for nxt, final, key in pairs:
-        if not (target / nxt).exists():
+        if not os.path.lexists(target / nxt):
             continue
-        expected = config.get(key) if key else (config.get("resume") or {}).get("sha256")
-        if expected and _sha_file(target / nxt) == expected:
+        resume = config.get("resume") if isinstance(config.get("resume"), dict) else {}
+        expected = config.get(key) if key else resume.get("sha256")
+        if _is_sha(expected) and _sha_file(target / nxt) == expected:
             os.replace(target / nxt, target / final)
         else:
             unlink_quietly(target / nxt)
@@ -202,13 +259,16 @@ def _resolve(spec) -> Path:
     """Turn a spec into a checkpoint directory (it may not exist; the caller checks)."""
     text = str(spec)
     path = Path(text).expanduser()
-    if path.is_file():
-        if path.name not in (CONFIG_NAME, WEIGHTS_NAME):
-            raise CheckpointError(f"{text} is a file, not a checkpoint: give a run directory "
-                                  f"(or its {CONFIG_NAME}), or a bundled name ({', '.join(BUNDLED_MODELS)})")
-        return path.parent  # config.json or model.safetensors given directly
-    if path.is_dir() and ((path / CONFIG_NAME).exists() or text not in BUNDLED_MODELS):
-        return path
+    try:
+        if path.is_file():
+            if path.name not in (CONFIG_NAME, WEIGHTS_NAME):
+                raise CheckpointError(f"{quote(text, 200, repr_=False)} is a file, not a checkpoint: give a run directory "
+                                      f"(or its {CONFIG_NAME}), or a bundled name ({', '.join(BUNDLED_MODELS)})")
+            return path.parent  # config.json or model.safetensors given directly
+        if path.is_dir() and ((path / CONFIG_NAME).exists() or text not in BUNDLED_MODELS):
+            return path
+    except OSError as exc:  # a directory we may not look into
+        raise CheckpointError(f"cannot read {quote(text, 200, repr_=False)}: {exc.strerror or exc}") from None
     if text in BUNDLED_MODELS:
         bundled = DEFAULTS_DIR / text
         if not (bundled / CONFIG_NAME).is_file() or not (bundled / WEIGHTS_NAME).is_file():
@@ -220,24 +280,28 @@ def _resolve(spec) -> Path:
     return path
 
 
-def _read_config(directory: Path) -> dict:
+def _read_config(directory: Path) -> tuple[bytes, dict]:
+    """(the bytes of config.json, its checked top level)."""
     cfg_path = directory / CONFIG_NAME
-    if not directory.exists():
-        names = ", ".join(BUNDLED_MODELS)
-        raise CheckpointError(f"no checkpoint at {directory}: the directory does not exist "
-                              f"(give a run directory or one of the bundled models: {names})")
-    if not directory.is_dir():
-        raise CheckpointError(f"checkpoint {directory} is not a directory")
-    if not cfg_path.is_file():
-        raise CheckpointError(f"checkpoint {directory} has no {CONFIG_NAME} (not a run directory, "
-                              f"or the save was interrupted)")
     try:
-        config = json.loads(read_bounded(cfg_path, MAX_CONFIG_BYTES).decode("utf-8"))
+        if not directory.exists():
+            names = ", ".join(BUNDLED_MODELS)
+            raise CheckpointError(f"no checkpoint at {directory}: the directory does not exist "
+                                  f"(give a run directory or one of the bundled models: {names})")
+        if not directory.is_dir():
+            raise CheckpointError(f"checkpoint {directory} is not a directory")
+        if not os.path.lexists(cfg_path):
+            raise CheckpointError(f"checkpoint {directory} has no {CONFIG_NAME} (not a run directory, "
+                                  f"or the save was interrupted)")
+        raw = read_bounded(cfg_path, MAX_CONFIG_BYTES)
+        config = json.loads(raw.decode("utf-8"))
     except TooLarge:
         raise CheckpointError(f"{cfg_path} is larger than {MAX_CONFIG_BYTES >> 20} MiB: "
                               f"not a checkpoint config") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{cfg_path} is not valid JSON (truncated or edited?): {exc}") from None
+    except RecursionError:
+        raise CheckpointError(f"{cfg_path} is not a checkpoint config: it is nested too deeply") from None
     except OSError as exc:
         raise CheckpointError(f"cannot read {cfg_path}: {exc.strerror or exc}") from None
     if not isinstance(config, dict):
@@ -253,47 +317,197 @@ def _read_config(directory: Path) -> dict:
     for key in ("model", "vocab"):
         if not isinstance(config.get(key), dict):
             raise CheckpointError(f"{cfg_path} has no {key!r} section")
-    return config
+    if not _is_sha(config.get("tensors_sha256")):
+        raise CheckpointError(f"{cfg_path} has no valid tensors_sha256, so its weights cannot be checked: "
+                              f"refusing to load it (every checkpoint records one: was config.json edited?)")
+    if version >= 2:
+        recorded = config.get("config_sha256")
+        if not _is_sha(recorded):
+            raise CheckpointError(f"{cfg_path} has no valid config_sha256, so its vocabulary and settings "
+                                  f"cannot be checked: refusing to load it (was config.json edited?)")
+        try:
+            actual = config_digest(config)
+        except RecursionError:
+            raise CheckpointError(f"{cfg_path} is not a checkpoint config: it is nested too deeply") from None
+        if actual != recorded:
+            raise CheckpointError(f"{cfg_path} was edited after saving: its model, vocab, train or resume "
+                                  f"section (or tensors_sha256) no longer matches its config_sha256")
+    return raw, config
 
 
-def _read_weights(directory: Path, config: dict) -> dict[str, torch.Tensor]:
-    return _read_tensors(directory, config.get("tensors_sha256"), WEIGHTS_NAME, NEXT_WEIGHTS_NAME, "weights")
+class _Mismatch(CheckpointError):
+    """A file does not match config.json: a real problem, or a save replacing files as we read."""
 
 
-def _read_tensors(directory: Path, expected: str | None, final: str, next_name: str,
-                  what: str) -> dict[str, torch.Tensor]:
+def _config_bytes(directory: Path) -> bytes | None:
+    try:
+        return read_bounded(directory / CONFIG_NAME, MAX_CONFIG_BYTES)
+    except (OSError, ValueError):
+        return None
+
+
+def _read_tensors(directory: Path, expected: str, final: str, next_name: str, what: str, version: int,
+                  shapes: dict[str, tuple[int, ...]] | None = None,
+                  max_bytes: int | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of `final` (or `next_name`) whose sha256 is `expected`, read safely.
+
+    The header comes first (``tensorfile.read_header``): its shapes must be `shapes` (when
+    given) and the file at most `max_bytes`, before the file is read whole. Raises _Mismatch
+    when no candidate matches config.json (the caller decides whether it is a real problem).
+    """
     w_path = directory / final
     # A save interrupted after its commit point leaves the new file under the "next" name;
     # the sha256 says which file belongs to this config. The last retry covers a save
     # finishing (renaming "next" over the usual name) while we read.
-    candidates = [final, next_name, final] if expected else [final]
-    blob, seen = None, False
-    for name in candidates:
+    problem, seen = None, False
+    for name in (final, next_name, final):
+        path = directory / name
         try:
-            data = (directory / name).read_bytes()
+            header = read_header(path)
+            seen = True
+            mismatch = shape_problem(header, shapes, FLOAT_DTYPES) if shapes is not None else None
+            if mismatch is not None:
+                problem = problem or f"checkpoint {directory} does not match its config: {mismatch}"
+                continue
+            if max_bytes is not None and header.size > max_bytes:
+                problem = problem or (f"{what} file {path} is {header.size:,} bytes, more than a checkpoint "
+                                      f"of this config can hold ({max_bytes:,})")
+                continue
+            data = read_blob(path, header)
         except FileNotFoundError:
             continue
+        except TensorFileError as exc:
+            seen = True
+            size = _size(path)
+            problem = problem or f"{what} file {path} is truncated or corrupt ({size} bytes): {exc}"
+            continue
         except OSError as exc:
-            raise CheckpointError(f"cannot read {directory / name}: {exc.strerror or exc}") from None
-        seen = True
-        if blob is None:
-            blob = data  # judged below when nothing matches
-        if expected and hashlib.sha256(data).hexdigest() == expected:
-            blob = data
-            break
-    else:
-        if not seen:
-            raise CheckpointError(f"checkpoint {directory} has no {what} file {final}")
+            seen = True
+            problem = problem or f"cannot read {path}: {exc.strerror or exc}"
+            continue
+        if hashlib.sha256(data).hexdigest() != expected:
+            problem = problem or (f"{what} file {w_path} does not match the sha256 recorded in "
+                                  f"{CONFIG_NAME}: it was replaced or edited after saving")
+            continue
+        _check_format(directory, header, version)
+        try:
+            tensors = st_load(data)
+        except Exception as exc:  # safetensors raises its own error type (and sometimes others)
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CheckpointError(f"{what} file {path} is truncated or corrupt "
+                                  f"({len(data)} bytes): {quote(detail, 200, repr_=False)}") from None
+        return tensors
+    if not seen:
+        raise _Mismatch(f"checkpoint {directory} has no {what} file {final}")
+    raise _Mismatch(problem)
+
+
+def _size(path: Path) -> int | str:
     try:
-        tensors = st_load(blob)
-    except Exception as exc:  # safetensors raises its own error type (and sometimes others)
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{what} file {w_path} is truncated or corrupt "
-                              f"({len(blob)} bytes): {detail}") from None
-    if expected and hashlib.sha256(blob).hexdigest() != expected:
-        raise CheckpointError(f"{what} file {w_path} does not match the sha256 recorded in "
-                              f"{CONFIG_NAME}: it was replaced or edited after saving")
-    return tensors
+        return os.stat(path).st_size
+    except OSError:
+        return "?"
+
+
+def _check_format(directory: Path, header: Header, version: int) -> None:
+    """The weights say which format wrote them: a format-2 checkpoint passed off as format 1
+    (to drop the config check) is refused."""
+    written = header.metadata.get("rnn_tui_format", "")
+    if written.isdigit() and int(written) > version:
+        raise CheckpointError(f"{directory / CONFIG_NAME} says format_version {version}, but its weights "
+                              f"were written by format {int(written)}: config.json was edited after saving")
+
+
+def _skeleton(cfg: ModelConfig) -> RNNLM:
+    """The model's modules on the meta device: its shapes, without memory or initialisation
+    (the loaded tensors are then assigned to it)."""
+    with torch.device("meta"):
+        model = RNNLM(dataclasses.replace(cfg, init="default"))
+    model.config = cfg
+    if cfg.init == "echo":
+        freeze_reservoir(model)
+    return model
+
+
+def _model_and_vocab(directory: Path, config: dict):
+    """(ModelConfig, Vocab) of a checked config, cheapest checks first."""
+    from .corpus import Vocab  # imported here so this module loads without the corpus code
+
+    cfg_path = directory / CONFIG_NAME
+    try:
+        model_cfg = ModelConfig.from_dict(config["model"])
+    except (RnnTuiError, TypeError) as exc:
+        raise CheckpointError(f"{cfg_path} has a bad model config: {exc}") from None
+    tokens = config["vocab"].get("tokens")
+    if isinstance(tokens, list) and len(tokens) != model_cfg.vocab_size:  # before building a huge Vocab
+        raise CheckpointError(f"checkpoint {directory} does not match its config: the vocab has "
+                              f"{len(tokens)} tokens, the model expects {model_cfg.vocab_size}")
+    try:
+        vocab = Vocab.from_dict(config["vocab"])
+    except Exception as exc:  # any shape of bad vocab dict is the checkpoint's fault
+        raise CheckpointError(f"{cfg_path} has a bad vocab: {exc}") from None
+    return model_cfg, vocab
+
+
+def _state_bound(model_cfg: ModelConfig, train: dict | None) -> int:
+    """The most bytes a training state of this model can take: optimizer moments (two per
+    parameter, in float64 at most), step counters, the carried state, the header."""
+    params = model_cfg.parameter_count()
+    batch = train.get("batch") if isinstance(train, dict) else None
+    batch = batch if isinstance(batch, int) and not isinstance(batch, bool) and 0 < batch <= 1 << 20 else 1 << 10
+    carry = 2 * model_cfg.layers * batch * model_cfg.hidden
+    return 8 * (2 * params + carry) + 8 * 1024 + (4 << 20)
+
+
+def _load_once(directory: Path, want_state: bool):
+    raw, config = _read_config(directory)
+    version = config["format_version"]
+    try:
+        model_cfg, vocab = _model_and_vocab(directory, config)
+        skeleton = _skeleton(model_cfg)
+        shapes = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+        tensors = _read_tensors(directory, config["tensors_sha256"], WEIGHTS_NAME, NEXT_WEIGHTS_NAME,
+                                "weights", version, shapes=shapes)
+        state = info = None
+        if want_state:
+            info = config.get("resume")
+            if not isinstance(info, dict) or not _is_sha(info.get("sha256")):
+                raise CheckpointError(f"checkpoint {directory} has no training state to resume from (only "
+                                      f"the latest checkpoint of a run directory has one; best/ does not)")
+            state = _read_tensors(directory, info["sha256"], STATE_NAME, NEXT_STATE_NAME, "training state",
+                                  version, max_bytes=_state_bound(model_cfg, config.get("train")))
+    except CheckpointError as exc:
+        return raw, exc
+    return raw, (config, model_cfg, vocab, skeleton, tensors, state, info)
+
+
+def _load(directory: Path, want_state: bool = False):
+    """(config, ModelConfig, Vocab, skeleton, weights, state, resume info), read consistently.
+
+    A save that commits while we read makes the files we read belong to two checkpoints; the
+    problem then goes away when config.json is read again. Only one that persists while
+    config.json stays the same is raised."""
+    remove_dead_temps(directory)  # best effort: a read-only directory keeps them
+    for attempt in range(LOAD_ATTEMPTS):
+        raw, result = _load_once(directory, want_state)
+        if not isinstance(result, CheckpointError):
+            return result
+        if not isinstance(result, _Mismatch) or _config_bytes(directory) == raw or attempt == LOAD_ATTEMPTS - 1:
+            raise CheckpointError(str(result)) from None
+        time.sleep(0.005 * attempt)  # config.json changed: a save committed meanwhile; read it again
+    raise AssertionError("unreachable")
+
+
+def _to_model(directory: Path, model_cfg: ModelConfig, skeleton: RNNLM, tensors: dict) -> RNNLM:
+    # float32 parameters, whatever the file holds (a half-precision file is widened).
+    tensors = {k: v.float() if v.dtype != torch.float32 else v for k, v in tensors.items()}
+    try:
+        skeleton.load_state_dict(tensors, assign=True)
+    except RuntimeError as exc:  # shapes were checked against the header: this is a stranger file
+        raise CheckpointError(f"checkpoint {directory} does not match its config: "
+                              f"{quote(str(exc).splitlines()[0], 200, repr_=False)}") from None
+    skeleton.eval()
+    return skeleton
 
 
 def load_resume_state(spec) -> tuple[dict, dict[str, torch.Tensor], dict]:
@@ -302,14 +516,25 @@ def load_resume_state(spec) -> tuple[dict, dict[str, torch.Tensor], dict]:
     Raises CheckpointError when the directory has no training state (a best/ checkpoint, a
     model saved by hand, or a run from before resumable checkpoints).
     """
+    config, _, _, _, _, state, info = _load(_resolve(spec), want_state=True)
+    return config, state, info
+
+
+def load_run(spec, device: str | torch.device | None = "cpu") -> tuple[LoadedModel, dict[str, torch.Tensor], dict]:
+    """(the model, its training-state tensors, config["resume"]) of a run's latest checkpoint,
+    all from the same save (what ``Trainer.from_run`` continues)."""
     directory = _resolve(spec)
-    config = _read_config(directory)
-    info = config.get("resume")
-    if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
-        raise CheckpointError(f"checkpoint {directory} has no training state to resume from (only "
-                              f"the latest checkpoint of a run directory has one; best/ does not)")
-    tensors = _read_tensors(directory, info["sha256"], STATE_NAME, NEXT_STATE_NAME, "training state")
-    return config, tensors, info
+    config, model_cfg, vocab, skeleton, tensors, state, info = _load(directory, want_state=True)
+    return _loaded(directory, config, model_cfg, vocab, skeleton, tensors, device), state, info
+
+
+def _loaded(directory, config, model_cfg, vocab, skeleton, tensors, device) -> LoadedModel:
+    model = _to_model(directory, model_cfg, skeleton, tensors)
+    dev = pick_device(device if not isinstance(device, torch.device) else str(device))
+    model.to(dev)
+    meta = dict(config)
+    meta["source"] = str(directory)
+    return LoadedModel(model=model, vocab=vocab, meta=meta)
 
 
 # ------------------------------------------------------------------------- optimizer state
@@ -361,58 +586,14 @@ def optimizer_state_from_safe(tensors: dict[str, torch.Tensor], info: dict,
     return {"state": state, "param_groups": groups}
 
 
-def _check_shapes(directory: Path, model: RNNLM, tensors: dict[str, torch.Tensor]) -> None:
-    expected = model.state_dict()
-    problem = None
-    for key, ref in expected.items():
-        if key not in tensors:
-            problem = f"{key} is missing from the weights"
-        elif tuple(tensors[key].shape) != tuple(ref.shape):
-            got, want = list(tensors[key].shape), list(ref.shape)
-            problem = f"{key} has shape {got}, the config expects {want}"
-        if problem:
-            break
-    if problem is None:
-        extra = sorted(set(tensors) - set(expected))
-        if extra:
-            problem = f"the weights have tensors the config does not: {', '.join(extra[:3])}"
-    if problem:
-        raise CheckpointError(f"checkpoint {directory} does not match its config: {problem}")
-
-
 def load_model(spec, device: str | torch.device | None = "auto") -> LoadedModel:
     """Load a checkpoint: a run directory, its config.json, or a bundled name (rnn, lstm, gru).
 
     Raises CheckpointError (one line naming the path) for anything missing or inconsistent.
     """
-    from .corpus import Vocab  # imported here so this module loads without the corpus code
-
     directory = _resolve(spec)
-    config = _read_config(directory)
-    cfg_path = directory / CONFIG_NAME
-    try:
-        model_cfg = ModelConfig.from_dict(config["model"])
-    except (ConfigError, TypeError) as exc:
-        raise CheckpointError(f"{cfg_path} has a bad model config: {exc}") from None
-    try:
-        vocab = Vocab.from_dict(config["vocab"])
-    except Exception as exc:  # any shape of bad vocab dict is the checkpoint's fault
-        raise CheckpointError(f"{cfg_path} has a bad vocab: {exc}") from None
-    n_tokens = len(vocab.tokens)
-    if n_tokens != model_cfg.vocab_size:
-        raise CheckpointError(f"checkpoint {directory} does not match its config: the vocab has "
-                              f"{n_tokens} tokens, the model expects {model_cfg.vocab_size}")
-    tensors = _read_weights(directory, config)
-    # A fixed seed keeps construction deterministic; every value is overwritten by the load.
-    model = build_model(model_cfg, seed=0)
-    _check_shapes(directory, model, tensors)
-    model.load_state_dict(tensors)
-    model.eval()
-    dev = pick_device(device if not isinstance(device, torch.device) else str(device))
-    model.to(dev)
-    meta = dict(config)
-    meta["source"] = str(directory)
-    return LoadedModel(model=model, vocab=vocab, meta=meta)
+    config, model_cfg, vocab, skeleton, tensors, _, _ = _load(directory)
+    return _loaded(directory, config, model_cfg, vocab, skeleton, tensors, device)
 
 
 # ------------------------------------------------------------------------- info
@@ -453,6 +634,7 @@ def describe(lm: LoadedModel) -> dict:
         "metrics": {k: metrics.get(k) for k in SUMMARY_KEYS},
         "train": meta.get("train"),
         "created": meta.get("created"),
+        "format_version": meta.get("format_version"),
         "source": meta.get("source"),
         "device": str(lm.device),
     }

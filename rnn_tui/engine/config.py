@@ -18,7 +18,7 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, quote
 
 CELLS = ("rnn", "lstm", "gru")
 CELL_NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM", "gru": "GRU"}
@@ -43,13 +43,20 @@ GATE_BLOCKS = {"rnn": ("W_hh",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z",
 INTERNALS = {"rnn": (), "lstm": ("i", "f", "g", "o", "c"), "gru": ("r", "z", "n")}
 MAX_WIDTH = 16384  # hidden and embed
 MAX_LAYERS = 32
+MAX_VOCAB = 1 << 20  # tokens (a word-level vocabulary keeps 20,000 by default)
+MAX_SEED = 2**64 - 1  # torch's generators take seeds up to this
+MAX_INT = 2**31 - 1  # the largest step count, batch, window... a setting may ask for
+# Longest text a trace or gradient profile takes (one Python step per token); the TUI's sentence.
+MAX_TRACE_TOKENS = 4096
 
 
-def _whole(name: str, value: Any, low: int = 1) -> None:
-    """A whole number >= low; a bool is not a number here (JSON's true is not 1)."""
+def _whole(name: str, value: Any, low: int = 1, high: int | None = None) -> None:
+    """A whole number >= low (and <= high); a bool is not a number here (JSON's true is not 1)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         kind = "a positive whole number" if low == 1 else f"a whole number >= {low}"
-        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+        raise ConfigError(f"{name} must be {kind}, got {quote(value)}")
+    if high is not None and value > high:
+        raise ConfigError(f"{name} must be at most {high:,}, got {quote(value)}")
 
 
 @dataclass(frozen=True)
@@ -70,21 +77,23 @@ class ModelConfig:
         cell = str(self.cell).lower()
         object.__setattr__(self, "cell", cell)
         if cell not in CELLS:
-            raise ConfigError(f"unknown cell {self.cell!r}: choose one of {', '.join(CELLS)}")
+            raise ConfigError(f"unknown cell {quote(self.cell)}: choose one of {', '.join(CELLS)}")
         if self.init not in INITS:
-            raise ConfigError(f"unknown init {self.init!r}: choose one of {', '.join(INITS)}")
+            raise ConfigError(f"unknown init {quote(self.init)}: choose one of {', '.join(INITS)}")
         if self.nonlinearity == "auto":
             auto = "relu" if (cell == "rnn" and self.init == "identity") else "tanh"
             object.__setattr__(self, "nonlinearity", auto)
         if self.nonlinearity not in NONLINEARITIES:
             raise ConfigError(
-                f"unknown nonlinearity {self.nonlinearity!r}: choose one of {', '.join(NONLINEARITIES)}"
+                f"unknown nonlinearity {quote(self.nonlinearity)}: choose one of {', '.join(NONLINEARITIES)}"
             )
         for name in ("vocab_size", "embed", "hidden", "layers"):
             _whole(name, getattr(self, name))
         if self.hidden > MAX_WIDTH or self.embed > MAX_WIDTH or self.layers > MAX_LAYERS:
             raise ConfigError(f"model too large: hidden and embed are capped at {MAX_WIDTH}, "
                               f"layers at {MAX_LAYERS}")
+        if self.vocab_size > MAX_VOCAB:
+            raise ConfigError(f"vocabulary too large: {self.vocab_size:,} tokens, at most {MAX_VOCAB:,}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.spectral_radius is not None and not (0.0 < self.spectral_radius < 100.0):
@@ -114,15 +123,15 @@ class ModelConfig:
 
 # ------------------------------------------------------------------ training options
 def option(default: Any, help: str, *, choices: tuple | None = None, form: str | None = None,
-           flag: bool = True, low: float | None = None, resumable: bool = False,
-           optional: bool = False) -> Any:
+           flag: bool = True, low: float | None = None, high: int | None = None,
+           resumable: bool = False, optional: bool = False) -> Any:
     """A TrainConfig field with what the CLI and the form need to know about it.
 
     ``form``: the label in the TUI's training form (None: not in the form); ``flag``: whether
     ``rnn-tui train`` has ``--name``; ``low``: the smallest value (ints: inclusive; floats:
-    see the field's validation); ``resumable``: ``--resume`` may change it; ``optional``:
-    None is a value (``clip``: None or 0 is off)."""
-    meta = {"help": help, "choices": choices, "form": form, "flag": flag, "low": low,
+    see the field's validation); ``high``: an int's largest (default MAX_INT); ``resumable``:
+    ``--resume`` may change it; ``optional``: None is a value (``clip``: None or 0 is off)."""
+    meta = {"help": help, "choices": choices, "form": form, "flag": flag, "low": low, "high": high,
             "resumable": resumable, "optional": optional}
     return field(default=default, metadata=meta)
 
@@ -139,6 +148,7 @@ class Option:
     form: str | None = None  # label in the training form
     flag: bool = True
     low: float | None = None
+    high: int | None = None  # ints: the largest value
     resumable: bool = False
     optional: bool = False
 
@@ -167,16 +177,16 @@ class Option:
             try:
                 return int(text)
             except ValueError:
-                raise ConfigError(f"{label}: expected a whole number, got {text!r}") from None
+                raise ConfigError(f"{label}: expected a whole number, got {quote(text)}") from None
         if self.kind == "float":
             if self.optional and text.lower() in ("", "off", "none"):
                 return None
             try:
                 value = float(text)
             except ValueError:
-                raise ConfigError(f"{label}: expected a number, got {text!r}") from None
+                raise ConfigError(f"{label}: expected a number, got {quote(text)}") from None
             if not math.isfinite(value):
-                raise ConfigError(f"{label}: expected a finite number, got {text!r}")
+                raise ConfigError(f"{label}: expected a finite number, got {quote(text)}")
             return value
         if self.kind == "bool":
             low = text.lower()
@@ -184,11 +194,11 @@ class Option:
                 return True
             if low in ("0", "false", "no", "off"):
                 return False
-            raise ConfigError(f"{label}: expected on or off, got {text!r}")
+            raise ConfigError(f"{label}: expected on or off, got {quote(text)}")
         if not text:
             raise ConfigError(f"{label}: needs a value")
         if self.kind == "choice" and text.lower() not in self.choices:
-            raise ConfigError(f"{label}: choose one of {', '.join(self.choices)}, got {text!r}")
+            raise ConfigError(f"{label}: choose one of {', '.join(self.choices)}, got {quote(text)}")
         return text.lower() if self.kind == "choice" else text
 
 
@@ -223,7 +233,7 @@ class TrainConfig:
     eval_every: int = option(100, "validate every N steps and at the end (0: at the end only)",
                              low=0, resumable=True)
     eval_batches: int = option(8, "batches per validation", low=1, resumable=True, flag=False)
-    seed: int = option(0, "the same seed gives the same run", low=0)
+    seed: int = option(0, "the same seed gives the same run", low=0, high=MAX_SEED)
     device: str = option("auto", "auto, cpu, cuda or mps", resumable=True)
     log_every: int = option(1, "read the loss back from the device and log it every N steps (on a GPU "
                             "10-100 saves a host sync per step)", low=1, resumable=True)
@@ -239,13 +249,13 @@ class TrainConfig:
             value = getattr(self, name)
             value = value.lower() if isinstance(value, str) else value
             if value not in options:
-                raise ConfigError(f"unknown {name} {getattr(self, name)!r}: choose one of {', '.join(options)}")
+                raise ConfigError(f"unknown {name} {quote(getattr(self, name))}: choose one of {', '.join(options)}")
             object.__setattr__(self, name, value)
 
         def number(name, low, high=math.inf, low_open=False):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+                raise ConfigError(f"{name} must be a finite number, got {quote(value)}")
             if (value <= low if low_open else value < low) or value >= high:
                 bound = f"> {low}" if low_open else f">= {low}"
                 if high != math.inf:
@@ -259,9 +269,9 @@ class TrainConfig:
             if opt.kind == "choice":
                 choose(opt.name, opt.choices)
             elif opt.kind == "int":
-                _whole(opt.name, getattr(self, opt.name), int(opt.low or 0))
+                _whole(opt.name, getattr(self, opt.name), int(opt.low or 0), opt.high)
         if not isinstance(self.amp, bool):
-            raise ConfigError(f"amp must be true or false, got {self.amp!r}")
+            raise ConfigError(f"amp must be true or false, got {quote(self.amp)}")
         number("lr", 0.0, low_open=True)
         number("dropout", 0.0, 1.0)
         number("weight_decay", 0.0)
@@ -271,7 +281,7 @@ class TrainConfig:
         if self.spectral_radius is not None:
             number("spectral_radius", 0.0, 100.0, low_open=True)
         if not isinstance(self.device, str) or self.device.split(":", 1)[0].lower() not in DEVICE_CHOICES:
-            raise ConfigError(f"unknown device {self.device!r}: choose one of {', '.join(DEVICE_CHOICES)}")
+            raise ConfigError(f"unknown device {quote(self.device)}: choose one of {', '.join(DEVICE_CHOICES)}")
         if self.momentum and self.optimizer != "sgd":
             raise ConfigError(f"momentum applies to the sgd optimizer only (optimizer is {self.optimizer})")
 
@@ -317,9 +327,11 @@ def train_options() -> tuple[Option, ...]:
         for f in fields(TrainConfig):
             m = f.metadata
             default = f.default if f.default is not MISSING else None
-            out.append(Option(name=f.name, kind=_kind(f), default=default, help=m["help"],
+            kind = _kind(f)
+            high = m["high"] if m["high"] is not None else (MAX_INT if kind == "int" else None)
+            out.append(Option(name=f.name, kind=kind, default=default, help=m["help"],
                               choices=m["choices"], form=m["form"], flag=m["flag"], low=m["low"],
-                              resumable=m["resumable"], optional=m["optional"]))
+                              high=high, resumable=m["resumable"], optional=m["optional"]))
         _OPTIONS = tuple(out)
     return _OPTIONS
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .config import DEVICE_CHOICES
@@ -42,8 +44,22 @@ def describe_device(device: torch.device) -> str:
 
 
 def is_oom(exc: BaseException) -> bool:
-    """True for a CUDA/MPS out-of-memory error, so callers can report it instead of crashing."""
+    """True for an out-of-memory error (CUDA, MPS, or the CPU allocator's "can't allocate
+    memory"), so callers can report it instead of crashing."""
     oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
-    if oom_type is not None and isinstance(exc, oom_type):
+    if (oom_type is not None and isinstance(exc, oom_type)) or isinstance(exc, MemoryError):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def memory_bytes(device: torch.device) -> int | None:
+    """The memory of a device (a GPU's, or the machine's for the CPU); None when unknown."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        if device.type == "cpu":
+            return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError, RuntimeError):
+        return None
+    return None

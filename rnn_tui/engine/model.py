@@ -216,10 +216,14 @@ def init_weights(model: RNNLM, scheme: str, radius: float | None = None) -> None
             nn.init.xavier_uniform_(model.head.weight)
             model.head.bias.zero_()
     if scheme == "echo":
-        # Reservoir computing: the recurrence stays as drawn; only the rest learns.
-        for k in range(cfg.layers):
-            getattr(model.rnn, f"weight_hh_l{k}").requires_grad_(False)
-            getattr(model.rnn, f"bias_hh_l{k}").requires_grad_(False)
+        freeze_reservoir(model)
+
+
+def freeze_reservoir(model: RNNLM) -> None:
+    """Echo-state (reservoir computing): the recurrence stays as drawn; only the rest learns."""
+    for k in range(model.config.layers):
+        getattr(model.rnn, f"weight_hh_l{k}").requires_grad_(False)
+        getattr(model.rnn, f"bias_hh_l{k}").requires_grad_(False)
 
 
 def build_model(config: ModelConfig, seed: int | None = None, device=None) -> RNNLM:

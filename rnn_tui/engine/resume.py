@@ -14,6 +14,7 @@ kept apart because resuming is a job of its own.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import fields
 from pathlib import Path
 
@@ -21,9 +22,9 @@ import torch
 
 from ..runs.layout import CONFIG_NAME, METRICS_NAME
 from ..runs.metrics import trim_metrics
-from .checkpoint import load_model, load_resume_state, optimizer_state_from_safe, optimizer_state_to_safe
+from .checkpoint import load_run, optimizer_state_from_safe, optimizer_state_to_safe
 from .config import RESUMABLE, TrainConfig
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, RnnTuiError, quote
 
 CARRY_NAMES = ("carry.h", "carry.c")  # the carried hidden state's tensors (c: LSTM only)
 
@@ -32,10 +33,14 @@ def continue_run(cls, run_dir, *, overrides: dict | None = None, corpus=None, on
            dist=None, tensorboard: bool | None = False, cache_dir=None):
     """A `cls` (Trainer) that continues the run saved in `run_dir`: see ``Trainer.from_run``."""
     run_dir = Path(run_dir)
-    saved, tensors, info = load_resume_state(run_dir)
+    # The weights, the training state and config.json of one save (a save committing meanwhile
+    # cannot pair one checkpoint's weights with another's optimizer state).
+    lm, tensors, info = load_run(run_dir, device="cpu")
+    saved = lm.meta
     try:
-        config = TrainConfig.from_dict(saved.get("train") or {})
-    except (ConfigError, TypeError) as exc:
+        train = saved.get("train")
+        config = TrainConfig.from_dict(train if isinstance(train, dict) else {})
+    except (RnnTuiError, TypeError) as exc:
         raise CheckpointError(f"{run_dir / CONFIG_NAME} has a bad training config: {exc}") from None
     changes = dict(overrides or {})
     fixed = sorted(k for k, v in changes.items()
@@ -50,7 +55,6 @@ def continue_run(cls, run_dir, *, overrides: dict | None = None, corpus=None, on
     trained_on = config.corpus
     config = dataclasses.replace(config, **{k: v for k, v in changes.items()
                                             if k in RESUMABLE or k == "corpus"})
-    lm = load_model(run_dir, device="cpu")
     # Say which corpus the run knows: "the vocabulary has 28 tokens" alone is no help.
     hint = (f"the run in {run_dir} was trained on {trained_on!r}: resume without naming a corpus, "
             f"or name that text where it now lives" if config.corpus != trained_on
@@ -81,23 +85,87 @@ def restore(trainer, tensors: dict[str, torch.Tensor], info: dict, run_dir: Path
     kind = type(trainer.optimizer).__name__
     if info.get("optimizer_class") != kind:
         raise CheckpointError(f"{where}: the saved optimizer state is for "
-                              f"{info.get('optimizer_class')}, the run uses {kind}")
-    try:
-        trainer.optimizer.load_state_dict(optimizer_state_from_safe(tensors, info.get("optimizer") or {}))
-        step = int(info["step"])
-        epoch, window = int(info["stream"]["epoch"]), int(info["stream"]["window"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{where}: the training state does not fit this run: {exc}") from None
-    if not 0 <= window < trainer.train_stream.windows_per_epoch or epoch < 0 or step < 0:
+                              f"{quote(info.get('optimizer_class'))}, the run uses {kind}")
+    stream = info.get("stream") if isinstance(info.get("stream"), dict) else {}
+    step = _field(where, "step", info.get("step"), _is_count)
+    epoch = _field(where, "stream.epoch", stream.get("epoch"), _is_count)
+    window = _field(where, "stream.window", stream.get("window"), _is_count)
+    best = _field(where, "best_val_loss", info.get("best_val_loss"), _is_loss)
+    last = _field(where, "last_val_loss", info.get("last_val_loss"), _is_loss)
+    val_step = _field(where, "val_step", info.get("val_step"), lambda v: v is None or _is_count(v))
+    wall = _field(where, "wall_time", info.get("wall_time"),
+                  lambda v: v is None or (_is_number(v) and math.isfinite(v) and v >= 0))
+    if not window < trainer.train_stream.windows_per_epoch:
         raise CheckpointError(f"{where}: the saved position in the training text (epoch {epoch}, "
                               f"window {window}) does not fit the corpus: was the text changed?")
+    fresh = [{k: v for k, v in g.items() if k != "params"} for g in trainer.optimizer.state_dict()["param_groups"]]
+    try:
+        state = optimizer_state_from_safe(tensors, info.get("optimizer") or {})
+        _check_optimizer_state(trainer, state, fresh)
+        trainer.optimizer.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+        raise CheckpointError(f"{where}: the training state does not fit this run: "
+                              f"{quote(str(exc), 200, repr_=False)}") from None
     trainer.train_stream.epoch, trainer.train_stream.window = epoch, window
     trainer.step = step
     trainer._state = _carry_from(trainer, tensors, info.get("carry"), where)
-    trainer.best_val_loss = info.get("best_val_loss")
-    trainer.last_val_loss = info.get("last_val_loss")
-    trainer._val_step = info.get("val_step")
-    trainer._wall = float(info.get("wall_time") or 0.0)
+    trainer.best_val_loss = None if best is None else float(best)
+    trainer.last_val_loss = None if last is None else float(last)
+    trainer._val_step = val_step
+    trainer._wall = float(wall or 0.0)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _is_loss(v) -> bool:
+    return v is None or (_is_number(v) and math.isfinite(v))
+
+
+def _field(where: Path, name: str, value, ok):
+    """A field of config.json["resume"], or a CheckpointError naming it (a number that is text,
+    a step that is negative or true...)."""
+    if not ok(value):
+        raise CheckpointError(f"{where}: the saved training state has a bad {name} ({quote(value)}): "
+                              f"was config.json edited?")
+    return value
+
+
+def _kind(value):
+    """What a hyperparameter is, to compare a saved one with the optimizer's own."""
+    if value is None or isinstance(value, (bool, str)):
+        return type(value).__name__
+    if _is_number(value):
+        return "number" if math.isfinite(value) else "not finite"
+    if isinstance(value, (list, tuple)):
+        return ("sequence", len(value), tuple(_kind(v) for v in value))
+    return type(value).__name__
+
+
+def _check_optimizer_state(trainer, state: dict, fresh: list[dict]) -> None:
+    """The saved optimizer state has this optimizer's shape: as many param groups, each with
+    the same settings of the same kinds (no lr that is text), and a moment of each
+    parameter's own shape (a wrong one would only fail at the first step)."""
+    groups = state["param_groups"]
+    if len(groups) != len(fresh):
+        raise ValueError(f"{len(groups)} param groups saved, the optimizer has {len(fresh)}")
+    for saved, own in zip(groups, fresh):
+        for key, value in own.items():  # a setting another torch version lacks is its default
+            if key in saved and _kind(saved[key]) != _kind(value):
+                raise ValueError(f"param group setting {key} is {quote(saved.get(key))}")
+    params = [p for g in trainer.optimizer.param_groups for p in g["params"]]
+    for index, entry in state["state"].items():
+        if not 0 <= index < len(params):
+            raise ValueError(f"state for parameter {index}, the optimizer has {len(params)}")
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != params[index].shape:
+                raise ValueError(f"{key} of parameter {index} has shape {list(value.shape)}, "
+                                 f"the parameter {list(params[index].shape)}")
 
 
 def _carry_from(trainer, tensors, kind, where):

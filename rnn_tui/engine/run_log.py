@@ -2,15 +2,32 @@
 TensorBoard scalars in RUN_DIR/tb when tensorboard is installed.
 
 The line format and the whole-line append are ``rnn_tui.runs.metrics``'s; this module only
-decides what is written where, and turns a write that cannot happen into a CheckpointError.
-Under DDP only the main process has a RunLog with a directory.
+decides what is written where, and turns a write that cannot happen (a full disk, a link in
+the run directory) into a CheckpointError: one line for the user, with no torn line left in
+metrics.jsonl and the checkpoints already saved untouched. Under DDP only the main process
+has a RunLog with a directory.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from ..runs.layout import METRICS_NAME, TENSORBOARD_DIR
+from ..runs.files import (
+    open_regular,
+    real_dir,
+    refuse_link,
+    remove_dead_temps,
+    unlink_quietly,
+)
+from ..runs.layout import (
+    BEST_NAME,
+    CONFIG_NAME,
+    METRICS_NAME,
+    NEXT_WEIGHTS_NAME,
+    TENSORBOARD_DIR,
+    WEIGHTS_NAME,
+)
 from ..runs.metrics import MetricsWriter, StepMetrics
 from .errors import CheckpointError
 
@@ -36,6 +53,42 @@ def find_tensorboard(wanted: bool | None, notes: list[str]):
     return SummaryWriter
 
 
+def _count_lines(path: Path, limit: int = 64 << 20) -> int:
+    try:
+        with open_regular(path) as fh:
+            return fh.read(limit).count(b"\n")
+    except OSError:
+        return 0
+
+
+def start_over(run_dir: Path) -> str | None:
+    """A new run in the directory of one that was killed before its first checkpoint: its
+    metrics.jsonl (and a best/ it saved) would mix with the new run's (steps 1-5 twice), and
+    it cannot be resumed (no checkpoint). They are removed; returns a note saying so (None
+    when there was nothing to remove). A directory with a checkpoint is left alone (the
+    command line refuses to start a new run there)."""
+    metrics = run_dir / METRICS_NAME
+    if (run_dir / CONFIG_NAME).exists() or not os.path.lexists(metrics):
+        return None
+    lines = _count_lines(metrics)
+    try:
+        refuse_link(metrics)  # a link is refused, as when appending to it
+        os.unlink(metrics)
+        best = run_dir / BEST_NAME
+        if os.path.isdir(best) and not os.path.islink(best):
+            for name in (CONFIG_NAME, WEIGHTS_NAME, NEXT_WEIGHTS_NAME):
+                unlink_quietly(best / name)
+            remove_dead_temps(best)
+            try:
+                best.rmdir()
+            except OSError:
+                pass  # something else in it: left as it is
+    except OSError as exc:
+        raise CheckpointError(f"cannot start a new run in {run_dir}: {exc.strerror or exc}") from None
+    return (f"{run_dir} held a run that stopped before its first checkpoint ({lines} lines of "
+            f"{METRICS_NAME}): it cannot be resumed, so the new run starts it over")
+
+
 class RunLog:
     """The metrics.jsonl and TensorBoard writers of one run directory (None: write nothing)."""
 
@@ -53,18 +106,38 @@ class RunLog:
             except OSError as exc:
                 raise CheckpointError(f"cannot write {self._metrics.path}: {exc.strerror or exc}") from None
         if self._writer_cls is not None and self._tb is None:
-            # purge_step hides events a crashed run logged past the step it resumes from.
-            self._tb = self._writer_cls(log_dir=str(self.run_dir / TENSORBOARD_DIR), flush_secs=10,
-                                        purge_step=step + 1 if step else None)
+            tb_dir = self.run_dir / TENSORBOARD_DIR
+            try:
+                real_dir(tb_dir)  # never a link: the event files stay inside the run directory
+            except OSError as exc:
+                raise CheckpointError(f"cannot write TensorBoard events to {tb_dir}: {exc.strerror or exc}") from None
+            # purge_step hides events logged past the step this run starts from: a crashed run's
+            # (resumed from its checkpoint) or one killed before its first checkpoint (a new run).
+            self._tb = self._writer_cls(log_dir=str(tb_dir), flush_secs=10, purge_step=step + 1)
 
     def write(self, m: StepMetrics) -> None:
         if self._metrics is not None and self._metrics.is_open:
-            self._metrics.append(m.to_json())
+            try:
+                self._metrics.append(m.to_json())
+            except OSError as exc:
+                raise CheckpointError(f"cannot write {self._metrics.path} at step {m.step}: "
+                                      f"{exc.strerror or exc}; training stopped, the checkpoints saved "
+                                      f"so far are intact (free space, then rnn-tui train --resume "
+                                      f"{self.run_dir})") from None
         if self._tb is not None:
             for tag in TENSORBOARD_SCALARS:
                 self._tb.add_scalar(tag, getattr(m, tag), m.step)
             if m.val_loss is not None:
                 self._tb.add_scalar("val_loss", m.val_loss, m.step)
+
+    def sync(self) -> None:
+        """Make the lines written so far durable (before each checkpoint: after a power loss the
+        curve never ends before the step of the checkpoint that survived)."""
+        if self._metrics is not None and self._metrics.is_open:
+            try:
+                self._metrics.sync()
+            except OSError as exc:
+                raise CheckpointError(f"cannot write {self._metrics.path}: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         try:

@@ -41,12 +41,12 @@ from ..runs.layout import BEST_NAME
 from ..runs.metrics import StepMetrics  # noqa: F401  (re-exported: what a logged step gives)
 from .checkpoint import FORMAT_VERSION, MAIN_NAME, save_checkpoint
 from .config import LEVELS, OPTIMIZERS, RESUMABLE, TrainConfig  # noqa: F401  (re-exported)
-from .device import describe_device, is_oom, pick_device
-from .errors import ConfigError
+from .device import describe_device, is_oom, memory_bytes, pick_device
+from .errors import ConfigError, DeviceError
 from .model import LoadedModel, RNNLM, build_model
 from .precision import autocast, check_amp, recurrence_in_float32
 from .resume import continue_run, training_state
-from .run_log import RunLog, find_tensorboard
+from .run_log import RunLog, find_tensorboard, start_over
 
 LN2 = math.log(2.0)
 # Beyond this many nats per token exp(loss) overflows a double: the perplexity is inf, and a
@@ -114,7 +114,9 @@ class Trainer:
             raise ConfigError(f"the vocabulary has {n_vocab} tokens but the corpus was encoded with "
                               f"{len(self.corpus.vocab.tokens)}: encode the corpus with the model's vocabulary")
         if model is None:
-            model = build_model(config.model_config(n_vocab), seed=config.seed)
+            model_config = config.model_config(n_vocab)
+            _check_fits(model_config, self.device)
+            model = build_model(model_config, seed=config.seed)
         elif model.config.vocab_size != n_vocab:
             raise ConfigError(f"the model reads {model.config.vocab_size} tokens but the vocabulary "
                               f"has {n_vocab}")
@@ -164,6 +166,10 @@ class Trainer:
         self._paused_s = 0.0
         writes = self.run_dir if self.is_main else None  # under DDP only the main process writes
         self._run_log = RunLog(writes, find_tensorboard(tensorboard, self.notes) if writes is not None else None)
+        if writes is not None:  # the directory of a run killed before its first checkpoint
+            note = start_over(writes)
+            if note:
+                self.notes.append(note)
 
     # ------------------------------------------------------------- resuming a saved run
     @classmethod
@@ -559,6 +565,7 @@ class Trainer:
         """The latest checkpoint with its training state (every rank must call it under DDP)."""
         carry = self._gather_carry()
         if self.is_main:
+            self._run_log.sync()  # the curve reaches the checkpoint's step, even after a power loss
             with self._lock:
                 tensors, info = training_state(self, carry)
                 save_checkpoint(self.run_dir, self.model, self.vocab, self._meta(),
@@ -576,12 +583,31 @@ class Trainer:
             raise ConfigError("save() needs a run directory: none was given to the Trainer")
         if not self.is_main:
             return target if name == MAIN_NAME else target / name
+        self._run_log.sync()
         with self._lock:
             if name != MAIN_NAME:
                 return save_checkpoint(target, self.model, self.vocab, self._meta(), name=name)
             tensors, info = training_state(self, self._state if self._rows is None else None)
             return save_checkpoint(target, self.model, self.vocab, self._meta(), name=name,
                                    resume_tensors=tensors, resume_info=info)
+
+
+# Bytes per parameter training needs at least: weights, gradients and Adam's two moments.
+TRAIN_BYTES_PER_PARAM = 16
+
+
+def _check_fits(model_config, device) -> None:
+    """A model whose training cannot fit in the device's memory is refused before it is built
+    (building it would end in "can't allocate memory", or in the kernel killing the process)."""
+    params = model_config.parameter_count()
+    memory = memory_bytes(device)
+    need = params * TRAIN_BYTES_PER_PARAM
+    if memory is not None and need > memory:
+        c = model_config
+        raise DeviceError(f"a model of {params:,} parameters (hidden {c.hidden}, embed {c.embed}, {c.layers} "
+                          f"layers) needs about {need / 2**30:,.0f} GiB to train, more than the "
+                          f"{memory / 2**30:,.0f} GiB of {describe_device(device)}: use a smaller --hidden, "
+                          f"--embed or --layers")
 
 
 def _nonfinite_name(value: float) -> str:

@@ -43,7 +43,7 @@ TENSORBOARD_DIR = "tb"
 RUNS_ROOT = "runs"  # where `rnn-tui train` puts a run given no --out
 # A config.json holds the vocabulary (a word-level one runs to megabytes); far past that it is
 # not a checkpoint config, and reading it whole would only cost memory.
-MAX_CONFIG_BYTES = 64 << 20
+MAX_CONFIG_BYTES = 32 << 20
 
 
 def checkpoint_dirs(run: Path) -> tuple[Path, Path]:

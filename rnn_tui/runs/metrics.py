@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .files import replacing
+from .files import open_append, open_regular, replacing
 
 # config.json["metrics"] of a checkpoint: where training stood when it was saved.
 SUMMARY_KEYS = ("step", "train_loss", "val_loss", "best_val_loss", "bits_per_token",
@@ -149,7 +149,7 @@ def read_metrics(path, cursor: MetricsCursor | None = None,
     """
     cursor = cursor or MetricsCursor()
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # never a FIFO or a device (/dev/zero would never end)
             st = os.fstat(fh.fileno())
             file_id = (st.st_dev, st.st_ino)
             offset, skip = cursor.offset, cursor.skip
@@ -168,7 +168,10 @@ class MetricsWriter:
     """metrics.jsonl opened for appending, one whole line per write.
 
     ``O_APPEND`` and one ``write()`` per line: a reader sees whole lines or none of a line, and
-    two writers never interleave inside a line. Raises OSError as ``os`` does.
+    two writers never interleave inside a line. Never through a symbolic link (a dangling one
+    would create its target outside the run directory): ``files.UnsafePath``. A write that
+    fails (the disk is full) takes back the part of the line it wrote, so no torn line is
+    left, and raises the OSError.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -182,19 +185,39 @@ class MetricsWriter:
     def open(self) -> None:
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
-                               | getattr(os, "O_BINARY", 0), 0o666)
+            self._fd = open_append(self.path)
 
     def append(self, line: str) -> None:
         """Append one line (its newline is added here)."""
         data = (line + "\n").encode("utf-8")
-        written = os.write(self._fd, data)
-        while written < len(data):  # a regular file takes it whole; this is for the odd case
-            written += os.write(self._fd, data[written:])
+        start = os.fstat(self._fd).st_size
+        written = 0
+        try:
+            while written < len(data):  # a regular file takes it whole, unless the disk fills
+                written += os.write(self._fd, data[written:])
+        except OSError:
+            if written:
+                try:  # a torn last line would stay in the file for good: take it back
+                    os.ftruncate(self._fd, start)
+                except OSError:
+                    pass
+            raise
+
+    def sync(self) -> None:
+        """fsync the file: the lines written so far survive a power loss (called at each checkpoint,
+        so the curve never ends before the checkpoint's step)."""
+        if self._fd is not None:
+            os.fsync(self._fd)
 
     def close(self) -> None:
+        """fsync (best effort: a checkpoint saved after training ends finds the curve durable)
+        and close."""
         if self._fd is not None:
             try:
+                try:
+                    os.fsync(self._fd)
+                except OSError:
+                    pass
                 os.close(self._fd)
             finally:
                 self._fd = None
@@ -220,15 +243,15 @@ def trim_metrics(path: str | os.PathLike, last_step: int) -> bool:
     """
     path = Path(path)
     try:
-        src = open(path, "rb")
+        src = open_regular(path)  # a FIFO or /dev/zero would never end
     except FileNotFoundError:
         return False
     with src:
         size = os.fstat(src.fileno()).st_size
         try:
             with replacing(path) as out:
-                offset, skip, more, written = 0, False, True, 0
-                while more:
+                offset, skip, more, written = 0, False, size > 0, 0
+                while more and offset < size:  # the file as it was when opened: bounded
                     lines, used, skip, more = _read_lines(src, offset, skip, READ_LIMIT)
                     offset += used
                     for line in lines:

@@ -39,6 +39,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .events import CheckpointFound, LoadFailed, ModelLoaded, RowsRead, RunAdded, StateChanged, WatchEvent
+from .files import open_regular
 from .layout import CONFIG_NAME, METRICS_NAME, checkpoint_dirs, is_run, read_config, run_names, runs_in
 from .metrics import N_COLS, MetricsCursor, read_metrics, record_row
 
@@ -75,7 +76,7 @@ def _tail(path: Path, offset: int, size: int = 64) -> bytes:
     """The `size` bytes of a file before `offset` (b"" when unreadable)."""
     start = max(0, offset - size)
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO put in its place must not block the watcher
             fh.seek(start)
             return fh.read(offset - start)
     except OSError:

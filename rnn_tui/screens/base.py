@@ -354,21 +354,31 @@ class ModeScreen(Screen):
     def show_waiting(self, text: str | None) -> None:
         """Show ``text`` instead of the content (None: the content)."""
 
-    def fit_text(self, text: str, what: str = "text", squash: bool = True) -> str | None:
+    def fit_text(self, text: str, what: str = "text", squash: bool = True, limit: int | None = None,
+                 offer: Callable[[str], None] | None = None) -> str | None:
         """Text a person typed, made ready for the app's model, with a notification for each change.
 
         One rule for every screen: whitespace runs become one space (unless not `squash`: a
         prompt's trailing space matters to what comes next); a character model that never
         saw a capital letter reads 'Hello' as 'hello' (not 'ello'); characters it cannot read
         are named (the probes skip them). None, with an error, when it can read none of the
-        text: the caller keeps what it had."""
-        from ..engine.textfit import fit_text
+        text: the caller keeps what it had. With `limit` (tokens: a sentence the probes read
+        whole) a longer text is refused too, and `offer` is given the end of it that fits (the
+        caller puts it back in its editor)."""
+        from ..engine.textfit import fit_sentence, fit_text
 
         lm = self.app.lm
-        fitted, notes = fit_text(lm.vocab if lm is not None else None, text, what, squash)
+        vocab = lm.vocab if lm is not None else None
+        tail = None
+        if limit is None:
+            fitted, notes = fit_text(vocab, text, what, squash)
+        else:
+            fitted, notes, tail = fit_sentence(vocab, text, what, limit)
         for severity, note in notes:
             timeout = {"error": 8, "warning": 6}.get(severity, 4)
             self.notify(note, severity=severity, markup=False, timeout=timeout)
+        if tail is not None and offer is not None:
+            offer(tail)
         return fitted
 
     # -- message routing

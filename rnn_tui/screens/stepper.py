@@ -20,6 +20,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Static
 
+from ..engine.config import MAX_TRACE_TOKENS
 from ..render.bars import ProbBars
 from ..render.colors import _color, legend, rgb
 from ..render.heatmap import Heatmap, token_label, unit_order
@@ -252,8 +253,11 @@ class StepperScreen(ModeScreen):
         self._redraw()
 
     def action_edit(self) -> None:
+        self._open_editor(self.app.sentence)
+
+    def _open_editor(self, value: str) -> None:
         inp = self.query_one("#sentence-input", Input)
-        inp.value = self.app.sentence
+        inp.value = value
         inp.display = True
         self.query_one("#stepper-tokens").display = False
         inp.focus()
@@ -277,7 +281,8 @@ class StepperScreen(ModeScreen):
         if not event.value.strip():
             self.notify("the sentence is empty: nothing changed", severity="warning")
             return
-        text = self.fit_text(event.value, "sentence")
+        # Longer than a trace takes: refused (the current sentence stays), its end offered instead.
+        text = self.fit_text(event.value, "sentence", limit=MAX_TRACE_TOKENS, offer=self._open_editor)
         if text is not None:
             self._notified = text  # fit_text named any unknown characters: on_trace_ready need not
             self.app.set_sentence(text)

@@ -12,7 +12,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..errors import ConfigError, CorpusError, VocabError
+from ..errors import ConfigError, CorpusError, VocabError, quote
 
 LEVELS = ("char", "word")
 ON_UNKNOWN = ("error", "skip", "unk")
@@ -27,7 +27,7 @@ _SHOW_UNKNOWN = 8
 
 def _check_level(level: str) -> str:
     if level not in LEVELS:
-        raise ConfigError(f"unknown tokenisation level {level!r}: choose 'char' or 'word'")
+        raise ConfigError(f"unknown tokenisation level {quote(level)}: choose 'char' or 'word'")
     return level
 
 
@@ -38,7 +38,7 @@ def _noun(level: str, count: int) -> str:
 
 def _unknown_phrase(level: str, unknown: Sequence[str]) -> str:
     """'2 characters not in the model's vocabulary ('Q', '!')', naming at most a few."""
-    shown = ", ".join(repr(t) for t in unknown[:_SHOW_UNKNOWN])
+    shown = ", ".join(quote(t) for t in unknown[:_SHOW_UNKNOWN])
     if len(unknown) > _SHOW_UNKNOWN:
         shown += f", ... and {len(unknown) - _SHOW_UNKNOWN} more"
     return f"{len(unknown)} {_noun(level, len(unknown))} not in the model's vocabulary ({shown})"
@@ -83,13 +83,14 @@ class Vocab:
             raise VocabError("vocabulary tokens must be non-empty strings")
         if len(set(self.tokens)) != len(self.tokens):
             dupes = [t for t, c in Counter(self.tokens).items() if c > 1]
-            raise VocabError(f"vocabulary has duplicate tokens: {', '.join(map(repr, dupes[:8]))}")
+            raise VocabError(f"vocabulary has duplicate tokens: {', '.join(map(quote, dupes[:8]))}")
         if self.unk is not None and self.unk not in self.tokens:
-            raise VocabError(f"the unknown token {self.unk!r} is not in the vocabulary")
+            raise VocabError(f"the unknown token {quote(self.unk)} is not in the vocabulary")
         if self.level == "char":
             bad = [t for t in self.tokens if len(t) != 1 and t != self.unk]
             if bad:
-                raise VocabError(f"a character vocabulary has multi-character tokens: {bad[:8]!r}")
+                raise VocabError("a character vocabulary has multi-character tokens: "
+                                 f"{', '.join(map(quote, bad[:8]))}")
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -182,6 +183,22 @@ class Vocab:
             raise VocabError(f"token id out of range 0..{len(self.tokens) - 1} for this vocabulary")
         sep = "" if self.level == "char" else " "
         return sep.join(self._token_array[arr])
+
+    def tail(self, text: str, n: int) -> str:
+        """The end of `text` that holds its last `n` tokens this vocabulary reads (those encoding
+        with on_unknown="skip" keeps): what a window of `n` tokens reads of it."""
+        if n < 1:
+            return ""
+        if self.level == "char":
+            stoi, seen = self.stoi, 0
+            for i in range(len(text) - 1, -1, -1):
+                if text[i] in stoi:
+                    seen += 1
+                    if seen == n:
+                        return text[i:]
+            return text
+        starts = [m.start() for m in _WORD_RE.finditer(text) if m.group() in self.stoi]
+        return text[starts[-n]:] if len(starts) >= n else text
 
     def to_dict(self) -> dict:
         return {"level": self.level, "tokens": list(self.tokens), "unk": self.unk}

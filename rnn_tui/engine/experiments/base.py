@@ -22,8 +22,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..config import MAX_INT, MAX_SEED
 from ..corpus import Corpus
-from ..errors import ConfigError
+from ..errors import ConfigError, quote
 from ..probes import ProbeResult
 from ..train import TrainConfig, Trainer
 
@@ -115,20 +116,22 @@ def _check_settings(s) -> None:
     for f in fields(s):
         v = getattr(s, f.name)
         if f.name in ("seed",):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ConfigError(f"seed must be a whole number >= 0, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED:
+                raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED}, got {quote(v)}")
         elif isinstance(f.default, bool):
             if not isinstance(v, bool):
-                raise ConfigError(f"{f.name} must be true or false, got {v!r}")
+                raise ConfigError(f"{f.name} must be true or false, got {quote(v)}")
         elif isinstance(f.default, int) and not isinstance(f.default, bool):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{f.name} must be a positive whole number, got {v!r}")
+                raise ConfigError(f"{f.name} must be a positive whole number, got {quote(v)}")
+            if v > MAX_INT:
+                raise ConfigError(f"{f.name} must be at most {MAX_INT:,}, got {quote(v)}")
         elif isinstance(f.default, float):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ConfigError(f"{f.name} must be a positive number, got {v!r}")
+                raise ConfigError(f"{f.name} must be a positive number, got {quote(v)}")
         elif isinstance(f.default, tuple):
             if not isinstance(v, tuple) or not v:
-                raise ConfigError(f"{f.name} must be a non-empty list, got {v!r}")
+                raise ConfigError(f"{f.name} must be a non-empty list, got {quote(v)}")
 
 
 def _coerce(value, default):
@@ -235,11 +238,11 @@ class RunContext:
             f = min(1.0, max(0.0, fraction))
             self.progress(self.lo + (self.hi - self.lo) * f, message)
 
-    def span(self, lo: float, hi: float) -> "RunContext":
+    def span(self, lo: float, hi: float) -> RunContext:
         w = self.hi - self.lo
         return RunContext(self.stop, self.progress, self.lo + w * lo, self.lo + w * hi)
 
-    def part(self, i: int, n: int) -> "RunContext":
+    def part(self, i: int, n: int) -> RunContext:
         return self.span(i / n, (i + 1) / n)
 
     def train(self, cfg: TrainConfig, corpus: Corpus, label: str, model=None,

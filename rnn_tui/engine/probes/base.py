@@ -11,11 +11,9 @@ from dataclasses import fields
 
 import numpy as np
 
+from ..config import MAX_TRACE_TOKENS  # noqa: F401  (re-exported) the longest text trace and gradient_profile take
 from ..errors import ConfigError, ProbeLimitError, VocabError
 
-
-# Longest text trace and gradient_profile take (one Python step per token).
-MAX_TRACE_TOKENS = 4096
 # Values a trace / gradient pass may hold (logits, hidden states, gates): ~256 MB of float32.
 MAX_TRACE_VALUES = 1 << 26
 
@@ -94,8 +92,8 @@ def encode_text(lm, text: str, on_unknown: str, window: int | None, limit: int, 
         ids, tokens = ids[offset:], tokens[offset:]
     if len(ids) > limit:
         raise ProbeLimitError(
-            f"{what}: the text is {len(ids):,} tokens but at most {limit:,} fit; "
-            f"use a shorter text or window={limit} (the last {limit:,} tokens)")
+            f"{what}: the text is {len(ids):,} tokens but at most {limit:,} fit: use a shorter text, "
+            f"or read only its last {limit:,} tokens", fit=limit)
     return ids, tokens, enc, offset
 
 
@@ -104,7 +102,8 @@ def check_values(lm, n_tokens: int, per_token: int, what: str) -> None:
         fit = max(1, MAX_TRACE_VALUES // per_token)
         raise ProbeLimitError(
             f"{what}: {n_tokens:,} tokens of a model this size ({lm.label}) would hold "
-            f"{n_tokens * per_token:,} values; at most {fit:,} tokens fit: use a shorter text or window={fit}")
+            f"{n_tokens * per_token:,} values; at most {fit:,} tokens fit: use a shorter text, "
+            f"or read only its last {fit:,} tokens", fit=fit)
 
 
 def zero_state(model):

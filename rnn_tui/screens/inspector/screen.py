@@ -23,6 +23,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from ...engine.config import MAX_TRACE_TOKENS
 from ...widgets.panel import Panel
 from ..base import LOADING_TEXT, KeyedTask, ModeScreen, emit, stop_event
 from . import draw
@@ -384,16 +385,18 @@ class InspectorScreen(ModeScreen):
         self.query_one("#in-matches", Panel).refresh()
 
     def action_edit(self) -> None:
-        from .help import TextPrompt
+        from ..help import TextPrompt
 
         def done(value: str | None) -> None:
             if value and value.strip():
-                text = self.fit_text(value, "sentence")
+                text = self.fit_text(value, "sentence", limit=MAX_TRACE_TOKENS, offer=ask)
                 if text is not None:
                     self.app.set_sentence(text)
 
-        self.app.push_screen(TextPrompt("Sentence", "the text the inspector reads",
-                                        value=self.app.sentence), done)
+        def ask(value: str) -> None:  # (again with the end of a sentence that was too long)
+            self.app.push_screen(TextPrompt("Sentence", "the text the inspector reads", value=value), done)
+
+        ask(self.app.sentence)
 
     def action_read_match(self) -> None:
         """The sentence around the first visible match becomes the app's sentence."""
