@@ -75,6 +75,14 @@ def test_verb_agreement_matches_the_model_s_own_probabilities(level):
     assert verb_agreement(lm, "the girl reads the book") is None
 
 
+def test_bundled_lstm_gets_the_default_sentence_and_its_twin_right(bundled_lm):
+    for text, plural in ((DEFAULT_SENTENCE, False), (PLURAL, True)):
+        va = verb_agreement(bundled_lm, text)
+        assert va.plural is plural
+        right = va.p_were if plural else va.p_was
+        assert right >= 0.8 and va.p_correct >= 0.8, va.describe()
+
+
 # --------------------------------------------------------------- the verb's loss
 def _reference(lm, text, position):
     """dL/dh_t and dL/dc_t (LSTM) by autograd on the step-wise cell, float64."""
