@@ -77,22 +77,11 @@ def cmd_trace(args) -> int:
     return 0
 
 
-def grads_mode(lm, text: str, mode: str) -> str:
-    """--mode auto: the verb's number when the text has a subject and its was/were, else the last token."""
-    if mode != "auto":
-        return mode
-    from ..engine.probes import token_slot
-
-    tokens = tuple(lm.vocab.encode(text, on_unknown="skip").tokens)
-    slot = token_slot(tokens, lm.vocab.level) if tokens else None
-    return "verb" if slot is not None and slot.has_target else "last"
-
-
 def cmd_grads(args) -> int:
-    from ..engine.probes import MODE_WORDS, gradient_profile
+    from ..engine.probes import MODE_WORDS, gradient_profile, loss_mode_for
 
     lm = load(args)
-    mode = grads_mode(lm, args.text, args.mode)
+    mode = loss_mode_for(lm, args.text, args.mode)
     gp = gradient_profile(lm, args.text, mode=mode)
     warn(gp.unknown_message)
     if args.json:

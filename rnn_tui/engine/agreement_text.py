@@ -124,3 +124,24 @@ def flip_subject(text: str) -> str | None:
             verb = verb.capitalize()
         rest = rest[:v0] + verb + rest[v0 + len(slot.verb_written):]
     return out + rest
+
+
+# Two histories that differ in subject, number and clause but end alike: the stepper shows how
+# close the states they leave behind are (the hidden state is a lossy summary, not a recording).
+_PARTNERS = (("the man that she chased", "the men that she chased"),
+             ("the dog that they met", "the dogs that they met"))
+
+
+def alias_partner(text: str) -> str | None:
+    """A different history that ends like `text`: another subject, clause and number-matched
+    words before the same verb and ending. None without an agreement slot with its verb."""
+    slot = find_agreement(text)
+    if slot is None or slot.verb_written is None:
+        return None
+    sentence_start = text.rfind(".", 0, slot.subject_start) + 1
+    head = text[:sentence_start] + (" " if sentence_start else "")
+    for pair in _PARTNERS:
+        partner = pair[int(slot.plural)]
+        if slot.subject.lower() not in partner.split():
+            return head + partner + " " + text[slot.verb_start:]
+    return None

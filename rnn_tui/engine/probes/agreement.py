@@ -144,3 +144,13 @@ def verb_agreement(lm, text: str, on_unknown: str = "skip") -> VerbAgreement | N
         p_was=math.exp(lp["was"]), p_were=math.exp(lp["were"]), p_correct=share, log_odds=right - wrong,
         unknown=unknown, unknown_message=message,
     )
+
+
+def loss_mode_for(lm, text: str, preferred: str = "verb") -> str:
+    """The gradient profile's loss for this text: `preferred`, except that "verb" (or "auto")
+    falls back to "last" when the text has no subject with its was/were written out."""
+    if preferred not in ("verb", "auto"):
+        return preferred
+    tokens = tuple(lm.vocab.encode(text, on_unknown="skip").tokens) if isinstance(text, str) else ()
+    slot = token_slot(tokens, lm.vocab.level) if tokens else None
+    return "verb" if slot is not None and slot.has_target else "last"
