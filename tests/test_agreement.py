@@ -83,6 +83,26 @@ def test_bundled_lstm_gets_the_default_sentence_and_its_twin_right(bundled_lm):
         assert right >= 0.8 and va.p_correct >= 0.8, va.describe()
 
 
+def test_bundled_lstm_carries_the_number_on_a_few_units_with_open_forget_gates(bundled_lm):
+    """Why the LSTM's all-unit gradient curve can fall though it remembers: a few cell units
+    carry the number with forget gates near 1; their cell path keeps orders of magnitude more
+    gradient than the median unit's."""
+    from rnn_tui.engine.probes import number_carriers
+    from rnn_tui.screens.gradients.draw import GradientsComputed, ProfileEntry, verdict_words
+
+    for text in (DEFAULT_SENTENCE, PLURAL):
+        nc = number_carriers(bundled_lm, text)
+        assert nc.state == "c" and nc.knows_number and nc.distance == 23
+        assert nc.keep_units.mean() > nc.keep_all + 0.15  # forget gates open wider than the average unit's
+        assert nc.product_units.max() > 1e4 * nc.product_median
+        assert "carry the number" in nc.describe() and "highway" in nc.describe()
+    profile = gradient_profile(bundled_lm, DEFAULT_SENTENCE, mode="verb")
+    result = GradientsComputed([ProfileEntry("current", "this", profile, cell="lstm")], mode="verb",
+                               carriers=number_carriers(bundled_lm, DEFAULT_SENTENCE), carriers_of="this")
+    words = " ".join(verdict_words(result).plain.split())
+    assert "carry the number, forget gates ≈" in words and "over 23 steps" in words
+
+
 # --------------------------------------------------------------- the verb's loss
 def _reference(lm, text, position):
     """dL/dh_t and dL/dc_t (LSTM) by autograd on the step-wise cell, float64."""
