@@ -21,6 +21,7 @@ on); `tracing` the step-by-step probes; `recurrence` the Jacobian products and t
 """
 
 from .agreement import TokenSlot, VerbAgreement, loss_mode_for, token_slot, verb_agreement
+from .connectivity import MAX_CONNECTIVITY_TOKENS, Connectivity, connectivity
 from .carriers import Aliasing, NumberCarriers, aliasing, number_carriers
 from .base import MAX_TRACE_TOKENS, MAX_TRACE_VALUES, ProbeResult, encode_text, layer_index, to_jsonable, zero_state
 from .recurrence import (MAIN_BLOCK, MAIN_REASON, MAX_JACOBIAN_BYTES, MAX_JACOBIAN_TOKENS, MAX_JACOBIAN_WORK,
@@ -31,4 +32,5 @@ __all__ = ["MAX_TRACE_TOKENS", "MAX_TRACE_VALUES", "ProbeResult", "encode_text",
            "zero_state", "MAIN_BLOCK", "MAIN_REASON", "MAX_JACOBIAN_BYTES", "MAX_JACOBIAN_TOKENS",
            "MAX_JACOBIAN_WORK", "MAX_SPECTRUM_HIDDEN", "JacobianMap", "Spectrum", "jacobian_fit", "jacobian_map",
            "spectrum", "MODES", "MODE_WORDS", "GradientProfile", "Trace", "gradient_profile", "trace",
-           "TokenSlot", "VerbAgreement", "token_slot", "verb_agreement", "loss_mode_for", "Aliasing", "aliasing", "NumberCarriers", "number_carriers"]
+           "TokenSlot", "VerbAgreement", "token_slot", "verb_agreement", "loss_mode_for", "Aliasing", "aliasing", "NumberCarriers", "number_carriers", "Connectivity", "connectivity",
+           "MAX_CONNECTIVITY_TOKENS"]
