@@ -193,3 +193,34 @@ def test_verb_loss_needs_a_verb():
         gradient_profile(lm, "the girl reads the book", mode="verb")
     with pytest.raises(VocabError, match="was' or 'were'"):
         gradient_profile(lm, "the cats that we saw w", mode="verb")
+
+
+# ------------------------------------------------------------- connectivity, aliasing
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_connectivity_matches_the_jacobian_of_the_step_wise_cell(cell):
+    """||d logits_t / d x_k||_F from the fused module's batched backward passes against
+    torch.func.jacrev of the step-wise path, float64."""
+    from rnn_tui.engine.probes import connectivity
+
+    lm = make_tiny_lm(cell, hidden=8, seed=6)
+    lm.model.double()
+    text = "the cats were sad"
+    c = connectivity(lm, text)
+    model = lm.model
+    x = model.embed(torch.as_tensor(lm.vocab.encode(text).ids)[None]).detach()[0]
+    jac = torch.func.jacrev(lambda xx: model.stepwise(inputs=xx[None]).logits[0])(x).detach()  # [T, V, T, E]
+    ref = jac.norm(dim=(1, 3)).numpy()
+    np.testing.assert_allclose(c.norms, np.tril(ref), rtol=1e-9, atol=1e-12)
+    assert np.allclose(np.triu(ref, 1), 0.0) and c.row(len(text) - 1)[-1] == pytest.approx(1.0)
+
+
+def test_aliasing_two_histories_that_end_alike():
+    from rnn_tui.engine.agreement_text import alias_partner
+    from rnn_tui.engine.probes import aliasing
+
+    assert alias_partner(DEFAULT_SENTENCE) == "the man that she chased was happy"
+    assert alias_partner(PLURAL) == "the men that she chased were happy"
+    assert alias_partner("the man that we saw was sad") == "the dog that they met was sad"
+    assert alias_partner("the girl reads the book") is None
+    a = aliasing(make_tiny_lm("lstm"), DEFAULT_SENTENCE)
+    assert a.partner == "the man that she chased was happy" and a.relative >= 0 and a.typical > 0

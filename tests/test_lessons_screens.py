@@ -114,3 +114,44 @@ async def test_gradients_loss_falls_back_to_the_last_token_without_a_verb():
         # a vanilla RNN's one step back, in words: rho(W) against the tanh slope
         jac = plain(screen.jacobian_view(screen.result))
         assert "Jₜ = ∂hₜ/∂hₜ₋₁ = diag(1−hₜ²)·W_hh" in jac and "tanh slope 1−hₜ² averages" in jac
+
+
+def test_concepts_say_where_their_number_comes_from_before_anything_is_measured():
+    from types import SimpleNamespace
+
+    from rnn_tui.screens.concepts import CONCEPTS, concept_rows
+
+    app = SimpleNamespace(session=SimpleNamespace(facts={}, lab_results={}))
+    for mode in CONCEPTS:
+        rows = concept_rows(app, mode)
+        assert rows and all(text.startswith("[") and "cannot say" not in text for _, text in rows), mode
+    lab = dict(concept_rows(app, "lab"))
+    assert "Lab → failure-modes measures all three" in lab["three failures"]
+    assert "Elman (1990" in dict(concept_rows(app, "stepper"))["Elman 1990"]
+
+
+async def test_help_concepts_quote_the_numbers_the_screens_measured():
+    from rnn_tui.screens.concepts import concept_rows
+
+    app = RnnTuiApp(lm=make_tiny_lm("lstm"), cursor_blink=False, device="cpu")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, rounds=3)
+        await wait_for(pilot, lambda: "stepper.reach" in app.session.facts, what="the stepper's facts")
+        await pilot.press("3")
+        await wait_for(pilot, lambda: "gradients" in app.session.facts, what="the gradients' facts")
+        stepper = dict(concept_rows(app, "stepper"))
+        assert "the share each model gives the right form: this lstm" in stepper["agreement"].lower()
+        assert "'the man that she chased was happy'" in stepper["not a recording"]
+        assert "tokens back at >= 1%" in stepper["not infinite"]
+        grads = dict(concept_rows(app, "gradients"))
+        assert "Here 31 steps to the loss: a 31-layer net." in grads["unrolling"]
+        assert "median rho(J_t)" in grads["one step back"]
+        assert "Measured here: this" in grads["not zero"] and "The vanilla RNN here:" in grads["vanish / explode"]
+        await pilot.press("question_mark")
+        await pilot.pause()
+        from rnn_tui.screens.help import HelpScreen
+
+        assert isinstance(app.screen, HelpScreen)
+        texts = [plain(part.content) for part in app.screen.query(".help-part")]
+        assert any("concepts: what the data above shows" in t for t in texts)
+        assert any("a 31-layer net" in t for t in texts)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...engine.saturation import KEEP_GATE
 from .plotting import PALETTE, fraction_axis, plot_line
 from .views import LabViews
 
 views = LabViews("saturation")
+KEEP_GATE = {"lstm": "f", "gru": "z"}  # engine.saturation's, without importing torch at startup
 
 
 def _series(r) -> list[str]:
