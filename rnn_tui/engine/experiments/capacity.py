@@ -90,10 +90,29 @@ class CapacityResult(ExperimentResult):
             if not np.isfinite(acc).any():
                 continue
             ok = [int(n) for n, a in zip(self.tested, acc) if a >= 0.9]
-            held = f"holds {max(ok)} symbols ({max(ok) * math.log2(self.symbols):.0f} bits) at >= 90%" if ok \
-                else "holds no N at >= 90%"
+            held = (f"holds {max(ok)} symbol{'s' if max(ok) > 1 else ''} ({max(ok) * math.log2(self.symbols):.0f} "
+                    "bits) at >= 90%") if ok else "holds no N at >= 90%"
             out.append(f"H = {int(h)}: {held}; at most {self.capacity_bits[i]:.1f} bits recalled "
                        f"({self.capacity_bits[i] / h:.2f} bits per unit)")
+        out += self.same_load()
+        return out
+
+    def same_load(self) -> list[str]:
+        """Recall at the same N/H across hidden sizes: how well the load per unit predicts it."""
+        from fractions import Fraction
+
+        by_ratio: dict = {}
+        for i, h in enumerate(self.hidden):
+            for j, n in enumerate(self.tested):
+                if np.isfinite(self.accuracy[i, j]):
+                    by_ratio.setdefault(Fraction(int(n), int(h)), []).append((int(h), float(self.accuracy[i, j])))
+        out = []
+        for ratio in sorted(by_ratio):
+            pairs = by_ratio[ratio]
+            if len(pairs) >= 3:
+                accs = [a for _, a in pairs]
+                out.append(f"at N/H = {ratio}: recall {min(accs):.2f}-{max(accs):.2f} over H = "
+                           f"{', '.join(str(h) for h, _ in pairs)}")
         return out
 
 

@@ -121,7 +121,8 @@ def run_failure_modes(s: FailureSettings, ctx: RunContext) -> dict:
          "cannot learn long-range dependencies", "Bengio et al. 1994, Pascanu et al. 2013",
          "Gradients screen (3), spectral, init-schemes"),
         ("finite capacity", "information",
-         f"H = {h} recalls at most {fmt(bits[best], 1)} bits of a random list ({fmt(bits[best] / h, 2)} per unit)",
+         f"H = {h} recalls at most {fmt(bits[best], 1)} bits of a list of random symbols after "
+         f"{s.capacity_steps} training steps ({fmt(bits[best] / h, 2)} per unit)",
          "cannot represent distant information", "a fixed-size state: the data processing inequality",
          "capacity, memory-horizon"),
         ("curse of memory", "dynamics",
