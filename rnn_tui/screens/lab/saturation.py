@@ -43,6 +43,27 @@ def gates(plt, r, width: int, height: int) -> None:
     plt.xlabel("fraction of steps shut (left-saturated)")
 
 
+def _keep_layers(r) -> list[str]:
+    """cell.keep-gate.layer keys: the forget (LSTM) and update (GRU) gates, one series per layer."""
+    return [key for key in r.left if key.split(".")[1] == KEEP_GATE.get(key.split(".")[0])]
+
+
+def _layers_key(r) -> list[tuple[str, tuple]]:
+    return [(f"{k.split('.')[0]} {'forget' if k.split('.')[1] == 'f' else 'update'} gates, layer {k.split('.')[2]}",
+             PALETTE[i % len(PALETTE)]) for i, k in enumerate(_keep_layers(r))]
+
+
+@views.chart("keep gates by layer", key=_layers_key, marker="● ")
+def keep_by_layer(plt, r, width: int, height: int) -> None:
+    plt.title("forget (LSTM) and update (GRU) gate units, per layer: shut (< 0.1) against open (> 0.9)")
+    for i, key in enumerate(_keep_layers(r)):
+        plt.scatter(np.asarray(r.left[key], float).tolist(), np.asarray(r.right[key], float).tolist(),
+                    color=PALETTE[i % len(PALETTE)], marker="•")
+    plt.xlim(-0.02, 1.02)
+    fraction_axis(plt)
+    plt.xlabel("fraction of steps shut (left-saturated)")
+
+
 def _cells_key(r) -> list[tuple[str, tuple]]:
     return [(f"{c} {'forget' if KEEP_GATE[c] == 'f' else 'update'} gates", PALETTE[i % len(PALETTE)])
             for i, c in enumerate(r.cells)]
