@@ -1,6 +1,7 @@
 """`Session`: what the screens share besides the model and the sentence.
 
-One per app, created with it: the lab's results (other screens quote them), the compare
+One per app, created with it: the lab's results (other screens quote them), the numbers the
+screens measured that the help's concepts quote (`facts`), the compare
 screen's trained models (so leaving and coming back keeps them), the spectral radius of
 every training snapshot (the Dynamics screen draws it, opened or not), and the bundled trained
 models (rnn, lstm, gru) that several screens draw next to the current one, each loaded once
@@ -27,6 +28,8 @@ def load_bundled(name: str):
 class Session:
     def __init__(self) -> None:
         self.lab_results: dict[str, Any] = {}  # experiment name -> its latest result
+        # What the screens measured that the concepts in ? quote ("stepper.alias", "gradients.profiles"...)
+        self.facts: dict[str, Any] = {}
         self.compare: Any = None  # the compare screen's models and curves, once trained or loaded
         # (training step, spectral radius) of every snapshot of the run training in the app
         self.radius_history: list[tuple[int, float]] = []

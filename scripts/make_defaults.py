@@ -25,7 +25,7 @@ DEFAULTS = ROOT / "rnn_tui" / "defaults"
 
 # One budget for all three cells so the comparison screens compare like with like.
 COMMON = dict(corpus="grammar", level="char", embed=32, hidden=64, layers=1, seq_len=64, batch=32,
-              lr=3e-3, optimizer="adam", clip=1.0, steps=2000, eval_every=250, seed=0, device="cpu")
+              lr=3e-3, optimizer="adam", clip=1.0, steps=6000, eval_every=500, seed=0, device="cpu")
 
 
 def make(cell: str) -> None:
@@ -45,6 +45,17 @@ def make(cell: str) -> None:
     last = trainer.history[-1]
     print(f"{cell}: {trainer.step} steps in {time.perf_counter() - t0:.1f}s, train {last.loss:.3f} "
           f"nats, best val {result.best_val_loss:.3f} nats, {size / 1024:.0f} KiB -> {out}")
+    report_agreement(lm)
+
+
+def report_agreement(lm) -> None:
+    """The default sentence is an agreement test: what the new model puts on was / were."""
+    from rnn_tui.engine.agreement_text import flip_subject
+    from rnn_tui.engine.corpus import DEFAULT_SENTENCE
+    from rnn_tui.engine.probes import verb_agreement
+
+    for text in (DEFAULT_SENTENCE, flip_subject(DEFAULT_SENTENCE)):
+        print(f"    {verb_agreement(lm, text).describe()}")
 
 
 if __name__ == "__main__":

@@ -209,16 +209,41 @@ def test_grammar_default_sentence_and_lexicon():
         assert word in corpus.categories
     assert corpus.categories["cat"] == "NOUN_ANIMAL" and corpus.categories["girl"] == "NOUN_HUMAN"
     n_words = sum(len(w) for w in GRAMMAR_LEXICON.values())
-    assert 35 <= n_words <= 45
+    assert 45 <= n_words <= 60  # Elman's few dozen words, and the plural subjects
     sentences = grammar_sentences(2000, seed=0)
     assert all(s.endswith(".") for s in sentences)
-    # the default sentence's shape is one the grammar produces
+    # the default sentence's shape is one the grammar produces, and its plural twin's
     assert any(s.startswith("the ") and " that we " in s and s.endswith(" was happy.") for s in sentences)
+    assert any(s.startswith("the cats that ") and s.endswith(" were happy.") for s in sentences)
     # a swapped lexicon reuses the templates: an unseen noun stands where human nouns stood
     zog = dict(GRAMMAR_LEXICON, NOUN_HUMAN=("zog",))
     zogged = " ".join(grammar_sentences(300, seed=0, lexicon=zog))
     assert "zog" in zogged and not any(f" {w} " in zogged for w in GRAMMAR_LEXICON["NOUN_HUMAN"])
     assert corpus.vocab.encode("the zog sleeps.").handling == "none"
+
+
+def test_grammar_agreement_is_a_real_test():
+    """Singular subjects take 'was', plural ones 'were', equally often; the clause's own nouns
+    and pronouns take either number, so the word before the verb is no clue to it."""
+    from rnn_tui.engine.agreement_text import find_agreement, is_plural
+
+    slots = [(s, find_agreement(s)) for s in grammar_sentences(4000, seed=3)]
+    slots = [(s, a) for s, a in slots if a is not None and a.verb_written is not None]
+    assert all(a.agrees for _, a in slots)  # the grammar itself always agrees
+    plural = [a.plural for _, a in slots]
+    assert 0.4 < sum(plural) / len(plural) < 0.6
+    clause = [(s, a) for s, a in slots if " that " in s]
+    assert len(clause) > 800
+    # the last noun or pronoun before the verb: its number matches the subject's about half the time
+    same = []
+    for s, a in clause:
+        words = s[a.subject_end:a.verb_start].split()
+        numbered = [w for w in words if is_plural(w) is not None or w in ("he", "she", "we", "they")]
+        if numbered:
+            last = numbered[-1]
+            last_plural = is_plural(last) if is_plural(last) is not None else last in ("we", "they")
+            same.append(last_plural == a.plural)
+    assert len(same) > 500 and 0.35 < sum(same) / len(same) < 0.65
 
 
 def test_grammar_word_level():

@@ -9,6 +9,7 @@ and memory-horizon (3-5 s).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
@@ -32,7 +33,13 @@ from rnn_tui.engine.experiments import (
 )
 
 NAMES = ("parity", "init-schemes", "clipping", "tbptt", "zog", "temperature", "agreement",
-         "memory-horizon", "spectral")
+         "memory-horizon", "spectral", "elman", "capacity", "saturation", "connectivity", "failure-modes")
+
+
+@functools.lru_cache(maxsize=None)
+def quick(name: str):
+    """The quick run of an experiment, once per test session (claims and views share it)."""
+    return run_experiment(name, quick=True)
 
 
 def _json_ok(result) -> dict:
@@ -169,6 +176,140 @@ def test_spectral_decay_edge_and_explosion():
 
 
 # ------------------------------------------------------------------ helpers
+def test_elman_tree_splits_nouns_from_verbs_and_puts_zog_with_the_humans():
+    r = quick("elman")
+    cats = dict(zip(r.words, r.categories))
+    depth, left, right, lw, rw = r.splits[0]
+    assert depth == 1 and {left, right} == {"verbs", "nouns + novel"}
+    for side in (lw, rw):  # each side of the top split is all nouns or all verbs
+        families = {cats[w].split("_")[0] for w in side if cats[w] != "NOVEL"}
+        assert len(families) == 1
+    names = [(a, b) for _, a, b, _, _ in r.splits]
+    assert any({a, b} == {"inanimate nouns", "animate nouns + novel"} for a, b in names)
+    assert "human" in r.novel_group and set(r.novel_neighbours) <= {"man", "woman", "girl", "boy"}
+    assert r.linkage.shape == (len(r.words) - 1, 4) and sorted(r.order.tolist()) == list(range(len(r.words)))
+    assert np.all(np.diff(r.linkage[:, 2]) >= -1e-9)  # Ward merges come in increasing height
+    data = _json_ok(r)
+    assert data["splits"][0][1] in ("verbs", "nouns + novel")
+
+
+def test_ward_linkage_and_group_names():
+    from rnn_tui.engine.experiments import group_name, leaves_of, ward_linkage
+
+    pts = np.array([[0.0], [0.1], [10.0], [10.2], [30.0]])
+    link = ward_linkage(pts)
+    assert link[:2, :2].tolist() == [[0, 1], [2, 3]] and link[-1, 3] == 5
+    assert sorted(leaves_of(link, 2 * 5 - 2, 5)) == [0, 1, 2, 3, 4]
+    assert group_name(["NOUN_HUMAN", "NOUN_HUMAN"]) == "singular human nouns"
+    assert group_name(["NOUN_HUMAN", "NOUN_ANIMAL_PL", "NOUN_FOOD"]) == "nouns"
+    assert group_name(["VERB_TRAN", "VERB_EAT", "NOVEL"]) == "transitive verbs + novel"
+    assert group_name(["VERB_TRAN", "NOUN_FOOD"]) == "mixed"
+
+
+def test_capacity_recall_falls_with_n_and_rises_with_h():
+    r = quick("capacity")
+    acc = r.accuracy
+    assert acc.shape == (2, 4) and np.isfinite(acc).all()
+    assert (acc[:, 0] >= acc[:, -1]).all() and acc[1, 0] > acc[1, -1] + 0.3  # one symbol is easy, eight are not
+    assert acc[1].mean() > acc[0].mean() + 0.1  # H = 32 recalls more than H = 8
+    assert r.capacity_bits[1] > r.capacity_bits[0]
+    assert (r.bits <= r.bits_needed[None, :] + 1e-9).all() and (r.bits >= 0).all()
+    assert (acc >= 0).all() and (acc <= 1).all()
+    from rnn_tui.engine.experiments import bits_recalled
+
+    assert bits_recalled(1.0, 4, 8) == pytest.approx(12.0) and bits_recalled(1 / 8, 4, 8) == pytest.approx(0.0)
+    _json_ok(r)
+
+
+def test_saturation_forget_gates_open_while_training():
+    r = quick("saturation")
+    assert r.cells == ("lstm",) and set(r.left) == {"lstm.i.1", "lstm.f.1", "lstm.o.1"}
+    for key in r.left:
+        left, right = np.asarray(r.left[key]), np.asarray(r.right[key])
+        assert left.shape == (32,) and ((left >= 0) & (right >= 0) & (left + right <= 1 + 1e-9)).all()
+    opened = r.time_open[0]
+    assert np.isfinite(opened).all() and opened[-1] > opened[0]  # more forget gates sit open after training
+    _json_ok(r)
+
+
+def test_saturation_recorder_is_a_trainer_callback():
+    from rnn_tui.engine.corpus import load_corpus
+    from rnn_tui.engine.saturation import SaturationRecorder, gate_saturation
+    from rnn_tui.engine.train import TrainConfig, Trainer
+
+    corpus = load_corpus("grammar", size=300)
+    trainer = Trainer(TrainConfig(cell="gru", hidden=8, embed=8, steps=6, seq_len=16, batch=4, eval_every=0,
+                                  eval_batches=1), corpus=corpus)
+    rec = SaturationRecorder(trainer.model, corpus.val[:200], every=3)
+    trainer.on_metrics = rec
+    trainer.run()
+    assert rec.steps == [0, 3, 6] and len(rec.fraction) == len(rec.time_open) == 3
+    sat = gate_saturation(trainer.snapshot(), "the cat that we saw yesterday was happy")
+    assert sat.gates == ("r", "z") and sat.right["z"].shape == (1, 8)
+    with pytest.raises(ConfigError, match="gated cell"):
+        gate_saturation(make_rnn_lm(), "the cat")
+
+
+def make_rnn_lm():
+    from conftest import make_tiny_lm
+
+    return make_tiny_lm("rnn")
+
+
+def test_connectivity_at_the_verb_for_the_bundled_cells():
+    r = quick("connectivity")
+    assert r.models == ("rnn", "lstm") and r.tokens[r.position] == "w" and r.position - r.subject == 23
+    assert np.allclose(r.row[:, -1], 1.0)  # relative to the output's own input
+    upper = np.triu(np.ones(r.norms.shape[1:], bool), 1)
+    assert (r.norms[:, upper] == 0).all()  # causal: no output sees a later input
+    assert (r.reach >= 1).all() and np.isfinite(r.at_subject).all()
+    _json_ok(r)
+
+
+def test_failure_modes_three_rows_each_measured():
+    r = quick("failure-modes")
+    assert [m[0] for m in r.modes] == ["vanishing gradients", "finite capacity", "curse of memory"]
+    assert all(m[5] for m in r.modes)  # each names where it is shown in full
+    assert 0 < r.gradient_at_subject < 1 and r.steps_back == 23
+    # the curse: memory only near lambda = 1, and the sensitivity grows with it
+    assert np.all(np.diff(r.memory) > 0) and np.all(np.diff(r.sensitivity) > 0)
+    assert r.memory[-1] == pytest.approx(0.99 ** r.length, rel=1e-9)  # lambda^T for an orthogonal Q
+    _json_ok(r)
+
+
+@pytest.mark.parametrize("name", ["elman", "capacity", "saturation", "connectivity", "failure-modes"])
+def test_lab_views_of_the_new_experiments_draw(name):
+    """Every view of the new experiments draws its result: charts through plotext, text views
+    through Rich, at 80 columns, without an error."""
+    import io
+
+    import plotext
+    from rich.console import Console
+
+    from rnn_tui.screens.lab import views_of
+
+    r = quick(name)
+    views = views_of(name)
+    assert views and views[0].name != "result"
+    for view in views:
+        if view.is_text:
+            console = Console(width=60, record=True, file=io.StringIO(), color_system=None)
+            console.print(view.text(r, 60))
+            assert console.export_text().strip(), view.name
+        else:
+            plotext.clf()
+            plotext.plotsize(60, 18)
+            view.draw(plotext, r, 60, 18)
+            assert plotext.build().strip(), view.name
+            assert all(label for label, _ in view.series_key(r))
+    if name == "elman":  # the dendrogram: one row per word, the novel word among them
+        console = Console(width=100, record=True, file=io.StringIO(), color_system=None)
+        console.print(views[0].text(r, 100))
+        text = console.export_text()
+        assert "zog" in text and "┤" in text or "├" in text
+        assert sum(1 for line in text.splitlines() if line.strip().split(" ")[0] in r.words) == len(r.words)
+
+
 def test_dynamics_helpers():
     w = dynamics.random_recurrent(16, seed=1)
     assert math.isclose(dynamics.spectral_radius(w), 1.0, rel_tol=1e-9)

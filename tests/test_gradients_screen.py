@@ -96,14 +96,32 @@ async def test_profiles_for_every_cell_in_plain_words():
         names = [e.name for e in screen.result.entries]
         assert names == ["current", "rnn", "lstm", "gru"]
         assert all(e.profile is not None for e in screen.result.entries)
+        # The default loss: the prediction that decides the verb's number (the letter after "w").
+        assert screen.result.mode == "verb"
+        current = screen.result.entries[0].profile
+        assert current.mode == "verb" and current.subject_word == "cat"
+        assert DEFAULT_SENTENCE[current.position] == "w" and current.dc is not None  # an LSTM: dL/dc too
         words = text_of(screen, "#gr-words")
-        assert "first token's gradient is" in words  # GradientProfile.describe()
+        assert "of the verb's gradient, the subject 'cat' (23 back) gets:" in words
         for name in ("this", "rnn", "lstm", "gru"):
             assert f"■ {name} " in words
+        # which units carry the number is worked out, but an untrained LSTM that does not know
+        # the number (it says "was" for both twins) gets no explanation of a memory it lacks
+        assert screen.result.carriers is not None and not screen.result.carriers.knows_number
+        assert "carry the number" not in words
+        assert "‖dL/dc_t‖ this lstm's cell state" in words and "subject · loss" in words
         chart = screen.query_one("#gr-chart", Chart)
         chart.render()
         assert chart.drawn.underflow_points == 0
+        assert "the verb's number" in text_of(screen, "#gr-info")
         assert "computing" not in text_of(screen, "#gr-info")
+
+        # m: the loss at the last token.
+        await pilot.press("m")
+        assert screen.loss_mode == "last"
+        screen = await computed(pilot)
+        assert screen.result.entries[0].profile.mode == "last"
+        assert "first token's gradient is" in text_of(screen, "#gr-words")  # GradientProfile.describe()
 
         # m: the loss summed over every prediction.
         await pilot.press("m")
@@ -121,6 +139,8 @@ async def test_profiles_for_every_cell_in_plain_words():
         await pilot.pause()
         jac = text_of(screen, "#gr-jac")
         assert "spectral radius" in jac and "Jacobian map" in jac and "log scale" in jac
+        assert "unrolled: 38 steps of one cell = a 38-layer network" in jac  # summed: all but the last token
+        assert "the c→c block of Jₜ is diag(fₜ)" in jac  # one step back, in words
         assert "Frobenius norm" in jac and "identity" in jac  # what the norm is, why the diagonal is √D
         jm = screen.result.jacobian
         assert jm.norms.shape == (len(DEFAULT_SENTENCE), len(DEFAULT_SENTENCE))
@@ -131,6 +151,8 @@ async def test_profiles_for_every_cell_in_plain_words():
 async def test_underflow_is_drawn_and_named_not_a_crash():
     app = GradientsFirstApp(lm=underflowing_rnn(), cursor_blink=False, device="cpu")
     async with app.run_test(size=SIZE) as pilot:
+        screen = await computed(pilot)
+        await pilot.press("m")  # the loss at the last token: the first token's gradient underflows
         screen = await computed(pilot)
         current = screen.result.entries[0]
         assert current.name == "current" and current.profile.underflow_h[-1].any()
@@ -173,7 +195,7 @@ async def test_missing_bundled_models_are_named(monkeypatch):
     app = GradientsFirstApp(lm=make_tiny_lm("lstm"), cursor_blink=False, device="cpu")
     async with app.run_test(size=SIZE) as pilot:
         screen = await computed(pilot)
-        words = text_of(screen, "#gr-words")
+        words = " ".join(text_of(screen, "#gr-words").split())
         assert "rnn: n/a" in words
         assert "not drawn" in words and "missing" in words
         assert screen.query_one("#gr-chart", Chart).render()  # the current model still draws

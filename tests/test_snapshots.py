@@ -23,6 +23,22 @@ async def settle(pilot) -> None:
 SIZES = [(80, 24), (120, 40)]
 
 
+@pytest.fixture(autouse=True)
+def tiny_bundled(monkeypatch):
+    """The stepper reads the bundled rnn/lstm/gru beside the current model (the agreement
+    line): tiny seeded stand-ins, so nothing here depends on the shipped defaults."""
+    import rnn_tui.session as session
+
+    cache = {}
+
+    def load(name):
+        if name not in cache:
+            cache[name] = make_tiny_lm(name, seed=1)
+        return cache[name]
+
+    monkeypatch.setattr(session, "load_bundled", load)
+
+
 def make_app(**kw) -> RnnTuiApp:
     return RnnTuiApp(lm=make_tiny_lm("lstm", hidden=32), cursor_blink=False, **kw)
 

@@ -189,8 +189,10 @@ def sub_parser() -> argparse.ArgumentParser:
             q.add_argument("--top-k", type=_positive_int, default=5,
                            help="next-token candidates per step (default 5)")
         if name == "grads":
-            q.add_argument("--mode", choices=("last", "sum"), default="last",
-                           help="the loss: at the last token (default) or summed over every prediction")
+            q.add_argument("--mode", choices=("auto", "verb", "last", "sum"), default="auto",
+                           help="the loss: the verb's number (the prediction that tells 'was' from "
+                           "'were'), the last token, or every prediction summed; auto (default): "
+                           "verb when the text has a subject and its was/were, else last")
         if name == "jacobian":
             q.add_argument("--layer", type=int, default=-1, help="which layer (default -1: the top one)")
 

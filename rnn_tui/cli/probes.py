@@ -68,13 +68,16 @@ def _windowed(probe, *args, window: int | None = None, **kwargs):
 
 
 def cmd_trace(args) -> int:
-    from ..engine.probes import trace
+    from ..engine.probes import trace, verb_agreement
 
     lm = load(args)
     tr = _windowed(trace, lm, args.text, top_k=args.top_k, window=args.window)
     warn(tr.unknown_message)
+    va = verb_agreement(lm, args.text, window=args.window)
     if args.json:
-        dump(tr.to_json())
+        data = tr.to_json()
+        data["agreement"] = va.to_json() if va is not None else None
+        dump(data)
         return 0
     print(f"{lm.label}: {len(tr.tokens)} tokens, mean loss {tr.mean_loss:.3f} nats")
     print(f"{'t':>3} {'tok':>4} {'next':>4} {'p(next)':>8} {'loss':>6}  top-{min(args.top_k, len(lm.vocab.tokens))}")
@@ -85,26 +88,35 @@ def cmd_trace(args) -> int:
         loss = f"{tr.next_loss[t]:.2f}" if nxt >= 0 else ""
         top = " ".join(f"{_fmt_tok(s)}:{q:.2f}" for s, q in zip(tr.topk_tokens[t], tr.topk_probs[t]))
         print(f"{t:>3} {_fmt_tok(tok):>4} {nxt_tok:>4} {p:>8} {loss:>6}  {top}")
+    if va is not None:
+        print(f"agreement at the verb: {va.describe()}")
     return 0
 
 
 def cmd_grads(args) -> int:
-    from ..engine.probes import gradient_profile
+    from ..engine.probes import MODE_WORDS, gradient_profile, loss_mode_for
 
     lm = load(args)
-    gp = _windowed(gradient_profile, lm, args.text, mode=args.mode, window=args.window)
+    mode = loss_mode_for(lm, args.text, args.mode)
+    gp = _windowed(gradient_profile, lm, args.text, mode=mode, window=args.window)
     warn(gp.unknown_message)
     if args.json:
         dump(gp.to_json())
         return 0
-    print(f"{lm.label}: |dL/dh_t| and |dL/dx_t| for the loss at {'the last step' if args.mode == 'last' else 'every step'}")
+    what = "|dL/dh_t|, |dL/dc_t| (the cell state)" if gp.dc is not None else "|dL/dh_t|"
+    print(f"{lm.label}: {what} and |dL/dx_t| for the loss at {MODE_WORDS[mode]}")
     top = gp.dh[-1]
     for t, tok in enumerate(gp.tokens):
         if not gp.affects_loss[t]:  # read after the last prediction: no loss depends on it
             flag = "  (feeds no loss: 0 by construction)"
         else:
             flag = "  (underflow: exactly 0)" if gp.underflow_h[-1][t] else ""
-        print(f"{t:>3} {_fmt_tok(tok):>4}  dh {top[t]:.3e}  dx {gp.dx[t]:.3e}{flag}")
+            if t == gp.position:
+                flag += "  <- the loss's prediction"
+            elif t == gp.subject:
+                flag += f"  <- just after the subject {gp.subject_word!r}"
+        dc = f"  dc {gp.dc[-1][t]:.3e}" if gp.dc is not None else ""
+        print(f"{t:>3} {_fmt_tok(tok):>4}  dh {top[t]:.3e}{dc}  dx {gp.dx[t]:.3e}{flag}")
     print(gp.describe())
     return 0
 

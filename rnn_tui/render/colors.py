@@ -30,6 +30,8 @@ MODEL_RGB = {
 }
 CURRENT_RGB = (255, 215, 95)  # yellow: the model the app has loaded (or is training)
 DX_RGB = (200, 200, 200)  # the input gradient next to the state gradient
+CELL_STATE_RGB = (80, 220, 226)  # cyan: an LSTM's cell-state gradient, the "gradient highway"
+MARK_RGB = (130, 130, 130)  # reference lines on a chart: the subject, the loss's position
 UNDERFLOW_RGB = (255, 80, 80)  # exact zeros drawn at a floor
 # One colour per run or series, in order; they read on dark and light backgrounds.
 SERIES_RGB = (

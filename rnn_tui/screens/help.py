@@ -34,7 +34,10 @@ def section_title(screen_cls) -> str:
 
 
 def help_tables(app) -> list:
-    """Rich renderables: global keys, then per mode its panels and its keys."""
+    """Rich renderables: global keys, then per mode its panels, the concepts its data shows
+    (with this session's numbers where measured), and its keys."""
+    from .concepts import concept_rows
+
     parts: list = []
     glob = Table.grid(padding=(0, 2))
     glob.add_column(style="bold", no_wrap=True)
@@ -56,6 +59,15 @@ def help_tables(app) -> list:
             grid.add_column()
             for name, text in panels.items():
                 grid.add_row(name, " ".join(text.split()))  # the two lines flow at any width
+            parts.append(grid)
+        concepts = concept_rows(app, mode)
+        if concepts:
+            parts.append(Text("concepts: what the data above shows", style="italic"))
+            grid = Table.grid(padding=(0, 2))
+            grid.add_column(style="bold #5fd787", no_wrap=True)
+            grid.add_column()
+            for name, text in concepts:
+                grid.add_row(name, Text(text))  # plain text: "[panel]" is not markup
             parts.append(grid)
         keys = Table.grid(padding=(0, 2))
         keys.add_column(style="bold", no_wrap=True)

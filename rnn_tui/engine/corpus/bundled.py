@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..agreement_text import NOUN_PAIRS, PRONOUN_PAIRS, VERB_FORMS
 from ..errors import ConfigError
 from .base import Corpus, train_val_split
 from .vocab import Vocab
@@ -47,8 +48,10 @@ def _text_corpus(name, text, level, val_fraction, categories, description, examp
 # grammar: Elman (1990), "Finding structure in time", section on word categories
 
 GRAMMAR_LEXICON: dict[str, tuple[str, ...]] = {
-    "NOUN_HUMAN": ("man", "woman", "girl", "boy"),
-    "NOUN_ANIMAL": ("cat", "dog", "mouse", "lion", "dragon", "monster"),
+    "NOUN_HUMAN": tuple(sg for sg, _ in NOUN_PAIRS[:4]),
+    "NOUN_ANIMAL": tuple(sg for sg, _ in NOUN_PAIRS[4:]),
+    "NOUN_HUMAN_PL": tuple(pl for _, pl in NOUN_PAIRS[:4]),
+    "NOUN_ANIMAL_PL": tuple(pl for _, pl in NOUN_PAIRS[4:]),
     "NOUN_FOOD": ("cookie", "bread", "sandwich"),
     "NOUN_OBJECT": ("book", "rock", "glass", "plate"),
     "VERB_INTRAN": ("sleeps", "thinks", "smiles"),
@@ -59,13 +62,20 @@ GRAMMAR_LEXICON: dict[str, tuple[str, ...]] = {
     "VERB_PAST": ("saw", "chased", "met"),
     "ADJ": ("happy", "sad", "hungry", "tired", "small"),
     "ADVERB": ("yesterday", "today"),
-    "FUNCTION": ("the", "that", "we", "they", "was", "were"),
+    "PRONOUN_SG": tuple(sg for sg, _ in PRONOUN_PAIRS),
+    "PRONOUN_PL": tuple(pl for _, pl in PRONOUN_PAIRS),
+    "FUNCTION": ("the", "that", *VERB_FORMS),
 }
 
 # (weight, template). An UPPER slot draws from that lexicon category ("A|B" pools several);
 # a lower slot is a literal word ("we|they" picks one). Templates name categories, never
 # words, so a changed lexicon (e.g. an unseen "zog" as the only human noun) reuses them.
+_SG = "NOUN_HUMAN|NOUN_ANIMAL"  # a singular subject: "was"
+_PL = "NOUN_HUMAN_PL|NOUN_ANIMAL_PL"  # a plural subject: "were"
+_ANY = f"{_SG}|{_PL}"  # a noun inside a relative clause: either number, so it is no clue
+_PRON = "PRONOUN_SG|PRONOUN_PL"
 GRAMMAR_TEMPLATES: tuple[tuple[float, str], ...] = (
+    # Elman's present-tense sentences (singular subjects): who eats, reads, breaks what.
     (1.0, "the NOUN_HUMAN VERB_EAT the NOUN_FOOD"),
     (1.0, "the NOUN_HUMAN VERB_TRAN the NOUN_OBJECT"),
     (1.0, "the NOUN_HUMAN VERB_BREAK the NOUN_OBJECT"),
@@ -78,13 +88,25 @@ GRAMMAR_TEMPLATES: tuple[tuple[float, str], ...] = (
     (1.0, "the NOUN_ANIMAL VERB_INTRAN"),
     (1.0, "the NOUN_ANIMAL VERB_EAT the NOUN_HUMAN"),
     (1.0, "the NOUN_ANIMAL VERB_BREAK the NOUN_OBJECT"),
-    # Relative clauses, weighted up so the app's default sentence is a typical one.
-    (2.0, "the NOUN_HUMAN|NOUN_ANIMAL that we|they VERB_PAST ADVERB was ADJ"),
-    (1.5, "the NOUN_HUMAN|NOUN_ANIMAL that we|they VERB_PAST was ADJ"),
-    (1.0, "the NOUN_HUMAN|NOUN_ANIMAL that VERB_TRAN the NOUN_HUMAN|NOUN_ANIMAL VERB_INTRAN"),
-    (1.0, "the NOUN_HUMAN|NOUN_ANIMAL was ADJ"),
-    (0.5, "we|they were ADJ"),
-    (0.5, "we|they VERB_PAST the NOUN_HUMAN|NOUN_ANIMAL ADVERB"),
+    (0.75, "the NOUN_OBJECT breaks"),  # Elman's inanimate subjects ("the glass breaks")
+    # Agreement across a relative clause, both numbers equally often (the app's default
+    # sentence and its plural twin are typical ones). The clause's own nouns and pronouns
+    # take either number, so the word just before the verb says nothing about it: only the
+    # subject, four or five words back, does.
+    (1.5, f"the {_SG} that {_PRON} VERB_PAST ADVERB was ADJ"),
+    (1.5, f"the {_PL} that {_PRON} VERB_PAST ADVERB were ADJ"),
+    (0.75, f"the {_SG} that {_PRON} VERB_PAST was ADJ"),
+    (0.75, f"the {_PL} that {_PRON} VERB_PAST were ADJ"),
+    (0.75, f"the {_SG} that the {_ANY} VERB_PAST ADVERB was ADJ"),
+    (0.75, f"the {_PL} that the {_ANY} VERB_PAST ADVERB were ADJ"),
+    (0.5, f"the {_SG} that VERB_PAST the {_ANY} was ADJ"),
+    (0.5, f"the {_PL} that VERB_PAST the {_ANY} were ADJ"),
+    (1.0, f"the {_SG} that VERB_TRAN the {_SG} VERB_INTRAN"),
+    (0.5, f"the {_SG} was ADJ"),
+    (0.5, f"the {_PL} were ADJ"),
+    (0.25, "PRONOUN_SG was ADJ"),
+    (0.25, "PRONOUN_PL were ADJ"),
+    (0.5, f"{_PRON} VERB_PAST the {_ANY} ADVERB"),
 )
 
 GRAMMAR_SIZE = 10000

@@ -22,6 +22,7 @@ plus its views in `rnn_tui/screens/lab/`.
 
 from . import (  # noqa: F401 - each registers itself, in this order
     parity, init_schemes, clipping, tbptt, zog, temperature, agreement, memory_horizon, spectral,
+    elman, capacity, saturation, connectivity, failure_modes,
 )
 from .agreement import AgreementModels, AgreementResult, AgreementSettings, train_agreement_models
 from .agreement_tools import (DEFAULT_DISTRACTORS, AgreementCurve, agreement_corpus, agreement_curve,
@@ -29,10 +30,15 @@ from .agreement_tools import (DEFAULT_DISTRACTORS, AgreementCurve, agreement_cor
                               longest_solved, recurrent_parameters)
 from .base import (EXPERIMENTS, PROBE_TEXT, Experiment, ExperimentResult, Progress, RunContext, experiment,
                    get_experiment, run_experiment)
+from .capacity import CapacityResult, CapacitySettings, bits_recalled, symbol_batch
 from .clipping import ClippingResult, ClippingSettings, count_spikes
+from .connectivity import ConnectivityResult, ConnectivitySettings
+from .elman import ElmanResult, ElmanSettings, group_name, leaves_of, ward_linkage
+from .failure_modes import FailureResult, FailureSettings, curse_of_memory
 from .init_schemes import InitResult, InitSettings
 from .memory_horizon import MemoryResult, MemorySettings
 from .parity import ParityResult, ParitySettings, screen_starts
+from .saturation import SaturationResult, SaturationSettings
 from .spectral import SpectralResult, SpectralSettings
 from .tbptt import TbpttResult, TbpttSettings
 from .temperature import STAT_NAMES, TemperatureResult, TemperatureSettings, grammatical, text_statistics
@@ -47,4 +53,7 @@ __all__ = ["EXPERIMENTS", "Experiment", "ExperimentResult", "RunContext", "Progr
            "ParitySettings", "ParityResult", "InitSettings", "InitResult", "ClippingSettings", "ClippingResult",
            "TbpttSettings", "TbpttResult", "ZogSettings", "ZogResult", "TemperatureSettings",
            "TemperatureResult", "AgreementSettings", "AgreementResult", "MemorySettings", "MemoryResult",
-           "SpectralSettings", "SpectralResult"]
+           "SpectralSettings", "SpectralResult", "ElmanSettings", "ElmanResult", "ward_linkage", "leaves_of",
+           "group_name", "CapacitySettings", "CapacityResult", "bits_recalled", "symbol_batch",
+           "SaturationSettings", "SaturationResult", "ConnectivitySettings", "ConnectivityResult",
+           "FailureSettings", "FailureResult", "curse_of_memory"]

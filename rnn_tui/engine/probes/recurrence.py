@@ -23,6 +23,9 @@ MAX_JACOBIAN_TOKENS = 512
 MAX_JACOBIAN_WORK = 4e10
 # Memory the per-step Jacobians and the product stack may take (float64).
 MAX_JACOBIAN_BYTES = 1 << 30
+# Steps whose one-step Jacobian gets its spectral radius computed (an eigen-decomposition each).
+STEP_RADIUS_TOKENS = 256
+KEEP_NAMES = {"rnn": "tanh slope 1-h^2", "lstm": "forget gate f", "gru": "update gate z"}
 # Largest hidden size whose eigenvalues `spectrum` computes (O(H^3) per block).
 MAX_SPECTRUM_HIDDEN = 1024
 
@@ -60,6 +63,12 @@ class JacobianMap(ProbeResult):
     log10_norms: np.ndarray  # float64 [T, T]; -inf where a product is exactly zero
     step_norms: np.ndarray  # float64 [T]: ||J_t||_F (t = 0 is d state_0 / d initial state)
     spectral_radius: float  # of the layer's main recurrent block (see Spectrum.main); NaN if too large
+    # One step back, J_t = diag(phi'(a_t)) W_hh for the vanilla RNN; for the gated cells the
+    # state's own "keep" factor sits on J_t's diagonal (LSTM dc_t/dc_(t-1) = diag(f_t), GRU
+    # dh_t/dh_(t-1) = diag(z_t) + the candidate's path). Both per step, NaN past STEP_RADIUS_TOKENS.
+    step_radius: np.ndarray = field(default_factory=lambda: np.zeros(0))  # float64 [T]: rho(J_t)
+    step_keep: np.ndarray = field(default_factory=lambda: np.zeros(0))  # float64 [T]: mean keep factor
+    keep_name: str = ""  # "tanh slope 1-h^2", "forget gate f", "update gate z"
     unknown: tuple[str, ...] = ()
     unknown_message: str | None = None
     offset: int = 0
@@ -175,6 +184,14 @@ def jacobian_map(lm, text: str, layer: int = -1, on_unknown: str = "skip",
         prev = torch.cat([torch.zeros_like(state[:1]), state[:-1]])
         J = _step_jacobians(model, li, xs, prev, h)  # [T, D, D] float64
         step_norms = J.flatten(1).norm(dim=1)
+        n_rad = min(len(J), STEP_RADIUS_TOKENS)
+        step_radius = np.full(len(J), np.nan)
+        step_radius[:n_rad] = torch.linalg.eigvals(J[:n_rad].cpu()).abs().amax(-1).numpy()
+        if cfg.cell == "rnn":
+            keep = (1.0 - h.double() ** 2) if cfg.nonlinearity == "tanh" else (h > 0).double()
+        else:
+            keep = out.internals["f" if cfg.cell == "lstm" else "z"][li, 0].double()
+        step_keep = keep.mean(-1).cpu().numpy()
 
         log_norms_np = _product_log_norms(J, lstm=cfg.cell == "lstm").cpu().numpy()
     with np.errstate(over="ignore"):
@@ -187,6 +204,8 @@ def jacobian_map(lm, text: str, layer: int = -1, on_unknown: str = "skip",
     return JacobianMap(
         tokens=tokens, ids=ids.copy(), layer=li, state="h,c" if cfg.cell == "lstm" else "h", dim=D,
         norms=norms, log10_norms=log10, step_norms=step_norms.cpu().numpy(), spectral_radius=radius,
+        step_radius=step_radius, step_keep=step_keep,
+        keep_name=KEEP_NAMES[cfg.cell] if cfg.nonlinearity == "tanh" or cfg.cell != "rnn" else "relu slope",
         unknown=unknown, unknown_message=message, offset=offset,
     )
 

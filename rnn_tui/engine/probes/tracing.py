@@ -1,6 +1,6 @@
 """The step-by-step probes of one text: `trace` (hidden states, gates, next-token predictions
-and losses at every step) and `gradient_profile` (|dL/dh_t| and |dL/dx_t| for every step, from
-one backward pass written out by hand)."""
+and losses at every step) and `gradient_profile` (|dL/dh_t|, |dL/dx_t| and for an LSTM |dL/dc_t|
+for every step, from one backward pass written out by hand)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import torch
 
 from ..errors import ConfigError, VocabError
 from ..model import INTERNALS
+from .agreement import token_slot
 from .base import MAX_TRACE_TOKENS, ProbeResult, check_values, encode_text, layer_index, unknown_of, zero_state
 
 
-MODES = ("last", "sum")
+MODES = ("verb", "last", "sum")
+MODE_WORDS = {"verb": "the verb's number (was/were)", "last": "the last token", "sum": "every token, summed"}
 
 
 # ------------------------------------------------------------------------------ trace
@@ -85,23 +87,35 @@ def trace(lm, text: str, top_k: int = 10, layer: int | None = None, on_unknown: 
 # ------------------------------------------------------------------- gradient profile
 @dataclass(frozen=True, eq=False)
 class GradientProfile(ProbeResult):
-    """Norms of dL/dh_t (every layer) and dL/dx_t (embedded input) for one loss.
+    """Norms of dL/dh_t (every layer), dL/dx_t (embedded input) and, for an LSTM, dL/dc_t (the
+    cell state: the "gradient highway") for one loss.
 
-    The last position has no target, so nothing it holds can change the loss: its norms are
-    0 and `affects_loss` is False there (and it is never flagged as underflow).
+    Positions after the last prediction in the loss (`position`) cannot change it: their norms
+    are 0 and `affects_loss` is False there (and they are never flagged as underflow). In mode
+    "verb" the loss is the prediction that decides the verb's number (char level: the letter
+    after the "w" of was/were; word level: the verb itself) and `subject` is the position
+    just after the subject noun, where its number is known: `ratio_subject` is how much of the
+    decision's gradient reaches it.
     """
 
     tokens: tuple[str, ...]
     ids: np.ndarray  # int64 [T]
-    mode: str  # "last": loss of predicting the last token; "sum": summed over all predictions
+    mode: str  # "verb", "last" (the last token's prediction) or "sum" (every prediction)
     dtype: str  # "float32" or "float64": the precision the backward pass ran in
     loss: float  # the loss that was differentiated (nats)
     dh: np.ndarray  # float64 [L, T]: ||dL/dh_t|| per layer
     dx: np.ndarray  # float64 [T]: ||dL/dx_t||
     underflow_h: np.ndarray  # bool [L, T]: exactly zero although h_t can affect the loss
     underflow_x: np.ndarray  # bool [T]
-    affects_loss: np.ndarray  # bool [T]: positions that can reach the loss (all but the last)
-    ratio_first_last: float  # top layer dh[first] / dh[last position in the loss]; 0.0 if underflowed
+    affects_loss: np.ndarray  # bool [T]: positions that can reach the loss (up to `position`)
+    ratio_first_last: float  # top layer dh[first] / dh[position]; 0.0 if underflowed
+    position: int = -1  # the last position whose prediction is in the loss
+    dc: np.ndarray | None = None  # float64 [L, T]: ||dL/dc_t|| per layer (LSTM only)
+    underflow_c: np.ndarray | None = None  # bool [L, T] (LSTM only)
+    subject: int | None = None  # mode "verb": the position just after the subject noun
+    subject_word: str = ""
+    ratio_subject: float = float("nan")  # top layer dh[subject] / dh[position]
+    ratio_subject_c: float = float("nan")  # LSTM: dc[subject] / dc[position]
     unknown: tuple[str, ...] = ()
     unknown_message: str | None = None
     offset: int = 0
@@ -109,8 +123,9 @@ class GradientProfile(ProbeResult):
     def describe(self) -> str:
         """One plain sentence about how much gradient reaches the first token."""
         top, n_in = self.dh[-1], int(self.affects_loss.sum())
-        where = "for the loss at the last token" if self.mode == "last" else \
-            f"for the loss summed over all {n_in} predictions"
+        where = {"last": "for the loss at the last token",
+                 "verb": f"for the loss at the verb's number (after {self.subject_word!r})"}.get(
+            self.mode, f"for the loss summed over all {n_in} predictions")
         if n_in == 1:
             return f"only one position feeds the loss ({where}): nothing to compare"
         zeros = int(self.underflow_h[-1].sum())
@@ -119,11 +134,21 @@ class GradientProfile(ProbeResult):
         if self.underflow_h[-1, 0]:
             return (f"{where}, the first token's gradient underflowed to exactly zero in {self.dtype} "
                     f"({zeros} of {n_in} positions in the top layer are exactly zero)")
+        if self.mode == "verb" and self.subject is not None:
+            return f"{where}, {self.subject_words()}"
         r = self.ratio_first_last
         if r > 1:  # a gradient that grows back towards the start is not "a fraction" of anything
             why = "an early token feeds every later loss of the sum" if self.mode == "sum" else "it grows, not fades"
             return f"{where}, the first token's gradient is {r:.2g}× the last one's ({why})"
         return f"{where}, the first token's gradient is {r:.2g} of the last one's"
+
+    def subject_words(self) -> str:
+        """How much of the decision's gradient reaches the subject, in words (mode "verb")."""
+        steps = self.position - (self.subject or 0)
+        out = f"the gradient at the subject, {steps} steps back, is {self.ratio_subject:.2g} of the decision's"
+        if self.dc is not None and np.isfinite(self.ratio_subject_c):
+            out += f" (through the cell state c: {self.ratio_subject_c:.2g})"
+        return out
 
     def to_json(self) -> dict:
         data = super().to_json()
@@ -141,14 +166,16 @@ def _safe_norm(g: torch.Tensor) -> torch.Tensor:
     return (g / torch.where(m > 0, m, torch.ones_like(m))).norm(dim=-1) * m[..., 0]
 
 
-def _bptt(model, y: torch.Tensor, x: torch.Tensor, mode: str):
+def _bptt(model, y: torch.Tensor, x: torch.Tensor, rows: torch.Tensor):
     """dL/dh_t for every layer and step, and dL/dx_t, by back-propagation through time written
     out by hand: one forward pass, one backward sweep, no autograd graph.
 
     Autograd gives the same numbers (the tests hold the two together), but at batch 1 its
     per-operation bookkeeping costs more than the arithmetic; here each backward step is a
     few element-wise products with factors precomputed for all steps at once, and one
-    matrix-vector product with the recurrent matrix. Returns gh [L, T, H], gx [T, E], loss.
+    matrix-vector product with the recurrent matrix. `rows` are the positions whose next-token
+    predictions make the loss. Returns gh [L, T, H], gx [T, E], gc [L, T, H] (dL/dc_t of an
+    LSTM, else None), loss.
     (numpy views would cut the per-operation cost further on a CPU, but numpy's BLAS threads
     then fight torch's spinning OpenMP threads and the time doubles, so it stays in torch.)
     """
@@ -156,7 +183,6 @@ def _bptt(model, y: torch.Tensor, x: torch.Tensor, mode: str):
     L, T, H = cfg.layers, x.shape[1], cfg.hidden
     hs, internals, logits = _forward(model, x)
     logp = torch.log_softmax(logits, dim=-1)
-    rows = torch.arange(T - 2 if mode == "last" else 0, T - 1, device=x.device)
     targets = y[rows + 1]
     loss = -logp[rows, targets].sum()
     dlogits = torch.zeros_like(logp)
@@ -164,6 +190,7 @@ def _bptt(model, y: torch.Tensor, x: torch.Tensor, mode: str):
     dlogits[rows, targets] -= 1.0
     direct = dlogits @ model.head.weight  # [T, H]: dL/dh_t through the output layer only
     gh = torch.empty(L, T, H, dtype=x.dtype, device=x.device)
+    gc = torch.empty(L, T, H, dtype=x.dtype, device=x.device) if cfg.cell == "lstm" else None
     zero = x.new_zeros(1, H)
     for k in reversed(range(L)):
         w_ih, w_hh, b_ih, b_hh = model.layer_weights(k)
@@ -193,7 +220,8 @@ def _bptt(model, y: torch.Tensor, x: torch.Tensor, mode: str):
             dc = x.new_zeros(H)
             for t in range(T - 1, -1, -1):
                 d = torch.add(direct[t], nxt, out=gh[k, t])
-                dc.addcmul_(d, Q[t])
+                dc.addcmul_(d, Q[t])  # now dL/dc_t: through h_t and through c_(t+1)
+                gc[k, t] = dc
                 buf[:3] = dc
                 buf[3] = d
                 torch.mul(flat, P[t], out=dpre[t])
@@ -217,7 +245,7 @@ def _bptt(model, y: torch.Tensor, x: torch.Tensor, mode: str):
                 torch.mul(flat, P_hh[t], out=tmp)
                 torch.addmv(d * z[t], w_t, tmp, out=nxt)
         direct = dpre @ w_ih  # dL/d(input of layer k): the layer below's h_t, or x_t
-    return gh, direct, loss
+    return gh, direct, gc, loss
 
 
 def _forward(model, x: torch.Tensor):
@@ -263,20 +291,32 @@ _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
 def gradient_profile(lm, text: str, mode: str = "last", on_unknown: str = "skip",
                      dtype: torch.dtype = torch.float32, window: int | None = None) -> GradientProfile:
-    """dL/dh_t for every layer and step and dL/dx_t, from one backward pass.
+    """dL/dh_t for every layer and step, dL/dx_t, and dL/dc_t for an LSTM, from one backward pass.
 
+    mode "verb": L = cross entropy of the prediction that decides the verb's number (char level:
+    the letter after the "w" of was/were; word level: the verb), see `probes.agreement`.
     mode "last": L = cross entropy of predicting the last token from the position before it.
     mode "sum": L = the cross entropies of every position that has a next token, summed.
     dtype float64 runs a float64 copy of the model (slower, underflows far later).
     """
     if mode not in MODES:
-        raise ConfigError(f"unknown gradient mode {mode!r}: choose 'last' or 'sum'")
+        raise ConfigError(f"unknown gradient mode {mode!r}: choose {', '.join(repr(m) for m in MODES)}")
     if dtype not in _DTYPES:
         raise ConfigError(f"gradient dtype must be torch.float32 or torch.float64, got {dtype}")
     ids, tokens, enc, offset = encode_text(lm, text, on_unknown, window, MAX_TRACE_TOKENS, "gradient profile")
     if len(ids) < 2:
         raise VocabError("nothing to probe: a gradient profile needs at least 2 tokens "
                          "(the last one is what the model predicts)")
+    T, L = len(ids), lm.config.layers
+    slot = None
+    if mode == "verb":
+        slot = token_slot(tokens, lm.vocab.level)
+        if slot is None or not slot.has_target:
+            raise VocabError("the verb loss needs a subject noun followed by 'was' or 'were' in the text "
+                             "(e.g. 'the cat that we saw yesterday was happy'); m picks another loss")
+        position = slot.decision
+    else:
+        position = T - 2
     cfg = lm.config
     # The graph keeps a few copies of every gate per step, and the logits.
     check_values(lm, len(ids), 3 * cfg.vocab_size + 24 * cfg.layers * cfg.hidden, "gradient profile")
@@ -285,23 +325,42 @@ def gradient_profile(lm, text: str, mode: str = "last", on_unknown: str = "skip"
         # Apple's MPS has no float64: that copy runs on the CPU.
         device = "cpu" if (dtype == torch.float64 and model.device.type == "mps") else model.device
         model = copy.deepcopy(model).to(device=device, dtype=dtype)
-    T, L = len(ids), cfg.layers
     y = torch.as_tensor(ids, device=model.device)
+    first_row = 0 if mode == "sum" else position
     with torch.no_grad():
         x = model.embed(y).unsqueeze(0)
-        gh, gx, loss = _bptt(model, y, x, mode)
+        rows = torch.arange(first_row, position + 1, device=model.device)
+        gh, gx, gc, loss = _bptt(model, y, x, rows)
         # Norms in float64 of the grads as computed: a float32 zero stays an exact zero.
         dh = _safe_norm(gh).reshape(L, T).cpu().numpy()
         dx = _safe_norm(gx).cpu().numpy()
+        dc = _safe_norm(gc).reshape(L, T).cpu().numpy() if gc is not None else None
         loss_value = float(loss)
-    affects = np.arange(T) < T - 1
+    affects = np.arange(T) <= position
+    dh[:, ~affects] = 0.0  # nothing after the loss's last prediction reaches it
+    dx[~affects] = 0.0
     under_h = (dh == 0.0) & affects[None, :]
     under_x = (dx == 0.0) & affects
-    first, last = float(dh[-1, 0]), float(dh[-1, T - 2])
-    ratio = first / last if (first > 0.0 and last > 0.0) else 0.0
+    under_c = None
+    if dc is not None:
+        dc[:, ~affects] = 0.0
+        under_c = (dc == 0.0) & affects[None, :]
+    ratio = _ratio(dh[-1, 0], dh[-1, position])
+    extra: dict = {}
+    if slot is not None:
+        extra = dict(subject=slot.subject, subject_word=slot.slot.subject,
+                     ratio_subject=_ratio(dh[-1, slot.subject], dh[-1, position]))
+        if dc is not None:
+            extra["ratio_subject_c"] = _ratio(dc[-1, slot.subject], dc[-1, position])
     unknown, message = unknown_of(enc)
     return GradientProfile(
         tokens=tokens, ids=ids.copy(), mode=mode, dtype=_DTYPES[dtype], loss=loss_value, dh=dh, dx=dx,
         underflow_h=under_h, underflow_x=under_x, affects_loss=affects, ratio_first_last=ratio,
-        unknown=unknown, unknown_message=message, offset=offset,
+        position=position, dc=dc, underflow_c=under_c, unknown=unknown, unknown_message=message,
+        offset=offset, **extra,
     )
+
+
+def _ratio(first: float, last: float) -> float:
+    first, last = float(first), float(last)
+    return first / last if (first > 0.0 and last > 0.0) else 0.0

@@ -245,6 +245,7 @@ class DynamicsScreen(ModeScreen):
                 curves[name] = memory_horizon(model, ctx, threshold=HORIZON_THRESHOLD, seed=0)
             except RnnTuiError as exc:
                 curves[name] = str(exc)
+        self.app.session.facts["dynamics.horizon"] = curves  # the concepts in ? quote them
         return HorizonView(curves)
 
     def _show_horizon(self, key: tuple, view: HorizonView) -> None:

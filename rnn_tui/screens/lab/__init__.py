@@ -16,6 +16,7 @@ Each experiment's views sit in a module of their own here, registered with `LabV
 
 from . import (  # noqa: F401 - each registers its views, in the engine's order
     parity, init_schemes, clipping, tbptt, zog, temperature, agreement, memory_horizon, spectral,
+    elman, capacity, saturation, connectivity, failure_modes,
 )
 from .screen import LabScreen, registry, summary_text
 from .views import LAB_VIEWS, LabView, LabViews, views_of

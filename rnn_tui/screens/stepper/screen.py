@@ -1,72 +1,43 @@
 """Screen 1, the stepper: read a sentence one token at a time and look at everything.
 
-Panels: the sentence (current token highlighted, word categories underneath), the hidden
-state heatmap (time along x, units along y) with a "memory" row under it, the next-token
-probabilities, and for LSTM/GRU the gates and cell state at the current step.
-All torch work (trace, Jacobian norms) runs in a thread worker; the screen only renders
-the numpy arrays it gets back.
+Panels: the sentence (current token highlighted, word categories underneath), the agreement
+test the sentence is (the subject's number, P(was) against P(were) at the verb for this model
+and the bundled cells; p flips the subject's number), the hidden state heatmap (time along x,
+units along y) with a "memory" row under it, the next-token probabilities, and for LSTM/GRU
+the gates and cell state at the current step.
+All torch work (trace, agreement, Jacobian norms) runs in a thread worker; the screen only
+renders the numpy arrays it gets back. What it measures for the concepts in ? (the memory
+row's reach, two histories that leave nearly the same state) goes to `session.facts`.
 """
 
 from __future__ import annotations
 
-import math
 import numpy as np
-from rich.cells import cell_len, set_cell_size
+from rich.cells import cell_len
 from rich.console import Group, RenderableType
-from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Static
 
-from ..engine.config import MAX_TRACE_TOKENS
-from ..render.bars import ProbBars
-from ..render.colors import _color, legend, rgb
-from ..render.heatmap import Heatmap, token_label, unit_order
-from ..widgets.panel import Panel
-from .base import LOADING_TEXT, KeyedTask, ModeScreen
-from .keymap import keymap
+from ...engine.config import BUNDLED_MODELS as BUNDLED, MAX_TRACE_TOKENS
+from ...render.colors import legend
+from ...render.heatmap import Heatmap, token_label, unit_order
+from ...widgets.panel import Panel
+from ..base import LOADING_TEXT, KeyedTask, ModeScreen
+from .draw import (DIM, MEMORY_FLOOR, _Bars, agreement_view, cell_width_for, dense_heat_row, memory_reach,
+                   memory_row, token_strip)
+from ..keymap import keymap
 
 SORT_MODES = ("index", "activation", "variance")
 SORT_LABEL = {"index": "unit index", "activation": "|h| at this step", "variance": "variance over time"}
 GATE_ROWS = {"lstm": ("i", "f", "o", "c"), "gru": ("r", "z", "n")}
 GATE_NAMES = {"i": "input", "f": "forget", "o": "output", "g": "candidate", "c": "cell",
               "r": "reset", "z": "update", "n": "candidate"}
-MEMORY_FLOOR = 1e-4  # the memory row's colour scale: 1e-4 (forgotten) .. 1 (now)
 MAX_MEMORY_TOKENS = 160  # beyond this the Jacobian products are skipped (they grow as T^2)
 TOP_K = 10
 CANNOT_READ = "cannot read this sentence with this model: press e to edit it"
-
-_CAT_ABBREV = {"noun": "n", "verb": "v", "function": "fn", "adverb": "adv", "adj": "adj",
-               "adjective": "adj", "determiner": "det", "pronoun": "pron", "preposition": "prep"}
-_CAT_COLOURS = {"noun": "#5fd787", "verb": "#ffaf5f", "adj": "#d787d7", "adjective": "#d787d7",
-                "adverb": "#5fd7ff", "function": "#8a8a8a"}
-CURRENT = Style(color="#000000", bgcolor="#ffd75f", bold=True)
-DIM = Style(color="#8a8a8a")
-
-
-def abbreviate_category(cat: str) -> str:
-    """NOUN_ANIMAL -> n.animal, ADVERB -> adv, FUNCTION -> fn."""
-    parts = str(cat).lower().split("_")
-    head = _CAT_ABBREV.get(parts[0], parts[0])
-    return ".".join([head, *parts[1:]])
-
-
-_CAT_WORDS = {"n": "noun", "v": "verb", "fn": "function word", "adv": "adverb", "adj": "adjective",
-              "intran": "intransitive", "tran": "transitive"}
-
-
-def category_words(cat: str) -> str:
-    """NOUN_ANIMAL -> 'noun (animal)', FUNCTION -> 'function word': what a tag under a word means."""
-    head, *rest = abbreviate_category(cat).split(".")
-    words = _CAT_WORDS.get(head, head)
-    return f"{words} ({', '.join(_CAT_WORDS.get(r, r) for r in rest)})" if rest else words
-
-
-def category_colour(cat: str) -> str:
-    return _CAT_COLOURS.get(str(cat).lower().split("_")[0], "#afafaf")
-
 
 # -------------------------------------------------------------------- the screen
 class StepperScreen(ModeScreen):
@@ -75,6 +46,8 @@ class StepperScreen(ModeScreen):
     PANEL_HELP = {
         "sentence": "The text as the model reads it, one token per step; the current token is lit.\n"
                     "Under it, word categories when the model's corpus has them (the grammar does).",
+        "agreement": "The sentence as a test: its subject's number, and at the verb P(was) against P(were)\n"
+                     "for this model and the bundled RNN, LSTM, GRU. p flips the subject, v goes to the verb.",
         "hidden state": "h_t for every unit (rows) after every token (columns): red > 0, blue < 0.\n"
                         "Sort rows by |h| now or by variance over time with s; scroll with ↑↓.",
         "memory": "How much the current state still depends on the state after each earlier token,\n"
@@ -90,6 +63,8 @@ class StepperScreen(ModeScreen):
         home        | jump(0)     | -First       | stepper.first      | Jump to the first token
         end         | jump(-1)    | -Last        | stepper.last       | Jump to the last token
         e           | edit        | Edit         | stepper.edit       | Edit the sentence
+        p           | flip_number | Plural/sing. | stepper.flip       | Flip the subject's number (cat <-> cats, and the verb with it): the agreement twin
+        v           | jump_verb   | -Verb        | stepper.verb       | Go to the step that decides the verb's number (char level: its 'w')
         s           | cycle_sort  | Sort         | stepper.sort       | Sort units: by index, by |activation| at this step, by variance over time
         up,k        | scroll(-1)  | -Scroll up   | stepper.up         | Scroll the heatmap up one unit
         down,j      | scroll(1)   | -Scroll down | stepper.down       | Scroll the heatmap down one unit
@@ -104,6 +79,7 @@ class StepperScreen(ModeScreen):
         super().__init__()
         self.trace = None
         self.memory: dict = {}
+        self.agreement: list | None = None  # [(name, label, VerbAgreement | None, error)] for the sentence on show
         self.step = 0
         self.layer_index = 0  # index into trace.layers
         self.sort = "index"
@@ -118,6 +94,7 @@ class StepperScreen(ModeScreen):
         with Vertical(id="stepper-body"):
             yield Panel(self._build_tokens, id="stepper-tokens")
             yield Input(id="sentence-input", placeholder="type a sentence, enter to read it, escape to cancel")
+            yield Panel(self._build_agreement, id="stepper-agreement")
             with Horizontal(id="stepper-main"):
                 yield Panel(self._build_heat, id="stepper-heat")
                 with Vertical(id="stepper-side"):
@@ -146,12 +123,20 @@ class StepperScreen(ModeScreen):
             self._show_loading(text)
 
     def _compute(self, lm, sentence: str):
-        """Worker thread: the trace, then the Jacobian norms of the memory row."""
-        from ..engine.errors import RnnTuiError
-        from ..engine.probes import jacobian_map, trace
+        """Worker thread: the trace, the agreement at the verb (this model and the bundled
+        cells), then the Jacobian norms of the memory row."""
+        from ...engine.errors import RnnTuiError
+        from ...engine.probes import aliasing, jacobian_map, trace
 
         tr = trace(lm, sentence, top_k=TOP_K)
         yield ("trace", tr)
+        yield ("agreement", self._agreement_rows(lm, sentence))
+        try:
+            alias = aliasing(lm, sentence)
+        except RnnTuiError:
+            alias = None
+        if alias is not None:
+            self.app.session.facts["stepper.alias"] = alias
         if len(tr.tokens) > MAX_MEMORY_TOKENS:
             return  # the products grow as T^2 * D^3: the row is left out for long texts
         memory: dict = {}
@@ -161,7 +146,29 @@ class StepperScreen(ModeScreen):
             except RnnTuiError:
                 break  # too large a state for the limits: no memory row, nothing to fix
         if memory:
+            top = memory[max(memory)]
+            self.app.session.facts["stepper.reach"] = (top.tokens, memory_reach(top))
             yield ("memory", memory)
+
+    def _agreement_rows(self, lm, sentence: str) -> list:
+        """Worker thread: verb_agreement for this model and each bundled cell that is not it."""
+        from ...engine.errors import RnnTuiError
+        from ...engine.probes import verb_agreement
+
+        session = self.app.session
+        current = session.bundled_name(lm)
+        rows = []
+        models = [("current", f"this {lm.config.cell}", lm)]
+        models += [(name, name, None) for name in BUNDLED if name != current]
+        for name, label, model in models:
+            try:
+                model = model if model is not None else session.bundled(name)
+                rows.append((name, label, verb_agreement(model, sentence), ""))
+            except RnnTuiError as exc:
+                rows.append((name, label, None, str(exc)))
+        if rows and rows[0][2] is not None:
+            session.facts["stepper.agreement"] = rows
+        return rows
 
     def _deliver(self, key: tuple, value) -> None:
         kind, data = value
@@ -169,12 +176,19 @@ class StepperScreen(ModeScreen):
             self.memory = data
             self._redraw()
             return
+        if kind == "agreement":
+            self.agreement = data
+            self.query_one("#stepper-agreement").refresh(layout=True)
+            return
         sentence = key[1]
         old_sentence = self._sentence
         self._sentence = sentence
         tr = data
         if self.trace is None or len(self.trace.tokens) != len(tr.tokens) or old_sentence != sentence:
             self.memory = {}  # the old row would not line up with the new tokens
+        if old_sentence != sentence or key != getattr(self, "_agreement_key", None):
+            self.agreement = None  # another sentence or model: the old numbers are not this one's
+        self._agreement_key = key
         self.trace = tr
         if old_sentence != sentence:
             self.step = 0
@@ -223,6 +237,28 @@ class StepperScreen(ModeScreen):
         if self._ready():
             self.step = 0 if where == 0 else len(self.trace.tokens) - 1
             self._redraw()
+
+    def action_flip_number(self) -> None:
+        from ...engine.agreement_text import flip_subject  # plain Python: no torch
+
+        flipped = flip_subject(self.app.sentence)
+        if flipped is None:
+            self.notify("no subject noun followed by was/were here: nothing to flip "
+                        "(try the default sentence, ctrl+p → Reset sentence)", timeout=4)
+            return
+        self.app.set_sentence(flipped)
+
+    def action_jump_verb(self) -> None:
+        row = self._agreement_of_current()
+        if row is None or not self._ready():
+            self.notify("no verb slot in this sentence", timeout=3)
+            return
+        self.step = max(0, min(len(self.trace.tokens) - 1, row.decision_position))
+        self._redraw()
+
+    def _agreement_of_current(self):
+        rows = self.agreement or []
+        return rows[0][2] if rows and rows[0][0] == "current" else None
 
     def action_cycle_sort(self) -> None:
         self.sort = SORT_MODES[(SORT_MODES.index(self.sort) + 1) % len(SORT_MODES)]
@@ -319,6 +355,11 @@ class StepperScreen(ModeScreen):
     def _level(self) -> str:
         lm = self.app.lm
         return getattr(getattr(lm, "vocab", None), "level", "char")
+
+    def _build_agreement(self, width: int, height: int) -> RenderableType:
+        if self.trace is None:
+            return Text("")
+        return agreement_view(self.agreement, width)
 
     def _build_heat(self, width: int, height: int) -> RenderableType:
         tr = self.trace
@@ -420,117 +461,3 @@ class StepperScreen(ModeScreen):
         return Group(*lines)
 
 
-# ------------------------------------------------------------------ pure helpers
-class _Bars(ProbBars):
-    """ProbBars with a short "◀" marker: the loss is already on the line above the bars,
-    so the bars keep the width."""
-
-    def _tail(self, in_top: bool) -> str:
-        return "" if self.marked_token is None else " ◀"
-
-def cell_width_for(avail: int, n_tokens: int, level: str) -> int:
-    """Columns per time step: as wide as fits, 1..2 for characters, up to 6 for words."""
-    top = 6 if level == "word" else 2
-    return max(1, min(top, avail // max(1, n_tokens)))
-
-
-def dense_heat_row(values, label: str, width: int, scale: str, vmin: float, vmax: float,
-                   label_width: int) -> Text:
-    """Two units per cell ("▌": left half the foreground colour, right half the background),
-    folded onto more lines when they do not fit; units are never averaged away."""
-    v = np.asarray(values, dtype=float).ravel()
-    colours = rgb(v, scale, vmin, vmax)
-    head = set_cell_size(label, label_width) + " "
-    per_line = max(1, width - len(head)) * 2
-    text = Text(no_wrap=True, overflow="crop")
-    for start in range(0, max(1, len(v)), per_line):
-        text.append(("\n" + " " * len(head)) if start else head, style="bold" if not start else "")
-        chunk = colours[start:start + per_line]
-        for j in range(0, len(chunk), 2):
-            left = _color(chunk[j])
-            right = _color(chunk[j + 1]) if j + 1 < len(chunk) else None
-            text.append("▌", style=Style(color=left, bgcolor=right))
-    return text
-
-
-def memory_row(memory, step: int, c0: int, n_cols: int, cw: int, lw: int) -> Text:
-    """||∂h_t/∂h_k|| / ||∂h_t/∂h_t|| for k <= t, aligned with the heatmap's columns."""
-    logs = np.asarray(memory.log10_norms[step], dtype=float) - math.log10(math.sqrt(memory.dim))
-    rel = np.where(np.isfinite(logs), 10.0 ** np.clip(logs, -30, 30), 0.0)
-    colours = rgb(rel, "log", MEMORY_FLOOR, 1.0)
-    label = "mem" if lw >= 3 else "m"
-    text = Text(no_wrap=True, overflow="crop")
-    text.append(label.rjust(lw) + " ", style=DIM)
-    for c in range(c0, c0 + n_cols):
-        if c > step:
-            text.append(" " * cw)
-        else:
-            text.append(" " * cw, style=Style(bgcolor=_color(colours[c])))
-    return text
-
-
-def token_strip(tokens, step: int, width: int, level: str, categories: dict | None) -> Text:
-    """The sentence with the current token lit; a second line of word categories."""
-    from ..engine.corpus import word_spans  # no torch needed at draw time: already loaded
-
-    sep = " " if level == "word" else ""
-    shown = []
-    for i, tok in enumerate(tokens):
-        if level != "word" and tok == " " and i != step:
-            shown.append(" ")
-        else:
-            shown.append(token_label(tok))
-    starts, x = [], 0
-    for i, s in enumerate(shown):
-        starts.append(x)
-        x += cell_len(s) + (len(sep) if i < len(shown) - 1 else 0)
-    total = x
-    # Window so the current token is visible when the sentence is wider than the panel.
-    x0 = 0
-    if total > width:
-        centre = starts[step] + cell_len(shown[step]) // 2
-        x0 = max(0, min(centre - width // 2, total - width))
-    line = Text(no_wrap=True, overflow="crop")
-    for i, s in enumerate(shown):
-        if i:
-            line.append(sep)
-        line.append(s, style=CURRENT if i == step else (Style() if i < step else DIM))
-    line = line[x0 : x0 + width] if total > width else line
-    if not categories:
-        return line
-    cats = Text(no_wrap=True, overflow="crop")
-    canvas = [(" ", Style())] * total
-    if level == "word":
-        spans = [(starts[i], starts[i] + cell_len(s), tokens[i], i) for i, s in enumerate(shown)]
-    else:
-        text = "".join(tokens)
-        spans = []
-        for a, b, word in word_spans(text):
-            spans.append((a, b, word, a))
-    current = None  # (word, category) of the word the current token is in
-    for a, b, word, first in spans:
-        cat = categories.get(word) or categories.get(word.lower())
-        if cat is None:
-            continue
-        inside = a <= starts[step] < b + 1 if level != "word" else first == step
-        if inside:
-            current = (word, cat)
-        label = abbreviate_category(cat)
-        room = b - a + (1 if b < total else 0)
-        label = label[: max(1, room - 1)] if len(label) >= room else label
-        style = Style(color=category_colour(cat), bold=inside, underline=inside)
-        for j, ch in enumerate(label):
-            if a + j < total:
-                canvas[a + j] = (ch, style)
-    for ch, style in canvas:
-        cats.append(ch, style)
-    cats = cats[x0 : x0 + width] if total > width else cats
-    if current is not None:  # what the lit tag means, where the line has room for it
-        note = f"   {current[0]}: {category_words(current[1])}"
-        if cats.cell_len + cell_len(note) <= width:
-            cats.append(note, style=Style(color=category_colour(current[1])))
-    out = Text(no_wrap=True, overflow="crop")
-    out.append_text(line)
-    out.append("\n")
-    out.append_text(cats)
-    return out
