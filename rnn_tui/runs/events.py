@@ -33,13 +33,16 @@ class RowsRead:
     was rewritten (a resume dropped the lines past its checkpoint) and these rows start the
     run's series over, as generation ``generation``; rows may then be empty. ``named``: the new
     points of the run's named series (``runs.named``), name -> an (m, 4) read-only array in
-    ``NAMED_COLUMNS`` order (step, time, wall, value)."""
+    ``NAMED_COLUMNS`` order (step, time, wall, value). ``purge``: a TensorBoard log restarted
+    (a SessionLog START, ``SummaryWriter(purge_step=N)``) at this step: the points read before
+    at this step and later are stale (these rows and points come after the restart)."""
 
     run: "RunWatch"  # noqa: F821 (see above)
     rows: "np.ndarray"
     generation: int
     restarted: bool
     named: Mapping[str, np.ndarray] = field(default_factory=dict)
+    purge: float | None = None
 
 
 @dataclass(frozen=True, eq=False)

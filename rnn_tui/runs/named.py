@@ -100,6 +100,15 @@ class NamedBuffer:
             else:
                 mine.extend(buf)
 
+    def drop_from(self, step: float) -> None:
+        """Drop the points at `step` and later (a TensorBoard restart purges them)."""
+        for name, buf in list(self._data.items()):
+            points = np.frombuffer(buf, dtype=np.float64).reshape(-1, N_NAMED)
+            keep = points[points[:, 0] < step]
+            if len(keep) < len(points):
+                self._data[name] = array("d")
+                self._data[name].frombytes(keep.tobytes())
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Each name's points as a read-only (n, 4) array in NAMED_COLUMNS order."""
         out = {}

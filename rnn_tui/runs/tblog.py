@@ -9,7 +9,10 @@ and ``runs/`` imports it nowhere else.
 :class:`EventLog` follows one run directory: a loader per event file keeps its offset, so each
 poll reads only what was appended since the last one (a record being written is left for the
 next poll, as the loader does), a file whose size and mtime did not change is not opened, and
-one poll reads at most ``POLL_EVENTS`` events (a long log comes in over several polls). What it
+one poll reads at most ``POLL_EVENTS`` events (a long log comes in over several polls). A
+restart logged as TensorBoard does (``SummaryWriter(purge_step=N)``, as ``rnn-tui train
+--resume`` writes it: a SessionLog START at step N) purges the points at step N and later,
+as TensorBoard's own accumulator does (``Read.purge``). What it
 keeps per tag is bounded too: the known columns, ``MAX_NAMED`` named series (``runs.named``),
 and the kind of at most ``MAX_TAG_KINDS`` tensor tags.
 
@@ -95,6 +98,12 @@ class Read:
     named: NamedBuffer = field(default_factory=NamedBuffer)
     events: int = 0  # records read
     more: bool = False  # it stopped at POLL_EVENTS: more may be there at once
+    purge: float | None = None  # a restart: points read before, at this step or later, are stale
+
+    def drop_from(self, step: float) -> None:
+        self.rows = [r for r in self.rows if r[0] < step]
+        self.named.drop_from(step)
+        self.purge = step if self.purge is None else min(self.purge, step)
 
 
 class _File:
@@ -182,6 +191,12 @@ class EventLog:
         wall = float(event.wall_time)
         if self._t0 is None and math.isfinite(wall):
             self._t0 = wall
+        if event.HasField("session_log") and event.session_log.status == 1:  # SessionLog.START
+            step = float(event.step)
+            read.drop_from(step)
+            if self._open is not None and self._open[0] >= step:
+                self._open = None
+            return
         if not event.HasField("summary"):
             return
         step = float(event.step)

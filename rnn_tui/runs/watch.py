@@ -41,7 +41,9 @@ import threading
 import time
 from array import array
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -95,6 +97,17 @@ def _no_rows() -> np.ndarray:
     return np.empty((0, N_COLS))
 
 
+class Polled(NamedTuple):
+    """What one poll of a run read: rows of COLUMNS ((n, 8), read-only), whether its series
+    started over (a rewritten metrics file), the named series' new points (name -> (m, 4)),
+    and the step of a TensorBoard restart (points at it and later were purged), if any."""
+
+    rows: np.ndarray
+    restarted: bool = False
+    named: Mapping[str, np.ndarray] = MappingProxyType({})
+    purge: float | None = None
+
+
 class RunWatch:
     """What the watcher knows about one run directory.
 
@@ -109,6 +122,7 @@ class RunWatch:
         self.lock = threading.Lock()
         self._pending = array("d")
         self._named = NamedBuffer()  # named series' points not taken yet
+        self._purge: float | None = None  # a TensorBoard restart since the last take: the step
         self.names = NameTable()  # the named series this run keeps (names.left_out: the others)
         self._tb = None  # runs.tblog.EventLog of a TensorBoard run
         self.generation = 0  # +1 each time the metrics file was rewritten (series restarts)
@@ -144,14 +158,17 @@ class RunWatch:
         rows = np.frombuffer(data, dtype=np.float64).reshape(-1, N_COLS) if len(data) else _no_rows()
         return gen, rows
 
-    def take_all(self) -> tuple[int, np.ndarray, dict[str, np.ndarray]]:
-        """(generation, rows, {name: (n, 4) points in NAMED_COLUMNS order}) read since the last take."""
+    def take_all(self) -> tuple[int, np.ndarray, dict[str, np.ndarray], float | None]:
+        """(generation, rows, {name: (n, 4) points in NAMED_COLUMNS order}, purge) read since the
+        last take. ``purge``: a TensorBoard log restarted at that step since the last take: drop
+        the points taken before at that step and later, then add these (None: no restart)."""
         with self.lock:
             data, self._pending = self._pending, array("d")
             named, self._named = self._named, NamedBuffer()
+            purge, self._purge = self._purge, None
             gen = self.generation
         rows = np.frombuffer(data, dtype=np.float64).reshape(-1, N_COLS) if len(data) else _no_rows()
-        return gen, rows, named.arrays()
+        return gen, rows, named.arrays(), purge
 
     @property
     def has_checkpoints(self) -> bool:
@@ -194,10 +211,9 @@ class RunWatch:
         """Read new whole lines of metrics.jsonl; returns how many rows were added."""
         return len(self.poll_rows()[0])
 
-    def poll_rows(self) -> tuple[np.ndarray, bool, dict[str, np.ndarray]]:
-        """Read new whole lines of metrics.jsonl (or new events of a TensorBoard run): (their
-        rows, (n, 8) in COLUMNS order, read-only; whether the series started over; the named
-        series' new points). They are kept for :meth:`take_all` too."""
+    def poll_rows(self) -> Polled:
+        """Read new whole lines of metrics.jsonl (or new events of a TensorBoard run), as a
+        `Polled`; what was read is kept for :meth:`take_all` too."""
         if self.kind == "tensorboard":
             return self._poll_events()
         path = self.path / METRICS_NAME
@@ -208,14 +224,14 @@ class RunWatch:
             if self.exists and has_event_files(self.path):
                 self.kind = "tensorboard"
                 return self._poll_events()
-            return _no_rows(), False, {}
+            return Polled(_no_rows())
         except OSError:
-            return _no_rows(), False, {}
+            return Polled(_no_rows())
         self.exists = True
         self.has_metrics = True
         sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         if sig == self._metrics_sig:
-            return _no_rows(), False, {}
+            return Polled(_no_rows())
         cursor_in = self.cursor
         if cursor_in is not None and cursor_in.offset and _tail(path, cursor_in.offset) != self._tail:
             cursor_in = None  # rewritten in place: what we read last is not there any more
@@ -231,7 +247,7 @@ class RunWatch:
         self.cursor = cursor
         self._tail = _tail(path, cursor.offset)
         if not rows and not restarted:
-            return _no_rows(), False, {}
+            return Polled(_no_rows())
         anchor = min(st.st_mtime, clock())  # when the newest line was written (about)
         last_t = rows[-1][0][5] if rows else math.nan
         flat = array("d")
@@ -248,7 +264,7 @@ class RunWatch:
         if rows:
             self.updated = st.st_mtime
             self._note_times(rows[-1][0][0], [r[5] for r, _ in rows[-21:]])
-        return self._out(flat), restarted, points
+        return Polled(self._out(flat), restarted, points)
 
     def _keep(self, flat: array, named: NamedBuffer, restarted: bool = False) -> None:
         """New rows and points, for take(); a restart drops what was not taken."""
@@ -265,6 +281,21 @@ class RunWatch:
             self._times = []
             self.last_step = None
 
+    def _drop_from(self, step: float) -> None:
+        """A TensorBoard restart at `step`: the points not taken yet at that step and later go,
+        and the taker is told to drop those it has (take_all's purge)."""
+        with self.lock:
+            rows = np.frombuffer(self._pending, dtype=np.float64).reshape(-1, N_COLS)
+            keep = rows[rows[:, 0] < step]
+            if len(keep) < len(rows):
+                self._pending = array("d")
+                self._pending.frombytes(keep.tobytes())
+            self._named.drop_from(step)
+            self._purge = step if self._purge is None else min(self._purge, step)
+        if self.last_step is not None and self.last_step >= step:
+            self.last_step = None
+        self._times = []
+
     def _note_times(self, step: float, times: list[float]) -> None:
         """The newest step, and the longest recent gap between lines: a run that logs rarely
         (--log-every 100 on a big model) is not stale between lines."""
@@ -280,7 +311,7 @@ class RunWatch:
         out.flags.writeable = False
         return out
 
-    def _poll_events(self) -> tuple[np.ndarray, bool, dict[str, np.ndarray]]:
+    def _poll_events(self) -> Polled:
         """A TensorBoard run: the events its files gained (runs.tblog)."""
         self.exists = self.path.is_dir()
         if self._tb is None:
@@ -289,13 +320,15 @@ class RunWatch:
             if not tensorboard_available():
                 self.has_metrics = self.exists
                 self.error = MISSING
-                return _no_rows(), False, {}
+                return Polled(_no_rows())
             self._tb = EventLog(self.path, self.names)
         read = self._tb.poll()
         self.has_metrics = bool(self._tb.files)
         self.error = self._tb.error
+        if read.purge is not None:
+            self._drop_from(read.purge)
         if not read.rows and not read.named:
-            return _no_rows(), False, {}
+            return Polled(_no_rows(), purge=read.purge)
         flat = array("d")
         for row in read.rows:
             flat.extend(row)
@@ -307,7 +340,7 @@ class RunWatch:
         else:
             points = next(iter(named.values()))
             self._note_times(float(points[:, 0].max()), points[-21:, 1].tolist())
-        return self._out(flat), False, named
+        return Polled(self._out(flat), False, named, read.purge)
 
     def newest_checkpoint(self) -> tuple[Path, os.stat_result] | None:
         """The checkpoint directory (RUN or RUN/best) whose config.json was written last."""
@@ -479,9 +512,9 @@ class Watcher:
                 self._told[run] = ""
                 events.append(RunAdded(run))
             try:
-                rows, restarted, named = run.poll_rows()
-                if len(rows) or named or restarted:
-                    events.append(RowsRead(run, rows, run.generation, restarted, named))
+                got = run.poll_rows()
+                if len(got.rows) or got.named or got.restarted or got.purge is not None:
+                    events.append(RowsRead(run, got.rows, run.generation, got.restarted, got.named, got.purge))
                 if run.has_checkpoints and run.poll_checkpoint():
                     events.append(CheckpointFound(run, run.ckpt_dir, run.ckpt_sha, run.ckpt_step))
             except Exception as exc:  # never let one odd file stop the watching

@@ -76,6 +76,15 @@ class Columns:
             self._data[name][self._n:need] = rows[:, i]
         self._n = need
 
+    def keep_before(self, step: float) -> None:
+        """Drop the rows at `step` and later (a TensorBoard log's restart purges them)."""
+        keep = self["step"] < step
+        n = int(np.count_nonzero(keep))
+        if n < self._n:
+            for name in self.NAMES:
+                self._data[name][:n] = self._data[name][: self._n][keep]
+            self._n = n
+
     def _reserve(self, need: int) -> None:
         if need <= self._cap:
             return
@@ -331,13 +340,18 @@ class WatchedRun(Run):
         if watch.train_version != self._train_version:
             self._train_version = watch.train_version
             self.config = WatchedConfig.from_train(watch.train)
-        generation, rows, named = watch.take_all()
+        generation, rows, named, purge = watch.take_all()
         changed = 0
         if generation != self._generation:  # the metrics file was rewritten: start over
             if self._generation != -1 or len(self.cols):
                 changed = 1
             self._generation = generation
             self._restart()
+        if purge is not None:  # a TensorBoard log restarted at this step: what came after is stale
+            for series in (self.cols, *self.named.values()):
+                series.keep_before(purge)
+            self._smooth.clear()
+            changed += 1
         self.cols.extend(rows)
         for name, points in named.items():
             self.add_named(name, points)
