@@ -166,8 +166,8 @@ class EventLog:
             try:
                 n = self._read_file(f, read, left)
             except Exception as exc:  # a record TensorBoard's reader chokes on: leave the file
-                f.broken = f"{type(exc).__name__}: {exc}"
-                self.error = f"{path.name}: {f.broken}"
+                f.broken = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self.error = f"{path.name}: the rest is left out, a record could not be read ({f.broken})"
                 continue
             f.more = n >= left
             f.sig = None if f.more else sig
