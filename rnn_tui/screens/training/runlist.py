@@ -201,7 +201,7 @@ class RunList(Vertical):
             line.append("□" if run.hidden else "■", style=hex_code(run.color))
             line.append("*" if run.pinned else " ", style="bold")
             tail = SHORT_STATE.get(run.state, run.state)
-            if len(run.cols):
+            if run.last_step is not None:
                 tail = f"{fmt_steps(run.last_step)} {tail}"
             room = max(3, width - 4 - len(tail))
             name = run.label if len(run.label) <= room else run.label[: room - 1] + "…"

@@ -65,7 +65,7 @@ class TrainingScreen(ModeScreen):
                 "While it trains the other modes follow the newest weights; ctrl+s saves runs/<time>-<cell>/.",
         "status": "Step, epoch, loss in nats and bits per token, validation loss, tokens/s and ETA.\n"
                   "A red banner says when a run diverged (the last good weights are kept).",
-        "runs": "rnn-tui watch RUN_DIR...: runs another process trains, followed as metrics.jsonl grows\n"
+        "runs": "rnn-tui watch RUN_DIR... or LOGDIR: runs another process trains, followed as metrics.jsonl or TensorBoard event files grow\n"
                 "(r shows the list). ↑↓ select · p pin (on top; its checkpoints feed the other modes) · h hide · / filter",
     }
     snapshot_every_s = SNAPSHOT_EVERY_S  # how often the other modes get fresh weights

@@ -39,7 +39,8 @@ def idle_line(watch_roots: tuple[str, ...] = ()) -> Text:
         t.append("watching ", style="bold")
         t.append(", ".join(roots), style="bold")
         t.append(" · no run there yet: `rnn-tui train ... --out "
-                 f"{roots[0].rstrip('/')}/NAME` (or --out the folder itself) appears here", style="dim")
+                 f"{roots[0].rstrip('/')}/NAME` (or --out the folder itself), or TensorBoard event files "
+                 "written there, appear here", style="dim")
         return t
     t.append("idle", style="bold")
     t.append(" · space: start training with the form's settings · f: show/hide the form", style="dim")
@@ -84,8 +85,8 @@ def status_line(run: Run, unit: str, now: float, watcher=None, metric: str = "")
     tps = tps[np.isfinite(tps)]
     if tps.size:  # one step's rate is noisy: the median of the last 20
         t.append(f" · {fmt_rate(float(np.median(tps)))} tok/s")
-    if run.state in TRAINING_STATES:
-        t.append(f" · ETA {fmt_duration(run.eta())}")
+    if run.state in TRAINING_STATES and (run.watch is None or run.watch.has_checkpoints):
+        t.append(f" · ETA {fmt_duration(run.eta())}")  # (a TensorBoard log never says its last step)
     if run.watch is not None:
         shown = watcher.shown if watcher is not None else None
         _watched_tail(t, run, now, shown[0] if shown is not None else None)
