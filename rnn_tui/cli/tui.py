@@ -59,6 +59,7 @@ def cmd_watch(args) -> int:
         warn(note)
     if not dirs and not roots:
         raise ConfigError("nothing to watch: give run directories (rnn-tui train ... --out RUN_DIR writes one)")
+    _check_tensorboard(dirs)
     # The first run that already has a checkpoint is the model at startup; the watcher then
     # follows the newest checkpoint of the selected run.
     first = next((d for d in dirs if has_checkpoint(d)), None)
@@ -66,6 +67,21 @@ def cmd_watch(args) -> int:
                         sentence=args.sentence, watch=tuple(str(d) for d in dirs), mode="training",
                         watch_roots=tuple(str(r) for r in roots), threads=args.threads))
     return 0
+
+
+def _check_tensorboard(dirs) -> None:
+    """TensorBoard logs need the tensorboard package: one line saying how to install it (an
+    error when there is nothing else to watch, else a warning)."""
+    from ..engine.errors import ConfigError
+    from ..runs.layout import is_run, is_tensorboard_run
+    from ..runs.tblog import MISSING, tensorboard_available
+
+    logs = [d for d in dirs if d.is_dir() and is_tensorboard_run(d)]
+    if not logs or tensorboard_available():
+        return
+    if not any(is_run(d) or not d.exists() for d in dirs):
+        raise ConfigError(MISSING)
+    warn(f"{MISSING} ({len(logs)} TensorBoard log{'s' if len(logs) > 1 else ''} not charted)")
 
 
 def cmd_serve(args) -> int:

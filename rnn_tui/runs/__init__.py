@@ -6,6 +6,10 @@
 * ``metrics``: what a metrics.jsonl line holds (``StepMetrics``, ``RECORD_KEYS``, the chart
   ``COLUMNS``, the checkpoint's ``SUMMARY_KEYS``), reading whole lines only (bounded), appending
   one whole line, trimming a resumed run's lines.
+* ``named``: the named series, every metric with no column of its own (a RunWriter run's
+  ``accuracy``, a TensorBoard tag), bounded in how many names a run keeps.
+* ``tblog``: TensorBoard runs, directories of event files written by any tool, read with
+  tensorboard's own loader (an optional dependency, imported only when one is polled).
 * ``files``: bounded reads and atomic writes, for files that may come from anywhere.
 * ``watch`` and ``events``: the :class:`Watcher`, which polls run directories from a thread of
   its own and reports what changed through a callback.

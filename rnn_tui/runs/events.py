@@ -8,8 +8,9 @@ about, whose plain attributes hold the rest of what the watcher knows of that ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
@@ -27,15 +28,21 @@ class RunAdded:
 
 @dataclass(frozen=True, eq=False)
 class RowsRead:
-    """New whole lines of the run's metrics.jsonl, as rows of ``COLUMNS`` (an (n, 8) read-only
-    float array, "wall" filled in). ``restarted``: the file was rewritten (a resume dropped the
-    lines past its checkpoint) and these rows start the run's series over, as generation
-    ``generation``; rows may then be empty."""
+    """New whole lines of the run's metrics.jsonl (or new events of a TensorBoard run), as rows
+    of ``COLUMNS`` (an (n, 8) read-only float array, "wall" filled in). ``restarted``: the file
+    was rewritten (a resume dropped the lines past its checkpoint) and these rows start the
+    run's series over, as generation ``generation``; rows may then be empty. ``named``: the new
+    points of the run's named series (``runs.named``), name -> an (m, 4) read-only array in
+    ``NAMED_COLUMNS`` order (step, time, wall, value). ``purge``: a TensorBoard log restarted
+    (a SessionLog START, ``SummaryWriter(purge_step=N)``) at this step: the points read before
+    at this step and later are stale (these rows and points come after the restart)."""
 
     run: "RunWatch"  # noqa: F821 (see above)
     rows: "np.ndarray"
     generation: int
     restarted: bool
+    named: Mapping[str, np.ndarray] = field(default_factory=dict)
+    purge: float | None = None
 
 
 @dataclass(frozen=True, eq=False)

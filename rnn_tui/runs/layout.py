@@ -20,6 +20,12 @@ A run directory, as ``rnn-tui train --out RUN_DIR`` writes it::
 How the checkpoint files are written and read is ``engine/checkpoint.py``'s job; the lines of
 metrics.jsonl are ``runs/metrics.py``'s. A directory is a run when it holds a metrics.jsonl or a
 config.json; ``best/`` inside a run is a checkpoint of that run, never a run of its own.
+
+A directory of TensorBoard event files written by any tool (``events.out.tfevents.*``: a name
+with "tfevents" in it, TensorBoard's own rule) is a run too, a *TensorBoard run*, read by
+``runs/tblog.py``; in a watched folder they are looked for as TensorBoard does, in every
+directory below it (``logdir/run1/``, ``lightning_logs/version_0/``, ``fit/train/``), except
+inside rnn-tui runs (``RUN_DIR/tb/`` is that run's copy of its own metrics).
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ TRAIN_TOML_NAME = "train.toml"  # the run's resolved settings: rnn-tui train --c
 BEST_NAME = "best"  # RUN_DIR/best: the lowest validation loss
 TENSORBOARD_DIR = "tb"
 RUNS_ROOT = "runs"  # where `rnn-tui train` puts a run given no --out
+EVENTS_MARK = "tfevents"  # in the name of every TensorBoard event file
+MAX_LISTED = 10_000  # entries of one directory looked at when telling what it holds
+TB_DEPTH = 6  # how far below a watched folder TensorBoard runs are looked for
+MAX_SEARCHED = 2_000  # directories looked into by one search
 # A config.json holds the vocabulary (a word-level one runs to megabytes); far past that it is
 # not a checkpoint config, and reading it whole would only cost memory.
 MAX_CONFIG_BYTES = 32 << 20
@@ -64,6 +74,51 @@ def is_run(path: str | os.PathLike) -> bool:
     """A run directory: it holds a metrics.jsonl or a checkpoint."""
     path = Path(path)
     return (path / METRICS_NAME).exists() or (path / CONFIG_NAME).exists()
+
+
+def _entries(path: Path):
+    """The first MAX_LISTED entries of a directory (none when it cannot be listed)."""
+    try:
+        with os.scandir(path) as it:
+            for i, entry in enumerate(it):
+                if i >= MAX_LISTED:
+                    return
+                yield entry
+    except OSError:
+        return
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def event_files(path: str | os.PathLike) -> list[Path]:
+    """The TensorBoard event files directly in `path`, by name (so by the time they were begun)."""
+    return sorted(Path(e.path) for e in _entries(Path(path)) if EVENTS_MARK in e.name and _is_file(e))
+
+
+def has_event_files(path: str | os.PathLike) -> bool:
+    return any(EVENTS_MARK in e.name and _is_file(e) for e in _entries(Path(path)))
+
+
+def is_tensorboard_run(path: str | os.PathLike) -> bool:
+    """A directory of TensorBoard event files that is not an rnn-tui run."""
+    return not is_run(path) and has_event_files(path)
+
+
+def is_watchable(path: str | os.PathLike) -> bool:
+    """An rnn-tui run or a TensorBoard run."""
+    return is_run(path) or has_event_files(path)
 
 
 def read_config(directory: Path) -> dict | None:
@@ -120,11 +175,30 @@ def expand_run_dirs(specs: list[str]) -> tuple[list[Path], list[Path], list[str]
 
 
 def runs_in(folder: Path) -> list[Path]:
-    """The run directories directly inside `folder`, sorted ([] when it cannot be listed)."""
-    try:
-        return sorted(p for p in folder.iterdir() if p.is_dir() and is_run(p))
-    except OSError:
-        return []
+    """The rnn-tui runs directly inside `folder` and the TensorBoard runs in it or below it
+    (`folder` itself when it holds event files), sorted ([] when it cannot be listed)."""
+    folder = Path(folder)
+    found = [folder] if has_event_files(folder) else []
+    level, searched = [folder], 0
+    for depth in range(1, TB_DEPTH + 1):
+        deeper = []
+        for directory in level:
+            for entry in _entries(directory):
+                if searched >= MAX_SEARCHED:
+                    break
+                if not _is_dir(entry):
+                    continue
+                searched += 1
+                path = Path(entry.path)
+                if is_run(path):  # an rnn-tui run (its best/ and tb/ are its own)
+                    if depth == 1:
+                        found.append(path)
+                    continue
+                if has_event_files(path):
+                    found.append(path)
+                deeper.append(path)
+        level = deeper
+    return sorted(found)
 
 
 def unique_paths(paths: list[Path]) -> list[Path]:

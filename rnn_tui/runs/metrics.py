@@ -9,8 +9,10 @@ never read. Reads are bounded: at most ``READ_LIMIT`` bytes per call, and a line
 file costs neither unbounded memory nor a long parse.
 
 ``COLUMNS`` are the numbers the charts and the watcher keep of a record, in this order
-(``record_row``); ``SUMMARY_KEYS`` are those of the metrics summary in a checkpoint's
-config.json.
+(``record_row``); every other number of a record (``lr``, or ``accuracy`` from
+``RunWriter.log(step, accuracy=...)``) is a named series (``record_named``, ``runs.named``),
+except the ones worked out from the columns (bits, perplexity). ``SUMMARY_KEYS`` are those of
+the metrics summary in a checkpoint's config.json.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .files import open_append, open_regular, replacing
+from .named import NameTable
 
 # config.json["metrics"] of a checkpoint: where training stood when it was saved.
 SUMMARY_KEYS = ("step", "train_loss", "val_loss", "best_val_loss", "bits_per_token",
@@ -73,7 +76,10 @@ RECORD_KEYS = tuple(f.name for f in fields(StepMetrics))
 def _num(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer past float's range (JSON allows 4,000 digits)
+        return math.nan
 
 
 def record_row(rec: Any) -> tuple[float, ...] | None:
@@ -86,6 +92,27 @@ def record_row(rec: Any) -> tuple[float, ...] | None:
     return (step, _num(rec.get("epoch")), _num(rec.get("loss")), _num(rec.get("grad_norm")),
             _num(rec.get("tokens_per_s")), _num(rec.get("wall_time")), math.nan,
             _num(rec.get("val_loss")))
+
+
+# The record keys that are no named series: read into COLUMNS, worked out from them, not numbers.
+NOT_NAMED = frozenset(("step", "epoch", "loss", "grad_norm", "tokens_per_s", "wall_time", "val_loss",
+                       "bits", "ppl", "val_bits", "val_ppl", "clipped"))
+
+
+def record_named(rec: dict, names: NameTable) -> list[tuple[str, float]]:
+    """The named series' values of one record: (name, value) for each finite number under a key
+    that is no column, in the record's order, for the names `names` keeps."""
+    out = []
+    for key, value in rec.items():
+        if key in NOT_NAMED:
+            continue
+        value = _num(value)
+        if not math.isfinite(value):
+            continue
+        name = names.admit(key)
+        if name is not None:
+            out.append((name, value))
+    return out
 
 
 # ------------------------------------------------------------------------- reading

@@ -10,6 +10,13 @@ until ``stop()``; ``poll()`` is one pass, for a caller with a loop of its own (a
   and each poll reads a bounded number of bytes). A file that was rewritten (``--resume``
   drops lines past its checkpoint) or whose steps go backwards is read again from the top
   and the run's series starts over (``RunWatch.generation`` counts the restarts).
+* a directory of TensorBoard event files (and no metrics.jsonl) is a TensorBoard run
+  (``RunWatch.kind``): its files are read with TensorBoard's own loader (``runs.tblog``), a
+  bounded number of events per poll, each file from where the last poll stopped. It has no
+  checkpoint.
+* every number of a metrics line that has no column (``RunWriter.log(step, accuracy=...)``),
+  and every TensorBoard tag that is none of them, is a named series (``runs.named``), at most
+  ``MAX_NAMED`` names per run.
 * the newest checkpoint, ``RUN/config.json`` or ``RUN/best/config.json`` (whichever was
   written last): config.json is the commit point of an atomic save, so it is only parsed
   when its stat changes, and ``load`` is only called when its ``tensors_sha256`` differs
@@ -34,14 +41,18 @@ import threading
 import time
 from array import array
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from .events import CheckpointFound, LoadFailed, ModelLoaded, RowsRead, RunAdded, StateChanged, WatchEvent
 from .files import open_regular
-from .layout import CONFIG_NAME, METRICS_NAME, checkpoint_dirs, is_run, read_config, run_names, runs_in
-from .metrics import N_COLS, MetricsCursor, read_metrics, record_row
+from .layout import (CONFIG_NAME, METRICS_NAME, checkpoint_dirs, has_event_files, is_run, read_config, run_names,
+                     runs_in)
+from .metrics import N_COLS, MetricsCursor, read_metrics, record_named, record_row
+from .named import NamedBuffer, NameTable
 
 POLL_S = 0.5  # how often the files are looked at
 DISCOVER_EVERY = 4  # polls between looks for new runs in a watched folder of runs
@@ -87,6 +98,17 @@ def _no_rows() -> np.ndarray:
     return np.empty((0, N_COLS))
 
 
+class Polled(NamedTuple):
+    """What one poll of a run read: rows of COLUMNS ((n, 8), read-only), whether its series
+    started over (a rewritten metrics file), the named series' new points (name -> (m, 4)),
+    and the step of a TensorBoard restart (points at it and later were purged), if any."""
+
+    rows: np.ndarray
+    restarted: bool = False
+    named: Mapping[str, np.ndarray] = MappingProxyType({})
+    purge: float | None = None
+
+
 class RunWatch:
     """What the watcher knows about one run directory.
 
@@ -97,8 +119,13 @@ class RunWatch:
     def __init__(self, path: str | os.PathLike, name: str | None = None) -> None:
         self.path = Path(path)
         self.name = name or self.path.name or str(path)
+        self.kind = "rnn-tui"  # or "tensorboard": event files, no metrics.jsonl (then for good)
         self.lock = threading.Lock()
         self._pending = array("d")
+        self._named = NamedBuffer()  # named series' points not taken yet
+        self._purge: float | None = None  # a TensorBoard restart since the last take: the step
+        self.names = NameTable()  # the named series this run keeps (names.left_out: the others)
+        self._tb = None  # runs.tblog.EventLog of a TensorBoard run
         self.generation = 0  # +1 each time the metrics file was rewritten (series restarts)
         self.rows = 0  # metric rows read in this generation
         # metrics.jsonl
@@ -124,12 +151,30 @@ class RunWatch:
 
     # ------------------------------------------------------------------ reader side
     def take(self) -> tuple[int, np.ndarray]:
-        """(generation, the rows read since the last take as an (n, 8) array)."""
+        """(generation, the rows read since the last take as an (n, 8) array); the named
+        series' points stay for :meth:`take_all`."""
         with self.lock:
             data, self._pending = self._pending, array("d")
             gen = self.generation
         rows = np.frombuffer(data, dtype=np.float64).reshape(-1, N_COLS) if len(data) else _no_rows()
         return gen, rows
+
+    def take_all(self) -> tuple[int, np.ndarray, dict[str, np.ndarray], float | None]:
+        """(generation, rows, {name: (n, 4) points in NAMED_COLUMNS order}, purge) read since the
+        last take. ``purge``: a TensorBoard log restarted at that step since the last take: drop
+        the points taken before at that step and later, then add these (None: no restart)."""
+        with self.lock:
+            data, self._pending = self._pending, array("d")
+            named, self._named = self._named, NamedBuffer()
+            purge, self._purge = self._purge, None
+            gen = self.generation
+        rows = np.frombuffer(data, dtype=np.float64).reshape(-1, N_COLS) if len(data) else _no_rows()
+        return gen, rows, named.arrays(), purge
+
+    @property
+    def has_checkpoints(self) -> bool:
+        """An rnn-tui run can have checkpoints; a TensorBoard log has none."""
+        return self.kind != "tensorboard"
 
     @property
     def steps(self) -> int | None:
@@ -167,68 +212,136 @@ class RunWatch:
         """Read new whole lines of metrics.jsonl; returns how many rows were added."""
         return len(self.poll_rows()[0])
 
-    def poll_rows(self) -> tuple[np.ndarray, bool]:
-        """Read new whole lines of metrics.jsonl: (their rows, (n, 8) in COLUMNS order, read-only;
-        whether the series started over). The rows are kept for :meth:`take` too."""
+    def poll_rows(self) -> Polled:
+        """Read new whole lines of metrics.jsonl (or new events of a TensorBoard run), as a
+        `Polled`; what was read is kept for :meth:`take_all` too."""
+        if self.kind == "tensorboard":
+            return self._poll_events()
         path = self.path / METRICS_NAME
         try:
             st = os.stat(path)
         except FileNotFoundError:
             self.exists = self.path.is_dir()
-            return _no_rows(), False
+            if self.exists and has_event_files(self.path):
+                self.kind = "tensorboard"
+                return self._poll_events()
+            return Polled(_no_rows())
         except OSError:
-            return _no_rows(), False
+            return Polled(_no_rows())
         self.exists = True
         self.has_metrics = True
         sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         if sig == self._metrics_sig:
-            return _no_rows(), False
+            return Polled(_no_rows())
         cursor_in = self.cursor
         if cursor_in is not None and cursor_in.offset and _tail(path, cursor_in.offset) != self._tail:
             cursor_in = None  # rewritten in place: what we read last is not there any more
         records, cursor, restarted = _read(path, cursor_in)
         restarted = restarted or (cursor_in is None and self.cursor is not None)
-        rows = [r for r in map(record_row, records) if r is not None]
-        if rows and not restarted and self.last_step is not None and rows[0][0] <= self.last_step:
+        rows = _rows(records)
+        if rows and not restarted and self.last_step is not None and rows[0][0][0] <= self.last_step:
             # Rewritten in place with earlier steps: start over from the top.
             records, cursor, _ = _read(path, None)
-            rows = [r for r in map(record_row, records) if r is not None]
+            rows = _rows(records)
             restarted = True
         self._metrics_sig = None if cursor.more else sig  # a backlog: go on at the next poll
         self.cursor = cursor
         self._tail = _tail(path, cursor.offset)
         if not rows and not restarted:
-            return _no_rows(), False
+            return Polled(_no_rows())
         anchor = min(st.st_mtime, clock())  # when the newest line was written (about)
-        last_t = rows[-1][5] if rows else math.nan
+        last_t = rows[-1][0][5] if rows else math.nan
         flat = array("d")
-        for r in rows:
+        named = NamedBuffer()
+        for r, rec in rows:
             wall = anchor - (last_t - r[5]) if math.isfinite(last_t) and math.isfinite(r[5]) else anchor
             flat.extend(r[:6])
             flat.append(wall)
             flat.append(r[7])
+            for name, value in record_named(rec, self.names):
+                named.add(name, r[0], r[5], wall, value)
+        points = named.arrays()  # before _keep hands the buffers on
+        self._keep(flat, named, restarted)
+        if rows:
+            self.updated = st.st_mtime
+            self._note_times(rows[-1][0][0], [r[5] for r, _ in rows[-21:]])
+        return Polled(self._out(flat), restarted, points)
+
+    def _keep(self, flat: array, named: NamedBuffer, restarted: bool = False) -> None:
+        """New rows and points, for take(); a restart drops what was not taken."""
         with self.lock:
             if restarted:
                 self._pending = array("d")
+                self._named = NamedBuffer()
                 self.generation += 1
                 self.rows = 0
             self._pending.extend(flat)
-            self.rows += len(rows)
+            self._named.merge(named)
+            self.rows += len(flat) // N_COLS
         if restarted:
             self._times = []
-        if rows:
-            self.last_step = rows[-1][0]
-            self.updated = st.st_mtime
-            # A run that logs rarely (--log-every 100 on a big model) is not stale between lines.
-            times = (self._times + [r[5] for r in rows[-21:] if math.isfinite(r[5])])[-21:]
-            self._times = times
-            gaps = [b - a for a, b in zip(times, times[1:]) if b >= a]
-            self.line_gap = max(gaps) if gaps else 0.0
-        elif restarted:
             self.last_step = None
+
+    def _drop_from(self, step: float) -> None:
+        """A TensorBoard restart at `step`: the points not taken yet at that step and later go,
+        and the taker is told to drop those it has (take_all's purge)."""
+        with self.lock:
+            rows = np.frombuffer(self._pending, dtype=np.float64).reshape(-1, N_COLS)
+            keep = rows[rows[:, 0] < step]
+            if len(keep) < len(rows):
+                self._pending = array("d")
+                self._pending.frombytes(keep.tobytes())
+            self._named.drop_from(step)
+            self._purge = step if self._purge is None else min(self._purge, step)
+        if self.last_step is not None and self.last_step >= step:
+            self.last_step = None
+        self._times = []
+
+    def _note_times(self, step: float, times: list[float]) -> None:
+        """The newest step, and the longest recent gap between lines: a run that logs rarely
+        (--log-every 100 on a big model) is not stale between lines."""
+        self.last_step = step if self.last_step is None else max(self.last_step, step)
+        times = (self._times + [t for t in times[-21:] if math.isfinite(t)])[-21:]
+        self._times = times
+        gaps = [b - a for a, b in zip(times, times[1:]) if b >= a]
+        self.line_gap = max(gaps) if gaps else 0.0
+
+    @staticmethod
+    def _out(flat: array) -> np.ndarray:
         out = np.array(flat, dtype=np.float64).reshape(-1, N_COLS)
         out.flags.writeable = False
-        return out, restarted
+        return out
+
+    def _poll_events(self) -> Polled:
+        """A TensorBoard run: the events its files gained (runs.tblog)."""
+        self.exists = self.path.is_dir()
+        if self._tb is None:
+            from .tblog import MISSING, EventLog, tensorboard_available
+
+            if not tensorboard_available():
+                self.has_metrics = self.exists
+                self.error = MISSING
+                return Polled(_no_rows())
+            self._tb = EventLog(self.path, self.names)
+        read = self._tb.poll()
+        self.has_metrics = bool(self._tb.files)
+        self.error = self._tb.error
+        if read.purge is not None:
+            self._drop_from(read.purge)
+        if not read.rows and not read.named:
+            return Polled(_no_rows(), purge=read.purge)
+        flat = array("d")
+        for row in read.rows:
+            flat.extend(row)
+        named = read.named.arrays()  # before _keep hands the buffers on
+        self._keep(flat, read.named)
+        self.updated = self._tb.updated
+        if read.rows:
+            self._note_times(max(r[0] for r in read.rows), [r[5] for r in read.rows])
+        else:
+            points = next(iter(named.values()))
+            self._note_times(float(points[:, 0].max()), points[-21:, 1].tolist())
+        return Polled(self._out(flat), False, named, read.purge)
 
     def newest_checkpoint(self) -> tuple[Path, os.stat_result] | None:
         """The checkpoint directory (RUN or RUN/best) whose config.json was written last."""
@@ -268,6 +381,16 @@ class RunWatch:
         self._retry_at = 0.0
         self._backoff = POLL_S
         return True
+
+
+def _rows(records: list[dict]) -> list[tuple[tuple[float, ...], dict]]:
+    """(row of COLUMNS, the record) of each record that is a row."""
+    out = []
+    for rec in records:
+        row = record_row(rec)
+        if row is not None:
+            out.append((row, rec))
+    return out
 
 
 def _read(path: Path, cursor: MetricsCursor | None) -> tuple[list[dict], MetricsCursor, bool]:
@@ -390,10 +513,10 @@ class Watcher:
                 self._told[run] = ""
                 events.append(RunAdded(run))
             try:
-                rows, restarted = run.poll_rows()
-                if len(rows) or restarted:
-                    events.append(RowsRead(run, rows, run.generation, restarted))
-                if run.poll_checkpoint():
+                got = run.poll_rows()
+                if len(got.rows) or got.named or got.restarted or got.purge is not None:
+                    events.append(RowsRead(run, got.rows, run.generation, got.restarted, got.named, got.purge))
+                if run.has_checkpoints and run.poll_checkpoint():
                     events.append(CheckpointFound(run, run.ckpt_dir, run.ckpt_sha, run.ckpt_step))
             except Exception as exc:  # never let one odd file stop the watching
                 run.error = f"{type(exc).__name__}: {exc}"

@@ -1,7 +1,9 @@
 """The training charts: what they show (`ChartView`), how a chart is drawn, and its legend.
 
 Each chart on the screen is a `widgets.Chart` whose draw function is :func:`draw_curves`
-for its kind (loss, gradient norm, tokens/s). Series are smoothed over every point (each
+for its kind (loss, gradient norm, tokens/s, or one named metric: a RunWriter run's
+`accuracy`, a TensorBoard tag, the learning rate; `ChartView.metric`, chosen with m / M
+among `metric_names`, which the runs filter narrows). Series are smoothed over every point (each
 run caches its EMA) and then downsampled to about two points per chart column, so a
 100,000-step run redraws as fast as a 100-step one. The raw curve is drawn faint behind the
 smoothed one, validation losses light (with their points marked while there are few), and
@@ -26,7 +28,7 @@ from .runs import Run
 
 SMOOTHING_LEVELS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
-CHARTS = ("loss", "grad", "speed", "all")
+CHARTS = ("loss", "grad", "speed", "all")  # what c steps through; "metric" is m's
 CHART_TITLES = {"loss": "loss", "grad": "grad norm (pre-clip)", "speed": "tokens/s"}
 CHART_COLUMN = {"loss": "loss", "grad": "grad", "speed": "tps"}
 UNITS = ("nats", "bits", "ppl")
@@ -48,13 +50,16 @@ class ChartView:
     xaxis: str = "step"
     log_y: bool = False
     log_x: bool = False
+    metric: str = ""  # the named metric the metric chart shows
 
     def describe(self) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
         # Each key, then what it sets now: short enough for 80 columns (the footer leaves
         # these keys to this line).
+        metric = [("m M", "metric ", self.metric or "none")] if self.chart == "metric" else []
         items = [
             ("c", "", self.chart),
+            *metric,
             (",.", "smooth ", f"{self.smoothing:g}"),
             ("u", "", self.unit),
             ("w", "x by ", self.xaxis),
@@ -69,10 +74,23 @@ class ChartView:
             t.append(value, style="bold")
         return t
 
-    def change(self, what: str) -> None:
+    def change(self, what: str, names: list[str] = ()) -> bool:
         """One key's change: "smooth+" / "smooth-" (one level, stopping at the ends), "log_y",
-        "log_x" (toggle), "xaxis", "unit", "chart" (the next one, round again)."""
-        if what in ("smooth+", "smooth-"):
+        "log_x" (toggle), "xaxis", "unit", "chart" (the next one, round again), "metric+" /
+        "metric-" (the metric chart; again: the next / previous of `names`). False when
+        there is no metric to show."""
+        if what in ("metric+", "metric-"):
+            if not names:
+                return False
+            if self.chart == "metric" and self.metric in names:
+                step = 1 if what == "metric+" else -1
+                self.metric = names[(names.index(self.metric) + step) % len(names)]
+            else:
+                self.chart = "metric"
+                self.pick_metric(names)
+        elif what == "chart" and self.chart not in CHARTS:
+            self.chart = CHARTS[0]
+        elif what in ("smooth+", "smooth-"):
             current = self.smoothing
             if what == "smooth+":
                 bigger = [v for v in SMOOTHING_LEVELS if v > current + 1e-12]
@@ -85,6 +103,24 @@ class ChartView:
         else:
             options = {"xaxis": XAXES, "unit": UNITS, "chart": CHARTS}[what]
             setattr(self, what, options[(options.index(getattr(self, what)) + 1) % len(options)])
+        return True
+
+    def pick_metric(self, names: list[str]) -> bool:
+        """Keep the metric shown among `names` (the first of them when it is not); True when
+        it changed."""
+        if names and self.metric not in names:
+            self.metric = names[0]
+            return True
+        return False
+
+
+def metric_names(runs: list[Run], needle: str = "") -> list[str]:
+    """The named metrics of these runs, in the order first seen; those containing `needle`
+    (the runs filter) when some do."""
+    names = list(dict.fromkeys(name for run in runs for name in run.named))
+    needle = needle.lower()
+    matching = [n for n in names if needle in n.lower()] if needle else []
+    return matching or names
 
 
 @dataclass(frozen=True)
@@ -128,10 +164,28 @@ class _Plotter:
         self.points += int(xs.size)
 
 
+def _series(run: Run, kind: str, view: ChartView):
+    """(x, raw, smoothed) of a run for a chart, or None when it has no such points."""
+    if kind == "metric":
+        series = run.named.get(view.metric)
+        if series is None or not len(series):
+            return None
+        return (series[XAXIS_COLUMN[view.xaxis]], series["value"],
+                run.named_smoothed(view.metric, view.smoothing))
+    if not len(run.cols):
+        return None
+    col = CHART_COLUMN[kind]
+    return run.cols[XAXIS_COLUMN[view.xaxis]], run.cols[col], run.smoothed(col, view.smoothing)
+
+
 def draw_curves(plt, width: int, height: int, kind: str, runs: list[Run], view: ChartView) -> Drawn:
-    """One chart (``kind``: loss, grad or speed) of these runs, in drawing order."""
+    """One chart (``kind``: loss, grad, speed, or "metric": ``view.metric``) of these runs, in
+    drawing order."""
     unit = view.unit
-    title = UNIT_TITLES[unit] if kind == "loss" else CHART_TITLES[kind]
+    if kind == "metric":
+        title = view.metric or "no named metrics: log one (RunWriter.log(step, accuracy=...))"
+    else:
+        title = UNIT_TITLES[unit] if kind == "loss" else CHART_TITLES[kind]
     if view.smoothing:
         title += f" · smooth {view.smoothing:g}"
     plt.xlabel(XAXIS_TITLES[view.xaxis])
@@ -140,16 +194,14 @@ def draw_curves(plt, width: int, height: int, kind: str, runs: list[Run], view: 
     n_points = plot_width_points(width)
     few = max(16, n_points // 2)
     out = _Plotter(plt, view)
-    col = CHART_COLUMN[kind]
     grad_max = 0.0
     for run in runs:
-        if not len(run.cols):
+        series = _series(run, kind, view)
+        if series is None:
             continue
-        x = run.cols[XAXIS_COLUMN[view.xaxis]]
+        x, raw, smooth = series
         if view.log_x:
             x = log_safe(x)
-        raw = run.cols[col]
-        smooth = run.smoothed(col, view.smoothing)
         if kind == "loss":
             raw, smooth = convert_loss(raw, unit), convert_loss(smooth, unit)
         if view.smoothing > 0:  # the raw curve, faint, behind the smoothed one
@@ -175,6 +227,9 @@ def draw_curves(plt, width: int, height: int, kind: str, runs: list[Run], view: 
             y_lo, y_hi = y_lo * 0.9, y_hi * 1.1 + 1
         ticks = nice_ticks(y_lo, y_hi, max(2, min(5, height // 3)))
         plt.yticks(ticks, [fmt_tick(t) for t in ticks])
+    if kind == "metric" and out.points and not view.log_y and out.y[1] - out.y[0] >= 1e-9:
+        ticks = nice_ticks(out.y[0], out.y[1], max(2, min(5, height // 3)))  # 0.0002, not 0.00017
+        plt.yticks(ticks, [f"{t:.4g}" for t in ticks])
     if not out.points:  # plotext cannot build an empty chart on log axes
         plt.yscale("linear")
         plt.xscale("linear")

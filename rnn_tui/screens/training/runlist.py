@@ -4,7 +4,9 @@
 status line describes and, for a watched run, the one whose checkpoints the other modes show;
 p pins a run (always listed whatever the filter, drawn last so on top, first in the legend;
 a pinned watched run feeds the other modes, and only one is), h hides a run's curves, / edits
-the name filter (enter keeps it, escape clears it). The list reads the screen's own list of
+the name filter (enter keeps it, escape clears it): it lists the runs whose name has the text
+(when none has, the runs with a named metric, a TensorBoard tag, that has it), and the metric
+chart picks among the metrics that have it. The list reads the screen's own list of
 runs, which is only ever changed in place, and adds a run for each directory the app's
 watcher follows (`follow`).
 """
@@ -71,9 +73,14 @@ class RunList(Vertical):
         return next((r for r in self.runs if r.index == self.selected_index), None)
 
     def listed(self) -> list[Run]:
-        """Runs whose name has the filter text, and pinned runs, in order."""
+        """Runs whose name has the filter text (when none has: whose named metrics have it), and
+        pinned runs, in order."""
         needle = self.filter.lower()
-        return [r for r in self.runs if r.pinned or not needle or needle in r.label.lower()]
+        if not needle:
+            return list(self.runs)
+        if any(needle in r.label.lower() for r in self.runs if not r.pinned):
+            return [r for r in self.runs if r.pinned or needle in r.label.lower()]
+        return [r for r in self.runs if r.pinned or any(needle in name.lower() for name in r.named)]
 
     def visible(self) -> list[Run]:
         """What the charts draw, in drawing order: pinned runs last, so on top."""
@@ -194,7 +201,7 @@ class RunList(Vertical):
             line.append("□" if run.hidden else "■", style=hex_code(run.color))
             line.append("*" if run.pinned else " ", style="bold")
             tail = SHORT_STATE.get(run.state, run.state)
-            if len(run.cols):
+            if run.last_step is not None:
                 tail = f"{fmt_steps(run.last_step)} {tail}"
             room = max(3, width - 4 - len(tail))
             name = run.label if len(run.label) <= room else run.label[: room - 1] + "…"

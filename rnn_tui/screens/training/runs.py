@@ -1,9 +1,11 @@
 """The runs the training screen draws: one interface for a run trained here and a watched one.
 
 Everything that shows runs (the chart, the legend, the runs list, the status line) reads a
-`Run`: its index, name and colour, the config it trains with, its metric `Columns`, its
-state, the pinned / hidden flags of the runs list, and its smoothed series (the EMA is
-extended as points arrive, never recomputed over the whole run). Two sources fill one:
+`Run`: its index, name and colour, the config it trains with, its metric `Columns`, its named
+series (`named`: the metrics that have no column, each `Columns` of step, time, wall and
+value: a RunWriter run's `accuracy`, a TensorBoard tag, the learning rate), its state, the
+pinned / hidden flags of the runs list, and its smoothed series (the EMA is extended as points
+arrive, never recomputed over the whole run). Two sources fill one:
 
 * `TrainingRun`: a run this app trains. The training thread queues each StepMetrics with
   `push` (under a lock, never touching a widget); `drain` moves them into the columns.
@@ -27,6 +29,7 @@ import numpy as np
 from ...render.colors import SERIES_RGB
 from ...render.series import ema
 from ...runs import COLUMNS
+from ...runs.named import NAMED_COLUMNS
 
 ACTIVE_STATES = ("starting", "running", "paused", "stopping")  # a run trained here, not over yet
 TRAINING_STATES = ("running", "live")  # steps are being taken: an ETA makes sense
@@ -38,12 +41,15 @@ def run_color(index: int) -> tuple[int, int, int]:
 
 
 class Columns:
-    """Growing numpy columns of a run's metrics, named as `runs.COLUMNS`."""
+    """Growing numpy columns of a run's metrics, named as `runs.COLUMNS` (or as `names`: a
+    named series' `runs.named.NAMED_COLUMNS`)."""
 
     NAMES = COLUMNS
 
-    def __init__(self) -> None:
-        self._cap = 256
+    def __init__(self, names: tuple[str, ...] | None = None, capacity: int = 256) -> None:
+        if names is not None:
+            self.NAMES = names
+        self._cap = capacity
         self._n = 0
         self._data = {n: np.empty(self._cap) for n in self.NAMES}
 
@@ -60,7 +66,7 @@ class Columns:
         self._n += 1
 
     def extend(self, rows: np.ndarray) -> None:
-        """Append an (n, 8) block of rows, columns in NAMES order (a watched run's lines)."""
+        """Append an (n, len(NAMES)) block of rows, columns in NAMES order (a watched run's lines)."""
         n = len(rows)
         if not n:
             return
@@ -69,6 +75,15 @@ class Columns:
         for i, name in enumerate(self.NAMES):
             self._data[name][self._n:need] = rows[:, i]
         self._n = need
+
+    def keep_before(self, step: float) -> None:
+        """Drop the rows at `step` and later (a TensorBoard log's restart purges them)."""
+        keep = self["step"] < step
+        n = int(np.count_nonzero(keep))
+        if n < self._n:
+            for name in self.NAMES:
+                self._data[name][:n] = self._data[name][: self._n][keep]
+            self._n = n
 
     def _reserve(self, need: int) -> None:
         if need <= self._cap:
@@ -95,9 +110,10 @@ class Run:
         self.color = color if color is not None else run_color(index)
         self.state = state
         self.cols = Columns()
+        self.named: dict[str, Columns] = {}  # name -> its points (NAMED_COLUMNS), in the order seen
         self.pinned = False  # kept visible whatever the filter, drawn on top, first in the legend
         self.hidden = False  # left off the charts (still listed)
-        self._smooth: dict[tuple[str, float], tuple] = {}
+        self._smooth: dict[tuple, tuple] = {}  # (column or ("named", name), weight) -> EMA state
 
     # -- what it is called
     @property
@@ -123,7 +139,10 @@ class Run:
 
     @property
     def last_step(self) -> int | None:
-        return int(self.cols["step"][-1]) if len(self.cols) else None
+        if len(self.cols):
+            return int(self.cols["step"][-1])
+        steps = [s["step"][-1] for s in self.named.values() if len(s)]  # a log of named metrics only
+        return int(max(steps)) if steps else None
 
     def eta(self) -> float | None:
         """Seconds left, from the pace of the last ~20 s of training."""
@@ -143,9 +162,22 @@ class Run:
         """UI thread: take the points that arrived since the last call. Returns how many changed."""
         return 0
 
+    def add_named(self, name: str, points: np.ndarray) -> None:
+        """Append (n, 4) points (NAMED_COLUMNS order) to a named series."""
+        series = self.named.get(name)
+        if series is None:
+            series = self.named[name] = Columns(NAMED_COLUMNS, capacity=16)
+        series.extend(points)
+
     def smoothed(self, name: str, weight: float) -> np.ndarray:
         """EMA of a column over every point, extended incrementally as points arrive."""
-        raw = self.cols[name]
+        return self._smoothed(name, self.cols[name], weight)
+
+    def named_smoothed(self, name: str, weight: float) -> np.ndarray:
+        """EMA of a named series' values, as `smoothed`."""
+        return self._smoothed(("named", name), self.named[name]["value"], weight)
+
+    def _smoothed(self, name, raw: np.ndarray, weight: float) -> np.ndarray:
         if weight <= 0:
             return raw
         key = (name, weight)
@@ -173,6 +205,7 @@ class Run:
 
     def _restart(self) -> None:
         self.cols = Columns()
+        self.named = {}
         self._smooth.clear()
 
 
@@ -252,6 +285,9 @@ class TrainingRun(Run):
                 "step": m.step, "epoch": m.epoch, "loss": m.loss, "grad": m.grad_norm,
                 "tps": m.tokens_per_s, "time": m.wall_time, "wall": wall, "val": val,
             })
+        if items:  # the learning rate is a named series, as in a watched run's metrics.jsonl
+            self.add_named("lr", np.array([(m.step, m.wall_time, wall, m.lr) for m, wall in items
+                                           if math.isfinite(m.lr)], dtype=float).reshape(-1, 4))
         return len(items)
 
 
@@ -304,12 +340,20 @@ class WatchedRun(Run):
         if watch.train_version != self._train_version:
             self._train_version = watch.train_version
             self.config = WatchedConfig.from_train(watch.train)
-        generation, rows = watch.take()
+        generation, rows, named, purge = watch.take_all()
         changed = 0
         if generation != self._generation:  # the metrics file was rewritten: start over
             if self._generation != -1 or len(self.cols):
                 changed = 1
             self._generation = generation
             self._restart()
+        if purge is not None:  # a TensorBoard log restarted at this step: what came after is stale
+            for series in (self.cols, *self.named.values()):
+                series.keep_before(purge)
+            self._smooth.clear()
+            changed += 1
         self.cols.extend(rows)
+        for name, points in named.items():
+            self.add_named(name, points)
+            changed += len(points)
         return changed + len(rows)

@@ -31,7 +31,7 @@ from ...engine.errors import RnnTuiError
 from ...widgets.chart import Chart
 from ..base import ModeScreen, describe_error, report_error, stop_event
 from . import worker
-from .chart import ChartView, draw_curves, legend_text
+from .chart import ChartView, draw_curves, legend_text, metric_names
 from .form import TrainingForm, corpus_problem, form_defaults
 from .quit import QuitScreen, unsaved_summary
 from .runlist import RunList, next_index
@@ -60,12 +60,12 @@ class TrainingScreen(ModeScreen):
     NEEDS_MODEL = False  # a run needs no model on screen
     PANEL_HELP = {
         "curves": "Loss (raw faint, smoothed bright, validation dotted), gradient norm before clipping,\n"
-                  "tokens/s; one colour per run. , . smoothing · u nats/bits/ppl · y x log axes · w step/time/clock",
+                  "tokens/s, m a named metric; one colour per run. , . smoothing · u nats/bits/ppl · y x log axes · w x axis",
         "form": "The next run's settings (tab in; enter or space starts; f hides it). Errors show under it.\n"
                 "While it trains the other modes follow the newest weights; ctrl+s saves runs/<time>-<cell>/.",
         "status": "Step, epoch, loss in nats and bits per token, validation loss, tokens/s and ETA.\n"
                   "A red banner says when a run diverged (the last good weights are kept).",
-        "runs": "rnn-tui watch RUN_DIR...: runs another process trains, followed as metrics.jsonl grows\n"
+        "runs": "rnn-tui watch RUN_DIR... or LOGDIR: runs another process trains, followed as metrics.jsonl or TensorBoard event files grow\n"
                 "(r shows the list). ↑↓ select · p pin (on top; its checkpoints feed the other modes) · h hide · / filter",
     }
     snapshot_every_s = SNAPSHOT_EVERY_S  # how often the other modes get fresh weights
@@ -76,6 +76,8 @@ class TrainingScreen(ModeScreen):
         s                          | stop            | Stop        | training.stop        | Stop the current run (it stays on the chart)
         ctrl+s                     | save            | Save        | training.save        | Save the newest run's weights to runs/<time>-<cell>/
         c                          | view('chart')   | -Chart      | training.chart       | Show loss, gradient norm, tokens/s, or all three
+        m                          | view('metric+') | -Metric+    | training.metric      | Chart one named metric (a RunWriter run's own, a TensorBoard tag, lr); again: the next one (/ narrows them)
+        M                          | view('metric-') | -Metric-    | training.metric_prev | The named metric before this one
         u                          | view('unit')    | -Units      | training.units       | Loss in nats, bits per token or perplexity
         f                          | toggle_form     | Form        | training.form        | Show or hide the settings form
         comma,minus                | view('smooth-') | -Smooth-    | training.smooth_less | Less smoothing of the curves
@@ -89,7 +91,7 @@ class TrainingScreen(ModeScreen):
         down                       | select_run(1)   | -Next run   | training.run_down    | Runs list: select the run below
         p                          | pin_run         | Pin         | training.pin         | Pin the selected run: always shown, drawn on top, first in the legend; the other modes show a pinned watched run's newest checkpoint
         h                          | hide_run        | Hide        | training.hide        | Hide or show the selected run's curves
-        slash = /                  | filter_runs     | Filter      | training.filter      | Show only runs whose name contains some text (enter keeps it, escape clears it)
+        slash = /                  | filter_runs     | Filter      | training.filter      | Show only runs whose name contains some text, or else the runs with a metric (a tag) that does, which the metric chart then picks from (enter keeps it, escape clears it)
         """)
 
     DEFAULT_CSS = """
@@ -174,7 +176,8 @@ class TrainingScreen(ModeScreen):
 
     def _apply_chart_layout(self) -> None:
         chart = self.view.chart
-        self.query_one("#tr-chart-loss").display = chart in ("loss", "all")
+        self.query_one("#tr-chart-loss").display = chart in ("loss", "all", "metric")  # metric: in its place
+        chart = "loss" if chart == "metric" else chart
         self.query_one("#tr-lower").display = chart != "loss"
         self.query_one("#tr-chart-grad").display = chart in ("grad", "all")
         self.query_one("#tr-chart-speed").display = chart in ("speed", "all")
@@ -375,11 +378,13 @@ class TrainingScreen(ModeScreen):
     # ---------------------------------------------------------------- view keys
     def action_view(self, what: str) -> None:
         """A view key: smoothing, units, x axis, log axes, which charts (`ChartView.change`)."""
-        self.view.change(what)
-        if what == "chart":
+        if not self.view.change(what, metric_names(self.visible_runs, self.run_filter)):
+            self.notify("no named metrics yet: a run's own (RunWriter.log(step, accuracy=...)) or a TensorBoard tag")
+            return
+        if what in ("chart", "metric+", "metric-"):
             self._apply_chart_layout()
         self._view_changed()
-        if what == "unit":
+        if what in ("unit", "chart", "metric+", "metric-"):
             self._update_status()
 
     def action_clear_runs(self) -> None:
@@ -441,6 +446,9 @@ class TrainingScreen(ModeScreen):
         self._dirty = False
         self._last_draw = time.monotonic()
         self._drawn_runs = self.visible_runs
+        if self.view.chart == "metric" and self.view.pick_metric(metric_names(self._drawn_runs, self.run_filter)):
+            self._update_view_line()  # the filter chose another metric
+            self._update_status()
         for chart in self.query(Chart):  # a hidden chart is not rendered
             chart.refresh()
         self._update_legend()
@@ -449,6 +457,7 @@ class TrainingScreen(ModeScreen):
         """A chart's draw function: the runs of the last redraw, as the view says."""
         if self._drawn_runs is None:
             return None
+        kind = "metric" if kind == "loss" and self.view.chart == "metric" else kind
         return draw_curves(plt, width, height, kind, self._drawn_runs, self.view)
 
     def _update_view_line(self) -> None:
@@ -475,7 +484,8 @@ class TrainingScreen(ModeScreen):
         run = run or self.status_run
         if run is None:
             return idle_line(self.app.settings.watch_roots)
-        return status_line(run, self.view.unit, _watch_clock(), self.app.watcher)
+        metric = self.view.metric if self.view.chart == "metric" else ""
+        return status_line(run, self.view.unit, _watch_clock(), self.app.watcher, metric)
 
     def _update_status(self) -> None:
         text = self.status_text()
