@@ -447,3 +447,21 @@ async def test_the_footer_keeps_help_at_80_columns(tmp_path):
         assert help_key.region.width > 0 and help_key.region.right <= 80 - len("▏^p palette")
         view = str(app.screen.query_one("#tr-view").render())
         assert "log-x off" in view and "…" not in view
+
+
+async def test_a_gated_run_charts_its_saturated_keep_gates_live(tmp_path):
+    from rnn_tui.screens.training.worker import SATURATION_NAME
+
+    app = make_app(tmp_path, cell="lstm", steps=40)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("space")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.runs and screen.runs[-1].state == "done", what="the run", timeout=120)
+        await pilot.pause(0.5)
+        series = screen.runs[-1].named.get(SATURATION_NAME["lstm"])
+        assert series is not None and len(series) >= 2  # at the start, and as training went on
+        assert all(0.0 <= v <= 1.0 for v in series["value"])
+        await pilot.press("m")
+        await pilot.pause()
+        assert "metric" in str(screen.query_one("#tr-view").render())

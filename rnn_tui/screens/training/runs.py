@@ -235,6 +235,7 @@ class TrainingRun(Run):
         self.saved_to = ""  # where its weights were last saved
         self.saved_step: int | None = None  # ... at which step
         self._pending: list = []
+        self._pending_named: list = []  # (name, (step, seconds, wall, value)) from the training thread
         self._lock = threading.Lock()
 
     @property
@@ -276,9 +277,17 @@ class TrainingRun(Run):
         with self._lock:
             self._pending.append((metrics, wall))
 
+    def push_named(self, name: str, step: int, seconds: float, wall: float, value: float) -> None:
+        """Training thread: queue one point of a named series (e.g. the saturated gates)."""
+        with self._lock:
+            self._pending_named.append((name, (step, seconds, wall, value)))
+
     def drain(self) -> int:
         with self._lock:
             items, self._pending = self._pending, []
+            named, self._pending_named = self._pending_named, []
+        for name, point in named:
+            self.add_named(name, np.array([point], dtype=float))
         for m, wall in items:
             val = m.val_loss if m.val_loss is not None else math.nan
             self.cols.append({
