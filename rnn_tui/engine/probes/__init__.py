@@ -6,11 +6,14 @@ frozen dataclass of numpy arrays with `to_json()`.
 
 - `trace`: hidden states, gates, next-token predictions and losses, step by step.
 - `gradient_profile`: |dL/dh_t| and |dL/dx_t| for every step, from ONE backward pass.
-- `jacobian_map`: ||d state_t / d state_k||_F for every pair k <= t of one layer.
+- `jacobian_map`: ||d state_t / d state_k||_F for every pair k <= t of one layer: exact
+  (float64 products, short texts) or, at real lengths, rows at a screen's resolution estimated
+  with blocks of random probe vectors (`estimate.py`), the last row exact where it fits.
 - `spectrum`: eigenvalues and spectral radius of each recurrent block of one layer.
 
 Work is bounded: texts longer than `MAX_TRACE_TOKENS` (trace, gradients) or than what the
-Jacobian products allow (`MAX_JACOBIAN_TOKENS`, `MAX_JACOBIAN_WORK`) raise ProbeLimitError,
+Jacobian products allow (`MAX_JACOBIAN_TOKENS`, `MAX_JACOBIAN_WORK` exact; `MAX_ESTIMATE_TOKENS`,
+`MAX_ESTIMATE_WORK` estimated) raise ProbeLimitError,
 whose message says how many tokens fit; `window=N` keeps only the last N tokens instead
 (the probe then starts from a zero state at the first kept token).
 
@@ -19,11 +22,14 @@ on); `tracing` the step-by-step probes; `recurrence` the Jacobian products and t
 """
 
 from .base import MAX_TRACE_TOKENS, MAX_TRACE_VALUES, ProbeResult, encode_text, layer_index, to_jsonable, zero_state
-from .recurrence import (MAIN_BLOCK, MAIN_REASON, MAX_JACOBIAN_BYTES, MAX_JACOBIAN_TOKENS, MAX_JACOBIAN_WORK,
-                         MAX_SPECTRUM_HIDDEN, JacobianMap, Spectrum, jacobian_fit, jacobian_map, spectrum)
+from .recurrence import (LAST_ROW_WORK, MAIN_BLOCK, MAIN_REASON, MAP_PROBES, MAP_ROWS, MAX_ESTIMATE_TOKENS,
+                         MAX_ESTIMATE_WORK, MAX_JACOBIAN_BYTES, MAX_JACOBIAN_TOKENS, MAX_JACOBIAN_WORK,
+                         MAX_SPECTRUM_HIDDEN, JacobianMap, Spectrum, estimate_fit, jacobian_fit, jacobian_map,
+                         spectrum)
 from .tracing import MODES, GradientProfile, Trace, gradient_profile, trace
 
 __all__ = ["MAX_TRACE_TOKENS", "MAX_TRACE_VALUES", "ProbeResult", "encode_text", "layer_index", "to_jsonable",
            "zero_state", "MAIN_BLOCK", "MAIN_REASON", "MAX_JACOBIAN_BYTES", "MAX_JACOBIAN_TOKENS",
            "MAX_JACOBIAN_WORK", "MAX_SPECTRUM_HIDDEN", "JacobianMap", "Spectrum", "jacobian_fit", "jacobian_map",
-           "spectrum", "MODES", "GradientProfile", "Trace", "gradient_profile", "trace"]
+           "spectrum", "LAST_ROW_WORK", "MAP_PROBES", "MAP_ROWS", "MAX_ESTIMATE_TOKENS", "MAX_ESTIMATE_WORK",
+           "estimate_fit", "MODES", "GradientProfile", "Trace", "gradient_profile", "trace"]
