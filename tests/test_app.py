@@ -96,6 +96,25 @@ async def test_stepper_keys():
         assert s.memory[0].norms.shape == (len(DEFAULT_SENTENCE),) * 2
 
 
+async def test_stepper_memory_row_for_a_long_text_is_estimated_and_says_so():
+    sentence = ("the cat that we saw yesterday was happy. " * 5)[:200]  # over the old 160-token cap
+    app = app_with(make_tiny_lm("lstm", hidden=64), sentence=sentence)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, rounds=3)
+        s = app.screen
+        assert s.memory and 0 in s.memory
+        jm = s.memory[0]
+        assert jm.method == "estimated" and len(jm.rows) == 200  # every step has its row
+        assert np.isfinite(jm.log10_norms[150, :151]).all()
+        await pilot.press("end")
+        heat = s.query_one("#stepper-heat").render()
+        from rich.console import Console
+
+        console = Console(width=100, record=True, color_system=None)
+        console.print(heat)
+        assert "mem (estimated)" in console.export_text()
+
+
 async def test_stepper_draws_the_current_token_and_gates():
     app = app_with()
     async with app.run_test(size=SIZE) as pilot:

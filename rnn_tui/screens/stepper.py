@@ -33,7 +33,6 @@ GATE_ROWS = {"lstm": ("i", "f", "o", "c"), "gru": ("r", "z", "n")}
 GATE_NAMES = {"i": "input", "f": "forget", "o": "output", "g": "candidate", "c": "cell",
               "r": "reset", "z": "update", "n": "candidate"}
 MEMORY_FLOOR = 1e-4  # the memory row's colour scale: 1e-4 (forgotten) .. 1 (now)
-MAX_MEMORY_TOKENS = 160  # beyond this the Jacobian products are skipped (they grow as T^2)
 TOP_K = 10
 CANNOT_READ = "cannot read this sentence with this model: press e to edit it"
 
@@ -152,14 +151,13 @@ class StepperScreen(ModeScreen):
 
         tr = trace(lm, sentence, top_k=TOP_K)
         yield ("trace", tr)
-        if len(tr.tokens) > MAX_MEMORY_TOKENS:
-            return  # the products grow as T^2 * D^3: the row is left out for long texts
         memory: dict = {}
         for li in tr.layers:
             try:
-                memory[li] = jacobian_map(lm, sentence, layer=li)
+                # Every row (any step may be shown): exact for short texts, else estimated.
+                memory[li] = jacobian_map(lm, sentence, layer=li, rows="all")
             except RnnTuiError:
-                break  # too large a state for the limits: no memory row, nothing to fix
+                break  # too long or too large a state for the limits: no memory row, nothing to fix
         if memory:
             yield ("memory", memory)
 
@@ -353,7 +351,7 @@ class StepperScreen(ModeScreen):
         key = Text(no_wrap=True, overflow="crop")
         key.append_text(legend("diverging", min(24, max(12, width // 3))))
         if memory is not None and width >= 36:
-            key.append("  mem ", style=DIM)
+            key.append("  mem " if memory.method == "exact" else "  mem (estimated) ", style=DIM)
             key.append_text(legend("log", min(18, width - key.cell_len - 1), MEMORY_FLOOR, 1.0))
         parts.append(key)
         return Group(*parts)

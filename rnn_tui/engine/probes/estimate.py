@@ -60,7 +60,7 @@ class StepJacobians:
         prev = prev.detach().to(dtype)
         self.T = h.shape[0]
         self._tmp: torch.Tensor | None = None
-        self._dense: tuple[int, tuple] | None = None  # the last step's dense blocks, reused
+        self._dense: tuple[int, torch.Tensor] | None = None  # the last step's dense block, reused
         if self.cell == "rnn":
             self.d = 1.0 - h * h if cfg.nonlinearity == "tanh" else (h > 0).to(dtype)  # [T, H]
             return
@@ -77,6 +77,7 @@ class StepJacobians:
             alpha = dtc[:, None, :] * gam
             alpha[:, 3] = tc * o * (1 - o)
             self.coef_h, self.coef_c = alpha, gam  # rows of J's h- and c-outputs, per block
+            self.dtc = dtc
             self.a = dtc * f  # d h_t / d c_(t-1) (diagonal)
             self.f = f  # d c_t / d c_(t-1) (diagonal)
         else:  # gru
@@ -101,30 +102,39 @@ class StepJacobians:
         if self.cell == "rnn":
             return self.d[t][:, None] * self.W, None
         if self.cell == "lstm":
-            return (self._combine(self.blocks, self.coef_h[t]),
-                    self._combine(self.blocks[:3], self.coef_c[t, :3]))
+            B = self._combine(self.blocks[:3], self.coef_c[t, :3])
+            A = torch.mul(self.blocks[3], self.coef_h[t, 3][:, None]).addcmul_(B, self.dtc[t][:, None])
+            return A, B
         J = self._combine(self.blocks, self.coef[t])
         J.diagonal().add_(self.z[t])
         return J, None
 
+    def _scratch(self, like: torch.Tensor, i: int) -> torch.Tensor:
+        if self._tmp is None or self._tmp.shape[1] < like.shape[0] or self._tmp.shape[2] != like.shape[1]:
+            self._tmp = torch.empty(2, like.shape[0], like.shape[1], dtype=like.dtype, device=like.device)
+        return self._tmp[i, :like.shape[0]]
+
     def left(self, zh, zc, t: int, out_h, out_c) -> None:
         """[out_h | out_c] = [zh | zc] @ J_t (zc, out_c None unless LSTM; distinct storage)."""
         if self.cell == "rnn":
-            if self._tmp is None or self._tmp.shape[0] < zh.shape[0]:
-                self._tmp = torch.empty_like(zh)
-            tmp = self._tmp[:zh.shape[0]]
-            torch.mm(torch.mul(zh, self.d[t], out=tmp), self.W, out=out_h)
+            torch.mm(torch.mul(zh, self.d[t], out=self._scratch(zh, 0)), self.W, out=out_h)
             return
         if self._dense is None or self._dense[0] != t:
-            self._dense = (t, self.dense(t))
-        A, B = self._dense[1]
+            # rnn: nothing to build; gru: J_t; lstm: only d c_t / d h_(t-1) (B), since
+            # [zh | zc] [A; B] = (zh * coef_o) W_o + (zh * dtc + zc) B with A = diag(coef_o) W_o +
+            # diag(dtc) B: the same two GEMMs, one H x H matrix fewer to build each step.
+            B = self._combine(self.blocks[:3], self.coef_c[t, :3]) if self.cell == "lstm" else self.dense(t)[0]
+            self._dense = (t, B)
+        B = self._dense[1]
         if self.cell == "lstm":
-            torch.mm(zh, A, out=out_h)
-            out_h.addmm_(zc, B)
+            u = torch.mul(zh, self.coef_h[t, 3], out=self._scratch(zh, 0))
+            v = torch.mul(zh, self.dtc[t], out=self._scratch(zh, 1)).add_(zc)
+            torch.mm(u, self.blocks[3], out=out_h)
+            out_h.addmm_(v, B)
             torch.mul(zh, self.a[t], out=out_c)
             out_c.addcmul_(zc, self.f[t])
             return
-        torch.mm(zh, A, out=out_h)
+        torch.mm(zh, B, out=out_h)
 
     def right(self, V: torch.Tensor, t: int) -> torch.Tensor:
         """J_t @ V for a thin V [D, m], without building J_t."""
@@ -226,6 +236,7 @@ class _Blocks:
         self.active = 0
         self.log_scale = torch.zeros(R, dtype=torch.float64, device=dev)
         self.logs = torch.full((R, T), float("nan"), dtype=torch.float64, device=dev)
+        self.flush = torch.full((1, 1, 1), _FLUSH, dtype=dt, device=dev)
 
     def step(self, jac: StepJacobians, k: int) -> None:
         """Start the rows t = k, push every active block through J_k, record column k - 1."""
@@ -245,22 +256,23 @@ class _Blocks:
         c_out = self.c[dst][:n] if self.c is not None else None
         jac.left(self.h[src][:n], self.c[src][:n] if self.c is not None else None, k, h_out, c_out)
         self.cur = dst
-        sq = h_out.view(n_act, P * H).square().sum(1, dtype=torch.float64)
+        sq = torch.linalg.vector_norm(h_out.view(n_act, P * H), dim=1).double().square()
         if c_out is not None:
-            sq += c_out.view(n_act, P * H).square().sum(1, dtype=torch.float64)
+            sq += torch.linalg.vector_norm(c_out.view(n_act, P * H), dim=1).double().square()
         norm = sq.sqrt()
         log_norm = norm.log() + self.log_scale[:n_act]
         self.logs[:n_act, k - 1] = log_norm
         # Renormalise every block to norm 1 (its log-scale keeps the size), so a long decay or
-        # growth never leaves float32's range; zero stays zero (-inf), NaN stays NaN. Then
-        # flush what fell below ~1e-27 of the block to zero: directions that decayed that far
-        # add nothing to the norm, and as float32 subnormals they would slow every later
-        # multiply tens of times.
+        # growth never leaves float32's range; zero stays zero (-inf), NaN stays NaN. And flush
+        # what fell below ~1e-27 of the block to zero: (x / norm + F) - F. Directions that
+        # decayed that far add nothing to the norm, and as float32 subnormals they would slow
+        # every later multiply tens of times.
         ok = torch.isfinite(norm) & (norm > 0)
-        inv = torch.where(ok, 1.0 / norm, torch.ones_like(norm)).to(h_out.dtype)
+        inv = torch.where(ok, 1.0 / norm, torch.ones_like(norm)).to(h_out.dtype)[:, None, None]
         for part in (h_out, c_out):
             if part is not None:
-                part.view(n_act, P, H).mul_(inv[:, None, None]).add_(_FLUSH).sub_(_FLUSH)
+                blocks = part.view(n_act, P, H)
+                torch.addcmul(self.flush, blocks, inv, out=blocks).sub_(_FLUSH)
         self.log_scale[:n_act] = torch.where(ok, log_norm, self.log_scale[:n_act])
 
 

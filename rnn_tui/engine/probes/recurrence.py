@@ -76,7 +76,7 @@ class JacobianMap(ProbeResult):
     method: str = "exact"
     rows: np.ndarray | None = None  # int64 [R]: the rows t computed (all T for an exact map)
     # int64 [T]: per row, 0 = exact, P > 0 = estimated with P probe vectors, -1 = not computed
-    # (that row of norms is NaN). None for an exact map: every row is exact.
+    # (that row of norms is NaN). None (a map built by hand) means every row exact.
     probes: np.ndarray | None = None
     seed: int | None = None  # the random probes' seed (estimated maps)
 
@@ -94,7 +94,7 @@ class JacobianMap(ProbeResult):
 
     def describe_method(self) -> str:
         """A few words for a screen or the CLI: which method made the values."""
-        if self.probes is None:
+        if self.probes is None or self.method == "exact":
             return "exact"
         rows = [int(t) for t in self.computed_rows if t > 0]  # row 0 is the diagonal alone
         last = len(self.tokens) - 1
@@ -294,7 +294,9 @@ def jacobian_map(lm, text: str, layer: int = -1, on_unknown: str = "skip",
         step_norms = J.flatten(1).norm(dim=1)
 
         log_norms_np = _product_log_norms(J, lstm=lstm).cpu().numpy()
-    return _result(lm, li, ids, tokens, enc, offset, log_norms_np, step_norms.cpu().numpy())
+    T = len(ids)
+    return _result(lm, li, ids, tokens, enc, offset, log_norms_np, step_norms.cpu().numpy(),
+                   rows=np.arange(T, dtype=np.int64), probes=np.zeros(T, dtype=np.int64))
 
 
 def _layer_run(model, ids: np.ndarray, li: int):
