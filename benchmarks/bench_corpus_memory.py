@@ -4,8 +4,8 @@ text is encoded into the cache, and while training starts from that cache (a hit
     python benchmarks/bench_corpus_memory.py [--mb 1024] [--steps 50] [--level char]
 
 The text is generated (toy-grammar sentences) in a temporary directory, which is removed at the
-end. Each phase runs in a fresh interpreter so its peak RSS (getrusage ru_maxrss, which counts the
-memory-mapped cache pages the process touched) is its own; the baseline is the same interpreter
+end. Each phase runs in a fresh interpreter so its peak RSS (VmHWM, which counts the memory-mapped
+cache pages the process touched) is its own; the baseline is the same interpreter
 after importing torch and the engine, before loading anything. Prints figures only.
 """
 
@@ -36,7 +36,10 @@ def rss_mb():  # current RSS, and its anonymous part (what the process itself al
         fields[key] = value.strip()
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields.get("RssAnon", "0 kB").split()[0]) / 1024
 
-def peak_mb():
+def peak_mb():  # VmHWM: this process image's peak (ru_maxrss would count the parent's, from fork)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 out = {"baseline_rss_mb": rss_mb()[0], "import_s": time.perf_counter() - t0}

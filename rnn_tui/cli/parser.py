@@ -174,6 +174,9 @@ def sub_parser() -> argparse.ArgumentParser:
                    "256x64,256x256,1024x64,1024x256 and the probes at H=1024)")
     b.add_argument("--no-encode", action="store_true", help="skip the corpus encoding rows")
     b.add_argument("--no-inspect", action="store_true", help="skip the unit inspector rows")
+    b.add_argument("--memory-mb", type=float, default=None, metavar="MB",
+                   help="size of the generated corpus for the memory rows (default 1024, 32 with --quick; "
+                   "0 skips them; needs about twice that on the temp disk)")
 
     e = sub.add_parser("experiment", help="run a named experiment headless (--list names them)")
     e.add_argument("name", nargs="?", default=None, help="parity, init-schemes, clipping, tbptt, zog, "

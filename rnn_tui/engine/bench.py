@@ -9,8 +9,11 @@
    the exact map on a short text.
 3. Corpus encoding: MB/s of encoding a generated text file (toy-grammar sentences, 20 MB) and
    writing the encoding cache, and of loading it back from the cache (memory-mapped).
-4. Unit inspector: encoding the hidden states of a 1 MB corpus with the bundled LSTM, then
-   one "where else do these units fire together" search over them.
+4. Unit inspector: encoding the hidden states of a 1 MB corpus with the bundled LSTM (and
+   what a second visit costs: the cache lookup), then one "where else do these units fire
+   together" search over them.
+4b. A corpus larger than memory: peak RSS of encoding a generated 1 GB character-level text
+   into the cache, and of training from that cache (`--memory-mb`, 0 skips it).
 5. (rnn_tui/bench_tui.py, added by the CLI) time to first paint and keypress-to-paint latency.
 
 Every figure printed is measured here and now; nothing is a constant.
@@ -269,11 +272,19 @@ def bench_inspect(mb: float = 1.0, repeat: int = 5, device: str = "cpu",
         while len(text) < mb * 2**20:
             text += " ".join(grammar_sentences(5000, seed=len(text))) + " "
         text = text[: int(mb * 2**20)]
+    from .units import model_fingerprint, text_fingerprint
+
     lm = load_model("lstm", device)
     log(f"bench: inspector, {len(text) / 2**20:.1f} MB of {source}")
     t0 = time.perf_counter()
     states = encode_corpus_states(lm, text)
     encode_s = time.perf_counter() - t0
+    # A second visit (the TUI's session cache): the model's and the text's fingerprints, a lookup.
+    cache = {(model_fingerprint(lm), "hidden", 0, text_fingerprint(text)): states}
+    t0 = time.perf_counter()
+    hit = cache.get((model_fingerprint(lm), "hidden", 0, text_fingerprint(text)))
+    cached_s = time.perf_counter() - t0
+    assert hit is states
     probe = "the cat that we saw yesterday was happy."
     values = trace_values(trace(lm, probe))
     span = (4, 7)  # "cat"
@@ -284,7 +295,82 @@ def bench_inspect(mb: float = 1.0, repeat: int = 5, device: str = "cpu",
     ms = _time(lambda: results.append(find_matches(states, units, 0.3, span[1] - span[0], top=20)), repeat)
     found = results[-1].total
     return [{"kind": "inspect", "source": source, "tokens": states.n_tokens, "units": int(units.size),
-             "encode_s": encode_s, "search_ms": ms, "matches": int(found)}]
+             "encode_s": encode_s, "cached_ms": cached_s * 1000.0, "search_ms": ms, "matches": int(found)}]
+
+
+_MEMORY_PHASE = r"""
+import json, sys, time
+sys.path.insert(0, {root!r})
+import torch
+from rnn_tui.engine.corpus import load_corpus
+from rnn_tui.engine.train import TrainConfig, Trainer
+torch.set_num_threads(2)
+
+def peak_mb():  # VmHWM: this process image's own peak (ru_maxrss would include the parent's, from fork)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+out = {{"baseline_mb": peak_mb()}}
+t = time.perf_counter()
+corpus = load_corpus({path!r}, "char", cache_dir={cache!r})
+out["load_s"] = time.perf_counter() - t
+out["load_peak_mb"] = peak_mb()
+out["dtype"] = str(corpus.train.dtype)
+if {steps}:
+    def run(name, c, steps):
+        cfg = TrainConfig(corpus=name, cell="lstm", hidden=128, embed=32, batch=64, seq_len=128, steps=steps,
+                          eval_every=10**9, eval_batches=2, device="cpu", seed=0)
+        marks = {{}}
+        t = time.perf_counter()
+        tr = Trainer(cfg, corpus=c, on_metrics=lambda m: marks.setdefault(m.step, time.perf_counter()))
+        tr.run()
+        return marks[1] - t
+    out["torch_once_s"] = run("grammar", load_corpus("grammar"), 1)  # torch's one-time costs, any corpus
+    out["first_step_s"] = run({path!r}, corpus, {steps})
+out["peak_mb"] = peak_mb()
+print(json.dumps(out))
+"""
+
+
+def bench_memory(mb: float = 1024.0, steps: int = 50, log: Callable[[str], None] = print) -> list[dict]:
+    """Peak RSS of encoding a generated `mb` MB character-level text into the cache, and of
+    training from the cache (a hit); each phase in a fresh interpreter (benchmarks/
+    bench_corpus_memory.py prints the same figures in more detail)."""
+    import json
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[2])
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rnn-tui-bench-mem-") as tmp:
+        path, cache = Path(tmp) / "corpus.txt", Path(tmp) / "cache"
+        log(f"bench: writing {mb:.0f} MB of generated text")
+        nbytes = _text_file(path, mb)
+        for phase, n in (("miss", 0), ("hit", steps)):
+            log(f"bench: corpus memory, cache {phase}")
+            code = _MEMORY_PHASE.format(root=root, path=str(path), cache=str(cache), steps=n)
+            res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            if res.returncode != 0:
+                raise RuntimeError(f"memory bench ({phase}) failed: {res.stderr.strip()[-2000:]}")
+            out = json.loads(res.stdout.strip().splitlines()[-1])
+            size = nbytes / 2**20
+            if phase == "miss":
+                rows.append({"kind": "memory", "mb": size, "phase": f"encode + cache write ({out['dtype']})",
+                             "s": out["load_s"], "peak_mb": out["peak_mb"]})
+                rows.append({"kind": "memory", "mb": size, "phase": "(python + torch imported)", "s": float("nan"),
+                             "peak_mb": out["baseline_mb"]})
+            else:
+                rows.append({"kind": "memory", "mb": size, "phase": "cache hit: load (memory map)",
+                             "s": out["load_s"], "peak_mb": out["load_peak_mb"]})
+                rows.append({"kind": "memory", "mb": size, "phase": "cache hit: Trainer() to step 1",
+                             "s": out["first_step_s"], "peak_mb": float("nan")})
+                rows.append({"kind": "memory", "mb": size, "phase": "(torch's one-time start, any corpus)",
+                             "s": out["torch_once_s"], "peak_mb": float("nan")})
+                rows.append({"kind": "memory", "mb": size, "phase": f"{steps} training steps, batch 64 x 128",
+                             "s": float("nan"), "peak_mb": out["peak_mb"]})
+    return rows
 
 
 # The `--device cuda` preset: (hidden, batch) pairs for training, the probes' hidden size.
@@ -308,7 +394,8 @@ def parse_sizes(text: str | None) -> list[tuple[int, int]] | None:
 
 
 def run_bench(device: str = "cpu", quick: bool = False, sizes=None, probe_hidden: int | None = None,
-              encode: bool = True, inspect: bool = True, log: Callable[[str], None] = print) -> list[dict]:
+              encode: bool = True, inspect: bool = True, memory_mb: float | None = None,
+              log: Callable[[str], None] = print) -> list[dict]:
     """All the engine rows. On CUDA the "cuda" preset sizes apply unless `sizes` is given."""
     dev = pick_device(device)
     on_cuda = dev.type == "cuda"
@@ -325,6 +412,10 @@ def run_bench(device: str = "cpu", quick: bool = False, sizes=None, probe_hidden
         rows += bench_encode(mb=5.0 if quick else 20.0, levels=("char",) if quick else ("char", "word"), log=log)
     if inspect:
         rows += bench_inspect(mb=0.25 if quick else 1.0, repeat=2 if quick else 5, device=device, log=log)
+    if memory_mb is None:
+        memory_mb = 32.0 if quick else 1024.0
+    if memory_mb > 0:
+        rows += bench_memory(mb=memory_mb, steps=5 if quick else 50, log=log)
     return rows
 
 
@@ -358,10 +449,16 @@ _SECTIONS: tuple[tuple[str, str, str, Callable[[dict], str]], ...] = (
      f"{'level':<5} {'what':<22} {'MB':>6} {'tokens':>12} {'s':>8} {'MB/s':>9}",
      lambda r: (f"{r['level']:<5} {r['what']:<22} {r['mb']:>6.1f} {r['tokens']:>12,} {r['s']:>8.3f} "
                 f"{r['mb_s']:>9,.1f}")),
-    ("inspect", "Unit inspector (bundled LSTM, H=64): encode a corpus' states once, then search them",
-     f"{'corpus':<18} {'tokens':>10} {'encode s':>9} {'units':>5} {'search ms':>10} {'matches':>8}",
-     lambda r: (f"{r['source']:<18} {r['tokens']:>10,} {r['encode_s']:>9.2f} {r['units']:>5} "
-                f"{r['search_ms']:>10.1f} {r['matches']:>8,}")),
+    ("inspect", "Unit inspector (bundled LSTM, H=64): encode a corpus' states once (a second visit: from the "
+     "cache), then search them",
+     f"{'corpus':<18} {'tokens':>10} {'encode s':>9} {'again ms':>9} {'units':>5} {'search ms':>10} {'matches':>8}",
+     lambda r: (f"{r['source']:<18} {r['tokens']:>10,} {r['encode_s']:>9.2f} {r.get('cached_ms', float('nan')):>9.1f} "
+                f"{r['units']:>5} {r['search_ms']:>10.1f} {r['matches']:>8,}")),
+    ("memory", "A corpus larger than memory (generated text, char level; each phase a fresh process; "
+     "targets: peak RSS < 1.5 GB for 1 GB, a cache hit trains within 1 s)",
+     f"{'MB':>6} {'phase':<34} {'s':>8} {'peak RSS MB':>12}",
+     lambda r: (f"{r['mb']:>6.0f} {r['phase']:<34} {'' if r['s'] != r['s'] else format(r['s'], '.3f'):>8} "
+                f"{'' if r['peak_mb'] != r['peak_mb'] else format(r['peak_mb'], ',.0f'):>12}")),
     ("tui", "TUI latency", f"{'what':<44} {'ms':>9}", lambda r: f"{r['what']:<44} {r['ms']:>9.1f}"),
 )
 
