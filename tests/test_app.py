@@ -490,3 +490,17 @@ async def test_train_action_switches_to_training():
         if stop is not None:
             stop()
         await settle(pilot)
+
+
+def test_stepper_memory_row_is_blank_where_the_estimate_skipped_the_row():
+    from rnn_tui.engine.probes import jacobian_map
+    from rnn_tui.screens.stepper import memory_row
+
+    sentence = ("the cat that we saw yesterday was happy. " * 5)[:200]
+    jm = jacobian_map(make_tiny_lm("gru", hidden=32), sentence, method="estimate", rows=8)
+    shown = int(jm.rows[-2])
+    skipped = shown - 1
+    assert jm.probes[skipped] == -1
+    coloured = [seg for seg in memory_row(jm, shown, 0, 200, 1, 3).spans if seg.style.bgcolor is not None]
+    blank = [seg for seg in memory_row(jm, skipped, 0, 200, 1, 3).spans if seg.style.bgcolor is not None]
+    assert len(coloured) == shown + 1 and blank == []

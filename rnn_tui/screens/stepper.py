@@ -146,7 +146,7 @@ class StepperScreen(ModeScreen):
 
     def _compute(self, lm, sentence: str):
         """Worker thread: the trace, then the Jacobian norms of the memory row."""
-        from ..engine.errors import RnnTuiError
+        from ..engine.errors import ProbeLimitError, RnnTuiError
         from ..engine.probes import jacobian_map, trace
 
         tr = trace(lm, sentence, top_k=TOP_K)
@@ -154,8 +154,12 @@ class StepperScreen(ModeScreen):
         memory: dict = {}
         for li in tr.layers:
             try:
-                # Every row (any step may be shown): exact for short texts, else estimated.
-                memory[li] = jacobian_map(lm, sentence, layer=li, rows="all")
+                # Every row (any step may be shown): exact for short texts, else estimated; when
+                # that is too much work, rows at the estimate's resolution (the others blank).
+                try:
+                    memory[li] = jacobian_map(lm, sentence, layer=li, rows="all")
+                except ProbeLimitError:
+                    memory[li] = jacobian_map(lm, sentence, layer=li, method="estimate")
             except RnnTuiError:
                 break  # too long or too large a state for the limits: no memory row, nothing to fix
         if memory:
@@ -351,7 +355,9 @@ class StepperScreen(ModeScreen):
         key = Text(no_wrap=True, overflow="crop")
         key.append_text(legend("diverging", min(24, max(12, width // 3))))
         if memory is not None and width >= 36:
-            key.append("  mem " if memory.method == "exact" else "  mem (estimated) ", style=DIM)
+            some = len(memory.computed_rows) < len(memory.tokens)
+            key.append("  mem " if memory.method == "exact" else
+                       f"  mem (estimated{', some steps' if some else ''}) ", style=DIM)
             key.append_text(legend("log", min(18, width - key.cell_len - 1), MEMORY_FLOOR, 1.0))
         parts.append(key)
         return Group(*parts)
@@ -457,8 +463,9 @@ def memory_row(memory, step: int, c0: int, n_cols: int, cw: int, lw: int) -> Tex
     label = "mem" if lw >= 3 else "m"
     text = Text(no_wrap=True, overflow="crop")
     text.append(label.rjust(lw) + " ", style=DIM)
+    missing = memory.probes is not None and memory.probes[step] < 0  # a row the estimate skipped
     for c in range(c0, c0 + n_cols):
-        if c > step:
+        if c > step or missing:
             text.append(" " * cw)
         else:
             text.append(" " * cw, style=Style(bgcolor=_color(colours[c])))

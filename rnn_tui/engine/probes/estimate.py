@@ -36,6 +36,7 @@ import math
 import torch
 
 _FLUSH = 1e-20  # (x + _FLUSH) - _FLUSH is x to ~1e-27 absolute, and 0 below that: no subnormals
+_RENORM_EVERY = 4  # steps between renormalising (and flushing) the probe blocks
 
 
 class StepJacobians:
@@ -237,6 +238,7 @@ class _Blocks:
         self.log_scale = torch.zeros(R, dtype=torch.float64, device=dev)
         self.logs = torch.full((R, T), float("nan"), dtype=torch.float64, device=dev)
         self.flush = torch.full((1, 1, 1), _FLUSH, dtype=dt, device=dev)
+        self.steps = 0
 
     def step(self, jac: StepJacobians, k: int) -> None:
         """Start the rows t = k, push every active block through J_k, record column k - 1."""
@@ -262,11 +264,14 @@ class _Blocks:
         norm = sq.sqrt()
         log_norm = norm.log() + self.log_scale[:n_act]
         self.logs[:n_act, k - 1] = log_norm
-        # Renormalise every block to norm 1 (its log-scale keeps the size), so a long decay or
-        # growth never leaves float32's range; zero stays zero (-inf), NaN stays NaN. And flush
-        # what fell below ~1e-27 of the block to zero: (x / norm + F) - F. Directions that
-        # decayed that far add nothing to the norm, and as float32 subnormals they would slow
-        # every later multiply tens of times.
+        # Every few steps (or when a block drifts far from 1), renormalise every block to norm 1
+        # (its log-scale keeps the size), so a long decay or growth never leaves float32's
+        # range; zero stays zero (-inf), NaN stays NaN. And flush what fell below ~1e-27 of the
+        # block to zero: (x / norm + F) - F. Directions that decayed that far add nothing to
+        # the norm, and as float32 subnormals they would slow every later multiply tens of times.
+        self.steps += 1
+        if self.steps % _RENORM_EVERY and not bool(((norm > 1e10) | (norm < 1e-10)).any()):
+            return
         ok = torch.isfinite(norm) & (norm > 0)
         inv = torch.where(ok, 1.0 / norm, torch.ones_like(norm)).to(h_out.dtype)[:, None, None]
         for part in (h_out, c_out):
