@@ -24,12 +24,12 @@ MAX_JACOBIAN_WORK = 4e10
 # Memory the per-step Jacobians and the product stack may take (float64).
 MAX_JACOBIAN_BYTES = 1 << 30
 # The estimated map (estimate.py): rows at about a screen's resolution, each a block of probes.
-MAP_ROWS = 32  # rows an estimated map computes unless told (evenly spaced, the last one included)
+MAP_ROWS = 24  # rows an estimated map computes unless told (evenly spaced, the last one included)
 MAP_PROBES = 24  # probe vectors per estimated row (half of them the dominant directions)
 MAX_ESTIMATE_TOKENS = 2048  # the [T, T] arrays stay ~32 MB each
 MAX_ESTIMATE_WORK = 2e11  # multiply-adds an estimated map may take (~2-4 s of float32 on 2 cores)
-LAST_ROW_WORK = 4e9  # the estimated map's last row: exact (D probes) when that costs at most this,
-# else as many probes as this allows (at least 4 x MAP_PROBES)
+LAST_ROW_WORK = 3.5e9  # the estimated map's last row: exact (D probes) when that costs at most this
+# (~30 ms here), else twice the other rows' probes
 AUTO_EXACT_WORK = 2e9  # method="auto" takes the exact map when it costs at most this (~0.1 s)
 # Largest hidden size whose eigenvalues `spectrum` computes (O(H^3) per block).
 MAX_SPECTRUM_HIDDEN = 1024
@@ -256,7 +256,7 @@ def jacobian_map(lm, text: str, layer: int = -1, on_unknown: str = "skip",
     or a list), each pushed back as a block of `probes` probe vectors (estimate.py: D^2 P per
     step and row, MAP_PROBES by default) from a generator seeded with `seed`. The last row
     (d state_T / d state_k) takes more: see last_row_probes (exact_last=True: the identity, D
-    probes, exact; None: exact when that costs at most LAST_ROW_WORK, else as many as it allows).
+    probes, exact; None: exact when that costs at most LAST_ROW_WORK, else 2 x `probes`).
     The result's `probes` says, row by row, which method made it.
     "auto" (default): exact when the exact map is cheap (at most AUTO_EXACT_WORK), else the
     estimate. window="fit" keeps as many of the last tokens as the chosen method allows.
@@ -331,14 +331,13 @@ def _result(lm, li, ids, tokens, enc, offset, log_norms_np, step_norms, **extra)
 
 def last_row_probes(T: int, D: int, lstm: bool, probes: int, exact_last: bool | None) -> int:
     """Probe vectors for the estimated map's last row: exact_last True: D (exact); False: as
-    many as the other rows; None: D when that costs at most LAST_ROW_WORK, else as many as
-    that allows, at least 4 x the other rows'."""
+    many as the other rows; None: D when that costs at most LAST_ROW_WORK, else twice the others'."""
     if exact_last or T < 2:
         return D
     if exact_last is False:
         return min(D, probes)
     per = (T - 1) * float(D) * (D // 2 if lstm else D)  # one probe vector through every step
-    return min(D, max(4 * probes, int(LAST_ROW_WORK // per)))
+    return D if per * D <= LAST_ROW_WORK else min(D, 2 * probes)
 
 
 def _estimated_map(lm, text, li, on_unknown, window, rows, probes, exact_last, seed) -> JacobianMap:
