@@ -105,6 +105,22 @@ def test_cached_and_uncached_loads_agree_with_small_chunks(tmp_path, monkeypatch
         assert load_corpus(str(path), level, size=50, cache_dir=tmp_path / "c").train.shape[0] == 45
 
 
+def test_large_word_corpora_spill_provisional_ids_to_a_scratch_file(tmp_path, monkeypatch):
+    import rnn_tui.engine.corpus.stream as stream
+
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 257)
+    monkeypatch.setattr(files_mod, "_PROVISIONAL_IN_MEMORY", 0)  # as for a file of many GB
+    monkeypatch.setattr(files_mod, "_REMAP_CHUNK", 100)
+    path = tmp_path / "w.txt"
+    text = ("the cat sat on the mat, and the dog ran. " * 40 + TRICKY) * 3
+    path.write_text(text, encoding="utf-8")
+    vocab, ids = _reference(text.replace("\r\n", "\n"), "word")
+    corpus = load_corpus(str(path), "word", cache_dir=tmp_path / "c")
+    assert corpus.vocab == vocab and isinstance(corpus.train, np.memmap)
+    np.testing.assert_array_equal(np.concatenate([corpus.train, corpus.val]), ids)
+    assert not list((tmp_path / "c").glob(".*provisional"))  # the scratch file is gone
+
+
 def test_the_file_limit_is_what_the_cache_allows(tmp_path, monkeypatch):
     assert files_mod.MAX_FILE_BYTES >= 4 * 1024**3  # at least 4 GB of text with the cache
     path = tmp_path / "t.txt"

@@ -204,6 +204,9 @@ class _RawWriter:
 
 
 _REMAP_CHUNK = 1 << 24  # provisional ids mapped to final ones this many at a time
+# Word level: a text up to this size keeps its provisional ids (4 bytes a word) in memory; a
+# larger one writes them to a scratch file next to the cache.
+_PROVISIONAL_IN_MEMORY = 64 << 20
 
 
 def _encode_file(path: Path, level: str, size: int | None, ids_path: Path) -> tuple[Vocab, int, tuple[str, ...]]:
@@ -223,6 +226,19 @@ def _encode_file(path: Path, level: str, size: int | None, ids_path: Path) -> tu
 
         _write_atomic(ids_path, write)
         return result["vocab"], result["n"], result["examples"]
+    if path.stat().st_size <= _PROVISIONAL_IN_MEMORY:  # a few words a byte at most: keep them here
+        provisional = ArraySink()
+        vocab, remap, n, examples = encode_words(_chunks(path, level), size, provisional)
+        ids = provisional.result()
+
+        def write(fh):
+            out = _NpyWriter(fh, n, remap.dtype)
+            for start in range(0, n, _REMAP_CHUNK):
+                out.write(remap[ids[start:start + _REMAP_CHUNK]])
+            out.close()
+
+        _write_atomic(ids_path, write)
+        return vocab, n, examples
     scratch = ids_path.parent / f".{ids_path.name}.{uuid.uuid4().hex[:12]}.provisional"
     try:
         with open(scratch, "w+b") as raw:

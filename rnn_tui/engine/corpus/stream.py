@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import CorpusError
 from .vocab import UNK, Vocab
 
-CHUNK_BYTES = 1 << 24  # 16 MiB of the file at a time
+CHUNK_BYTES = 1 << 22  # 4 MiB of the file at a time
 EXAMPLE_CHARS = 20000  # the head of the text that examples are taken from
 
 _WORD = re.compile(r"\w")
@@ -47,10 +47,12 @@ def id_dtype(n_tokens: int) -> np.dtype:
 
 
 # ------------------------------------------------------------------------ reading
-def text_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES, cut_at_space: bool = False) -> Iterator[str]:
+def text_chunks(path: Path, chunk_bytes: int | None = None, cut_at_space: bool = False) -> Iterator[str]:
     """The file's text in pieces (BOM dropped, CRLF -> LF), with a CorpusError for a file that
     is not UTF-8 text. With `cut_at_space` every piece but the last ends just before a
-    whitespace character, so no word token is split between two pieces."""
+    whitespace character, so no word token is split between two pieces. `chunk_bytes` of the
+    file are read at a time (CHUNK_BYTES by default)."""
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     try:
         fh = open(path, "rb")
     except PermissionError:
@@ -239,16 +241,18 @@ def _ascii_classes() -> np.ndarray:
 
 
 class _KeyTable:
-    """Exact lookup of uint64 keys (every query is one of `keys`): open addressing, vectorised."""
+    """Exact lookup of uint64 keys: open addressing (a table 4x the keys), vectorised; a query
+    that is not one of the keys gives -1."""
 
     MULT = np.uint64(0x9E3779B97F4A7C15)
 
-    def __init__(self, keys: np.ndarray):
+    def __init__(self, keys: np.ndarray, values: np.ndarray | None = None):
         self.bits = max(4, int(math.ceil(math.log2(max(1, len(keys)) * 4))))
         size = 1 << self.bits
         self.mask = np.uint64(size - 1)
         self.keys = np.zeros(size, dtype=np.uint64)
         self.vals = np.full(size, -1, dtype=np.int64)
+        values = np.arange(len(keys)) if values is None else np.asarray(values, dtype=np.int64)
         pend = np.arange(len(keys))
         slot = self._slot(keys)
         while pend.size:
@@ -257,7 +261,7 @@ class _KeyTable:
             _, first = np.unique(cs, return_index=True)
             win, ws = cand[first], cs[first]
             self.keys[ws] = keys[win]
-            self.vals[ws] = win
+            self.vals[ws] = values[win]
             placed = np.zeros(len(keys), dtype=bool)
             placed[win] = True
             keep = ~placed[pend]
@@ -270,13 +274,15 @@ class _KeyTable:
     def lookup(self, q: np.ndarray) -> np.ndarray:
         slot = self._slot(q)
         res = self.vals[slot]
-        todo = np.flatnonzero((self.keys[slot] != q) | (res < 0))
+        todo = np.flatnonzero((res >= 0) & (self.keys[slot] != q))  # occupied by another key
+        res[todo] = -1
         while todo.size:
             s = (slot[todo] + np.uint64(1)) & self.mask
             slot[todo] = s
-            hit = (self.keys[s] == q[todo]) & (self.vals[s] >= 0)
-            res[todo[hit]] = self.vals[s[hit]]
-            todo = todo[~hit]
+            v = self.vals[s]
+            hit = (v >= 0) & (self.keys[s] == q[todo])
+            res[todo[hit]] = v[hit]
+            todo = todo[(v >= 0) & ~hit]  # an empty slot ends the probe: not a key
         return res
 
 
@@ -286,6 +292,12 @@ class WordCounter:
     def __init__(self):
         self.ids: dict[str, int] = {}
         self.counts = np.zeros(1024, dtype=np.int64)
+        # Short ASCII tokens' keys are their bytes, the same in every chunk: those seen so far
+        # and their provisional ids, so a later chunk only works out the tokens it is the first
+        # to have.
+        self._known_keys = np.zeros(0, dtype=np.uint64)
+        self._known_ids = np.zeros(0, dtype=np.int64)
+        self._known: _KeyTable | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -325,21 +337,38 @@ class WordCounter:
         ends = np.flatnonzero(ends_run | other) + 1
         if starts.size == 0:
             return np.zeros(0, dtype=np.uint32)
-        keys = self._ascii_keys(text, codes, starts, ends) if codes.dtype == np.uint8 else \
+        ascii_keys = codes.dtype == np.uint8
+        keys = self._ascii_keys(text, codes, starts, ends) if ascii_keys else \
             self._rank_keys(text, present, ranks, starts, ends)
-        uniq = np.unique(keys)
-        inv = _KeyTable(uniq).lookup(keys)
-        first = np.full(len(uniq), len(keys), dtype=np.int64)
-        np.minimum.at(first, inv, np.arange(len(keys)))
-        order = np.argsort(first, kind="stable")  # the distinct tokens by first appearance
-        s0, e0 = starts[first[order]].tolist(), ends[first[order]].tolist()
-        prov = np.empty(len(uniq), dtype=np.int64)
-        prov[order] = self._intern([text[a:b] for a, b in zip(s0, e0)])
+        out = np.empty(len(keys), dtype=np.int64)
+        rest = None
+        if ascii_keys and self._known is not None:
+            out[:] = self._known.lookup(keys)
+            rest = np.flatnonzero(out < 0)
+        new_keys = keys if rest is None else keys[rest]
+        if new_keys.size:  # the tokens not known yet: their distinct keys, by first appearance
+            uniq = np.unique(new_keys)
+            inv = _KeyTable(uniq).lookup(new_keys)
+            first = np.full(len(uniq), len(new_keys), dtype=np.int64)
+            np.minimum.at(first, inv, np.arange(len(new_keys)))
+            order = np.argsort(first, kind="stable")
+            at = first[order] if rest is None else rest[first[order]]
+            prov = np.empty(len(uniq), dtype=np.int64)
+            prov[order] = self._intern([text[a:b] for a, b in zip(starts[at].tolist(), ends[at].tolist())])
+            if rest is None:
+                out[:] = prov[inv]
+            else:
+                out[rest] = prov[inv]
+            if ascii_keys:  # remember the short ones (bit 63 clear: their bytes) for later chunks
+                short = (uniq >> np.uint64(63)) == 0
+                self._known_keys = np.concatenate([self._known_keys, uniq[short]])
+                self._known_ids = np.concatenate([self._known_ids, prov[short]])
+                self._known = _KeyTable(self._known_keys, self._known_ids)
         if len(self.ids) > len(self.counts):
             self.counts = np.concatenate([self.counts, np.zeros(max(len(self.ids), len(self.counts)),
                                                                 dtype=np.int64)])
-        self.counts[prov] += np.bincount(inv, minlength=len(uniq))
-        return prov[inv].astype(np.uint32)
+        self.counts[:len(self.ids)] += np.bincount(out, minlength=len(self.ids))
+        return out.astype(np.uint32)
 
     @staticmethod
     def _long_keys(text: str, starts: np.ndarray, ends: np.ndarray, tag: int) -> np.ndarray:
@@ -352,8 +381,8 @@ class WordCounter:
     @classmethod
     def _ascii_keys(cls, text, codes, starts, ends) -> np.ndarray:
         """ASCII: a token of up to 8 bytes is its bytes read as one little-endian uint64 (an
-        unaligned load; bit 63 stays 0 since ASCII < 0x80); 9-16 bytes, a pair of loads
-        numbered exactly by np.unique; longer ones by their text."""
+        unaligned load; bit 63 stays 0 since ASCII < 0x80); longer ones (a few in English) by
+        their text."""
         n = len(codes)
         buf = np.zeros(n + 16, dtype=np.uint8)
         buf[:n] = codes
@@ -361,16 +390,9 @@ class WordCounter:
         masks = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
         lens = ends - starts
         keys = load[starts] & masks[np.minimum(lens, 8)]  # longer ones are replaced below
-        mid = np.flatnonzero((lens > 8) & (lens <= 16))
-        if mid.size:
-            pair = np.empty((mid.size, 2), dtype=np.uint64)
-            pair[:, 0] = keys[mid]
-            pair[:, 1] = load[starts[mid] + 8] & masks[lens[mid] - 8]
-            _, gid = np.unique(pair.view([("a", np.uint64), ("b", np.uint64)]).ravel(), return_inverse=True)
-            keys[mid] = gid.astype(np.uint64).ravel() | np.uint64(1 << 63)
-        long_ = np.flatnonzero(lens > 16)
+        long_ = np.flatnonzero(lens > 8)
         if long_.size:
-            keys[long_] = cls._long_keys(text, starts[long_], ends[long_], (1 << 63) | (1 << 62))
+            keys[long_] = cls._long_keys(text, starts[long_], ends[long_], 1 << 63)
         return keys
 
     @classmethod
