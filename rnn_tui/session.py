@@ -12,6 +12,7 @@ the event loop.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,27 @@ class Session:
         self.radius_history: list[tuple[int, float]] = []
         self._bundled: dict[str, Any] = {}  # name -> LoadedModel, or the RnnTuiError it raised
         self._lock = threading.Lock()
+        # The inspector's corpus indexes (CorpusStates), by (model fingerprint, value, layer,
+        # corpus fingerprint): a second visit, or the same weights loaded again, is instant.
+        self._states: OrderedDict[tuple, Any] = OrderedDict()
+        self._states_lock = threading.Lock()
+
+    CORPUS_STATES_KEPT = 4  # N x H bytes each: 63 MiB for 1 MB of text at H = 64
+
+    def corpus_states(self, key: tuple):
+        """The complete corpus index cached for key, or None (any thread)."""
+        with self._states_lock:
+            hit = self._states.get(key)
+            if hit is not None:
+                self._states.move_to_end(key)
+            return hit
+
+    def keep_corpus_states(self, key: tuple, states) -> None:
+        with self._states_lock:
+            self._states[key] = states
+            self._states.move_to_end(key)
+            while len(self._states) > self.CORPUS_STATES_KEPT:
+                self._states.popitem(last=False)
 
     def add_radius(self, step: int, radius: float) -> bool:
         """Record ρ at a training step; an earlier step than the last means a new run

@@ -112,6 +112,25 @@ async def test_stepper_keys():
         assert s.memory[0].norms.shape == (len(DEFAULT_SENTENCE),) * 2
 
 
+async def test_stepper_memory_row_for_a_long_text_is_estimated_and_says_so():
+    sentence = ("the cat that we saw yesterday was happy. " * 5)[:200]  # over the old 160-token cap
+    app = app_with(make_tiny_lm("lstm", hidden=64), sentence=sentence)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, rounds=3)
+        s = app.screen
+        assert s.memory and 0 in s.memory
+        jm = s.memory[0]
+        assert jm.method == "estimated" and len(jm.rows) == 200  # every step has its row
+        assert np.isfinite(jm.log10_norms[150, :151]).all()
+        await pilot.press("end")
+        heat = s.query_one("#stepper-heat").render()
+        from rich.console import Console
+
+        console = Console(width=100, record=True, color_system=None)
+        console.print(heat)
+        assert "mem (estimated)" in console.export_text()
+
+
 async def test_stepper_draws_the_current_token_and_gates():
     app = app_with()
     async with app.run_test(size=SIZE) as pilot:
@@ -551,3 +570,17 @@ def test_a_vocabulary_gives_the_end_of_a_text_that_holds_its_last_n_tokens():
     assert chars.tail("a?b?c", 2) == "b?c"  # '?' is not read: it does not count
     words = Vocab(tokens=("<unk>", "the", "cat", "sat", "."), level="word", unk="<unk>")
     assert words.tail("the cat sat on the mat.", 3) == "sat on the mat."  # "on", "mat" skipped
+
+
+def test_stepper_memory_row_is_blank_where_the_estimate_skipped_the_row():
+    from rnn_tui.engine.probes import jacobian_map
+    from rnn_tui.screens.stepper import memory_row
+
+    sentence = ("the cat that we saw yesterday was happy. " * 5)[:200]
+    jm = jacobian_map(make_tiny_lm("gru", hidden=32), sentence, method="estimate", rows=8)
+    shown = int(jm.rows[-2])
+    skipped = shown - 1
+    assert jm.probes[skipped] == -1
+    coloured = [seg for seg in memory_row(jm, shown, 0, 200, 1, 3).spans if seg.style.bgcolor is not None]
+    blank = [seg for seg in memory_row(jm, skipped, 0, 200, 1, 3).spans if seg.style.bgcolor is not None]
+    assert len(coloured) == shown + 1 and blank == []

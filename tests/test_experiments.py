@@ -499,3 +499,23 @@ def test_zog_chart_labels_never_overlap():
     labels.place(plot, "adj", 5.5, 5.0, None)  # would print over "object": left out
     labels.place(plot, "adverb", 5.0, 0.0, None)  # another row: kept
     assert [t for t, _, _ in placed] == ["object", "adverb"]
+
+
+def test_memory_horizon_reports_each_lag_and_stops_between_them():
+    """The slow part after training (perturbing every lag) reports its progress and stops."""
+    stop = threading.Event()
+    seen: list[tuple[float, str]] = []
+
+    def progress(fraction, message):
+        seen.append((fraction, message))
+        if message.endswith("lag 3/20"):
+            stop.set()
+
+    r = run_experiment("memory-horizon", {"models": (("rnn", 16),), "steps": 20, "max_lag": 20, "contexts": 16},
+                       stop=stop, progress=progress)
+    lags = [m for _, m in seen if ": lag " in m]
+    assert lags[:3] == ["rnn H=16: lag 1/20", "rnn H=16: lag 2/20", "rnn H=16: lag 3/20"]
+    assert len(lags) == 3 and r.stopped  # no lag after the stop
+    assert np.isfinite(r.tv[0, :3]).all() and np.isnan(r.tv[0, 3:]).all()
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and 0.9 <= fractions[-1] <= 1.0

@@ -204,3 +204,19 @@ async def test_missing_bundled_models_are_named(monkeypatch):
 def test_bindings_have_ids_and_tooltips():
     for binding in GradientsScreen.BINDINGS:
         assert binding.id and binding.tooltip, binding
+
+
+async def test_a_long_text_gets_an_estimated_map_that_says_so():
+    """200 tokens at H = 64: the exact map would cost T^2 D^3; the screen shows the estimate's
+    rows and names the method (and the short default sentence stays exact: the other tests)."""
+    sentence = ("the cat that we saw yesterday was happy. " * 5)[:200]
+    app = GradientsFirstApp(lm=make_tiny_lm("gru", hidden=64), sentence=sentence, cursor_blink=False,
+                            device="cpu")
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await computed(pilot)
+        jm = screen.result.jacobian
+        assert jm.method == "estimated" and len(jm.tokens) == 200 and jm.offset == 0
+        assert len(jm.rows) == 24 and jm.rows[-1] == 199 and jm.row_method(199) == "exact"
+        jac = text_of(screen, "#gr-jac", width=120)
+        assert "estimated with 24 probes a row, last row exact, 24 of 200 rows" in jac
+        assert "(24 rows computed)" in jac

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+import time
+
 import numpy as np
 import pytest
 
@@ -404,3 +406,58 @@ async def test_the_inspector_refuses_a_sentence_over_the_limit_and_offers_its_en
         await pilot.press("escape")  # escape: the sentence stays as it was
         await settle(pilot)
         assert app.sentence == before and not isinstance(app.screen, TextPrompt)
+
+
+def _plain(renderable) -> str:
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=200, record=True, file=io.StringIO(), color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+async def test_inspector_index_stops_on_escape_and_is_cached_by_model_and_corpus(monkeypatch):
+    """The corpus index shows its progress, stops on escape (the part done is searched), encodes
+    it all on a second escape, and comes from the session's cache on a second visit: a new
+    model_version with the same weights (the model loaded again) does not encode again."""
+    import rnn_tui.engine.units as units
+
+    monkeypatch.setattr(InspectorScreen, "corpus_limit", 20000)
+    calls = []
+    real = units.encode_corpus_states
+
+    def slow(*args, stop=None, progress=None, **kw):  # small steps, so escape lands mid-way
+        calls.append(1)
+
+        def report(done, total):
+            progress(done, total)
+            time.sleep(0.02)
+        return real(*args, stop=stop, progress=report, chunk=4, streams=8, **kw)
+
+    monkeypatch.setattr(units, "encode_corpus_states", slow)
+    lm = make_tiny_lm("lstm")
+    app = make_app(lm)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("8")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.progress is not None and screen.progress[0] > 0,
+                       what="progress of the encode")
+        assert "escape stops" in _plain(screen.query_one("#in-matches").render())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.corpus_key() in screen.states, what="the stopped index")
+        states = screen.states[screen.corpus_key()]
+        assert not states.complete and 0 < states.steps_done < states.steps_total
+        assert "encode stopped at" in _plain(screen.query_one("#in-matches").render())
+        await pilot.press("escape")  # encode it all
+        await wait_for(pilot, lambda: screen.corpus_key() in screen.states
+                       and screen.states[screen.corpus_key()].complete, timeout=60, what="the whole index")
+        assert len(calls) == 2
+        # The same weights again (a new model version): from the session's cache, no encode.
+        import copy
+
+        app.set_model(copy.deepcopy(lm))
+        await wait_for(pilot, lambda: screen.corpus_key() in screen.states, what="the cached index")
+        assert len(calls) == 2 and screen.states[screen.corpus_key()].complete

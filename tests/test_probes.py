@@ -354,7 +354,10 @@ def test_jacobian_limit_scales_with_state_size():
     big = LoadedModel(build_model(ModelConfig(vocab_size=len(VOCAB), cell="lstm", embed=4, hidden=600), seed=0),
                       VOCAB)
     with pytest.raises(ProbeLimitError, match="state size 1200"):
-        jacobian_map(big, CORPUS)
+        jacobian_map(big, CORPUS, method="exact")
+    # The default takes the estimate where the exact map does not fit (or costs too much).
+    jm = jacobian_map(big, CORPUS)
+    assert jm.method == "estimated" and jm.norms.shape == (len(CORPUS), len(CORPUS))
 
 
 def test_jacobian_window_fit_keeps_the_last_tokens_that_fit():

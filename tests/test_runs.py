@@ -223,8 +223,8 @@ def test_corpus_cache_hit_miss_and_invalidation(tmp_path, monkeypatch):
     text.write_text("the quick brown fox jumps over the lazy dog. " * 400 + "Zebras é\n")
     cache = tmp_path / "cache"
     calls = []
-    real = corpus_mod._encode_file_text
-    monkeypatch.setattr(corpus_mod, "_encode_file_text", lambda *a: calls.append(a[1]) or real(*a))
+    real = corpus_mod._encode_file
+    monkeypatch.setattr(corpus_mod, "_encode_file", lambda *a: calls.append(a[1]) or real(*a))
 
     fresh = load_corpus(str(text), "char")  # the uncached reference
     first = load_corpus(str(text), "char", cache_dir=cache)

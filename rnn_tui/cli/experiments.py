@@ -24,7 +24,7 @@ def cmd_bench(args) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     rows = run_bench(device=args.device, quick=args.quick, sizes=parse_sizes(args.sizes),
                      encode=not args.no_encode, inspect=not args.no_inspect, threads=not args.no_threads,
-                     log=log)
+                     memory_mb=args.memory_mb, log=log)
     if not args.no_tui:
         from ..bench_tui import bench_tui
 

@@ -195,6 +195,17 @@ def sub_parser() -> argparse.ArgumentParser:
                            "verb when the text has a subject and its was/were, else last")
         if name == "jacobian":
             q.add_argument("--layer", type=int, default=-1, help="which layer (default -1: the top one)")
+            q.add_argument("--method", choices=("auto", "exact", "estimate"), default="auto",
+                           help="exact: every pair, float64 (short texts: the work grows as T^2 D^3); "
+                           "estimate: rows at a screen's resolution from random probe vectors, the last "
+                           "row exact where it fits; auto (default): exact when that is cheap")
+            q.add_argument("--rows", default=None, metavar="N|all",
+                           help="rows the estimate computes (default 32, evenly spaced, the last included)")
+            q.add_argument("--probes", type=_int_at_least(2), default=None, metavar="P",
+                           help="probe vectors per estimated row (default 24)")
+            q.add_argument("--exact-last", action="store_true",
+                           help="the estimate's last row exact whatever it costs (D probes)")
+            q.add_argument("--seed", type=int, default=0, help="seed of the estimate's random probes")
 
     i = command(sub, "info", "config, parameter counts and metrics of a model")
     i.add_argument("model", help="run directory or bundled default (rnn, lstm, gru)")
@@ -225,6 +236,9 @@ def sub_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-encode", action="store_true", help="skip the corpus encoding rows")
     b.add_argument("--no-inspect", action="store_true", help="skip the unit inspector rows")
     b.add_argument("--no-threads", action="store_true", help="skip the CPU threads rows (a busy neighbour)")
+    b.add_argument("--memory-mb", type=float, default=None, metavar="MB",
+                   help="size of the generated corpus for the memory rows (default 1024, 32 with --quick; "
+                   "0 skips them; needs about twice that on the temp disk)")
 
     e = command(sub, "experiment", "run a named experiment headless (--list names them)")
     e.add_argument("name", nargs="?", default=None, help="parity, init-schemes, clipping, tbptt, zog, "

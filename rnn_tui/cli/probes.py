@@ -124,8 +124,16 @@ def cmd_grads(args) -> int:
 def cmd_jacobian(args) -> int:
     from ..engine.probes import jacobian_map, spectrum
 
+    from ..engine.errors import ConfigError
+
+    rows = args.rows
+    if rows is not None and rows != "all":
+        if not rows.isdigit() or int(rows) < 1:
+            raise ConfigError(f"--rows takes a number of rows or 'all', got {rows!r}")
+        rows = int(rows)
     lm = load(args)
-    jm = _windowed(jacobian_map, lm, args.text, layer=args.layer, window=args.window)
+    jm = _windowed(jacobian_map, lm, args.text, layer=args.layer, method=args.method, rows=rows, probes=args.probes,
+                   exact_last=True if args.exact_last else None, seed=args.seed, window=args.window)
     sp = spectrum(lm, layer=args.layer)
     warn(jm.unknown_message)
     if args.json:
@@ -134,9 +142,11 @@ def cmd_jacobian(args) -> int:
         dump(data)
         return 0
     print(f"{lm.label}: ||d state_t / d state_k|| (Frobenius), state = {jm.state}")
+    T = len(jm.tokens)
+    print(f"method: {jm.describe_method()}; the last row (t = T) is {jm.row_method(T - 1)}")
     last = jm.norms[-1]
     for k, tok in enumerate(jm.tokens):
-        note = "  (k = T: the identity, sqrt of the state size)" if k == len(jm.tokens) - 1 else ""
+        note = "  (k = T: the identity, sqrt of the state size)" if k == T - 1 else ""
         print(f"k={k:>3} {_fmt_tok(tok):>4}  ||d state_T / d state_k|| = {last[k]:.3e}{note}")
     radii = ", ".join(f"{name}: {r:.3f}" for name, r in sp.radius.items())
     print(f"spectral radius of the recurrent matrix ({sp.main} block drives the state): {radii}")

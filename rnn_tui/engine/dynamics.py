@@ -182,7 +182,7 @@ def _last_log_probs(model, ids: torch.Tensor, chunk: int = 1024) -> torch.Tensor
 
 def memory_horizon(lm, contexts: np.ndarray, max_lag: int | None = None, threshold: float = 0.02,
                    perturb: str = "random", tokens: np.ndarray | None = None, seed: int = 0,
-                   stop=None) -> MemoryCurve:
+                   stop=None, progress=None) -> MemoryCurve:
     """For each lag k, replace the token k steps back in every context and measure how far the
     next-token distribution moves (see MemoryCurve).
 
@@ -190,6 +190,8 @@ def memory_horizon(lm, contexts: np.ndarray, max_lag: int | None = None, thresho
     perturb "random": a different token drawn uniformly from `tokens` (default: the distinct
     tokens of the contexts); "swap": the token at the same position of another context (the
     data's own distribution; a swap that happens to give the same token counts as no change).
+    `progress(k, max_lag)` is called after each lag; when `stop` is set the lags not reached
+    stay NaN (and do not count towards the horizon).
     """
     if perturb not in PERTURBATIONS:
         raise ConfigError(f"unknown perturbation {perturb!r}: choose random or swap")
@@ -235,6 +237,8 @@ def memory_horizon(lm, contexts: np.ndarray, max_lag: int | None = None, thresho
             tv[k - 1] = float(d.mean())
             sem[k - 1] = float(d.std() / math.sqrt(n)) if n > 1 else 0.0
             kl[k - 1] = float(kl_k.mean())
+            if progress is not None:
+                progress(k, max_lag)
     finally:
         model.train(was_training)
     return MemoryCurve(lags=np.arange(1, max_lag + 1, dtype=np.int64), tv=tv, tv_sem=sem, kl=kl,

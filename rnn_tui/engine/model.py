@@ -37,6 +37,22 @@ class StepOutput:
         return torch.stack([torch.stack(hs, dim=1) for hs in self.hidden])
 
 
+# cuDNN refuses to back-propagate through its fused RNN kernels in eval mode ("cudnn RNN
+# backward can only be called in training mode"). On these devices `forward` in eval mode with
+# gradients enabled therefore runs the step-wise path (the same parameters in plain tensor
+# code, which differentiates anywhere). Tests add "cpu" to check that branch without a GPU.
+FUSED_EVAL_BACKWARD_REFUSED: tuple[str, ...] = ("cuda",)
+
+
+def fused_backward_refused(module: nn.Module) -> bool:
+    """Whether back-propagating through this fused RNN module now would be refused: eval mode,
+    gradients on, on a device whose fused kernels (cuDNN) refuse that."""
+    if module.training or not torch.is_grad_enabled():
+        return False
+    p = next(module.parameters(), None)
+    return p is not None and p.device.type in FUSED_EVAL_BACKWARD_REFUSED
+
+
 class RNNLM(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -56,6 +72,9 @@ class RNNLM(nn.Module):
 
     # ----------------------------------------------------------------- fused path
     def forward(self, ids: torch.Tensor, state=None):
+        if fused_backward_refused(self.rnn):  # cuDNN could not back-propagate: step-wise instead
+            out = self.stepwise(ids, state)
+            return out.logits, out.state
         out, state = self.rnn(self.embed(ids), state)
         return self.head(out), state
 

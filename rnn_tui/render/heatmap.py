@@ -232,8 +232,11 @@ class TriangleHeatmap(Heatmap):
     upper triangle is left blank. ``highlight`` marks step t (its row and column).
     """
 
-    def __init__(self, norms, tokens: Sequence[str] | None = None, *, highlight: int | None = None, **kw) -> None:
+    def __init__(self, norms, tokens: Sequence[str] | None = None, *, highlight: int | None = None,
+                 rows=None, **kw) -> None:
         n = np.asarray(norms, dtype=float)
+        if rows is not None:  # an estimated map computes only some rows: show those
+            kw["order"] = np.asarray(rows, dtype=int)
         if tokens is None:
             tokens = [""] * n.shape[0]
         width = len(str(max(0, n.shape[0] - 1)))
@@ -254,6 +257,9 @@ class TriangleHeatmap(Heatmap):
     # Both axes are positions counted from 0, as the row labels show them.
     def _row_footer(self, r0: int, n_rows: int, n_all: int) -> str:
         rows = self.order[r0: r0 + n_rows]
+        total = self.values.shape[0]
+        if n_all < total:  # some rows only (an estimated map)
+            return f"{self.row_name} {int(rows[0])}-{int(rows[-1])} of {total} ({n_all} rows computed)"
         return f"{self.row_name} {int(rows[0])}-{int(rows[-1])} of {n_all}"
 
     def _col_footer(self, c0: int, n_cols: int, n_all: int) -> str:

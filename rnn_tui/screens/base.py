@@ -106,14 +106,13 @@ class CancelAwareEvent(threading.Event):
     """A stop event for the engine that also reads as set once the worker is cancelled
     (a newer request, the screen going away, the app quitting)."""
 
-    def __init__(self, worker, base: threading.Event | None = None) -> None:
+    def __init__(self, worker, *bases: threading.Event | None) -> None:
         super().__init__()
         self._worker = worker
-        self._base = base
+        self._bases = [b for b in bases if b is not None]
 
     def is_set(self) -> bool:  # type: ignore[override]
-        return (super().is_set() or (self._base is not None and self._base.is_set())
-                or self._worker.is_cancelled)
+        return super().is_set() or any(b.is_set() for b in self._bases) or self._worker.is_cancelled
 
     @property
     def cancelled(self) -> bool:
@@ -121,9 +120,10 @@ class CancelAwareEvent(threading.Event):
         return self._worker.is_cancelled
 
 
-def stop_event(base: threading.Event | None = None) -> CancelAwareEvent:
-    """Inside a thread worker: an event the engine's long loops can poll to stop early."""
-    return CancelAwareEvent(get_current_worker(), base)
+def stop_event(*bases: threading.Event | None) -> CancelAwareEvent:
+    """Inside a thread worker: an event the engine's long loops can poll to stop early (set
+    when any of `bases` is, or the worker is cancelled)."""
+    return CancelAwareEvent(get_current_worker(), *bases)
 
 
 # ------------------------------------------------------------------------ keyed tasks

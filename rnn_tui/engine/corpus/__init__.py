@@ -15,7 +15,7 @@ from .bundled import (AGREEMENT_MAX_DISTRACTOR, AGREEMENT_SIZE, BUNDLED_CORPORA,
                       GRAMMAR_SIZE, GRAMMAR_TEMPLATES, PARITY_MAX_BITS, PARITY_MIN_BITS, PARITY_SIZE, TOY_ALPHABET,
                       AgreementItem, agreement_categories, agreement_items, grammar_categories, grammar_sentences,
                       parity_stream)
-from .files import CACHE_ENV, CACHE_VERSION, MAX_FILE_BYTES, default_cache_dir
+from .files import CACHE_ENV, CACHE_VERSION, MAX_FILE_BYTES, MAX_MEMORY_FILE_BYTES, default_cache_dir
 from .for_model import ModelCorpus, corpus_for_model
 from .load import load_corpus
 from .vocab import LEVELS, ON_UNKNOWN, UNK, Encoded, Vocab, word_spans
@@ -24,5 +24,6 @@ __all__ = ["Corpus", "BatchStream", "BUNDLED_CORPORA", "TOY_ALPHABET", "GRAMMAR_
            "GRAMMAR_SIZE", "DEFAULT_SENTENCE", "PARITY_SIZE", "PARITY_MIN_BITS", "PARITY_MAX_BITS",
            "AGREEMENT_SIZE", "AGREEMENT_MAX_DISTRACTOR", "AgreementItem", "agreement_categories",
            "agreement_items", "grammar_categories", "grammar_sentences", "parity_stream", "CACHE_ENV",
-           "CACHE_VERSION", "MAX_FILE_BYTES", "default_cache_dir", "load_corpus", "ModelCorpus", "corpus_for_model", "LEVELS", "ON_UNKNOWN", "UNK",
+           "CACHE_VERSION", "MAX_FILE_BYTES", "MAX_MEMORY_FILE_BYTES", "default_cache_dir", "load_corpus",
+           "ModelCorpus", "corpus_for_model", "LEVELS", "ON_UNKNOWN", "UNK",
            "Encoded", "Vocab", "word_spans"]

@@ -12,6 +12,10 @@ written last and atomically, so a half-written cache is never read. ``default_ca
 is ``$RNN_TUI_CACHE_DIR``, else ``$XDG_CACHE_HOME/rnn-tui/corpus``, else
 ``~/.cache/rnn-tui/corpus``. A cached corpus's ``train``/``val`` arrays are read-only memory
 maps of that small integer type (BatchStream widens each window as it goes).
+
+The file is read, encoded and written a chunk at a time (`stream.py`): memory stays flat
+whatever its size, so the limit is what the cache takes (MAX_FILE_BYTES); without the cache the
+ids are held in memory, in the same small type (MAX_MEMORY_FILE_BYTES).
 """
 
 from __future__ import annotations
@@ -28,10 +32,14 @@ import numpy as np
 from ..errors import CorpusError
 from .base import Corpus, train_val_split
 from .bundled import BUNDLED_CORPORA
+from .stream import ArraySink, encode_chars, encode_words, id_dtype, text_chunks
 from .vocab import Vocab
 
-# Beyond this a file would take several GB as int64 ids; no CPU training run needs that much.
-MAX_FILE_BYTES = 256 * 1024 * 1024
+# The encoding cache writes the ids a chunk at a time (<= 4 bytes a token, 1 for most character
+# vocabularies) and memory-maps them: files up to this size are accepted with it.
+MAX_FILE_BYTES = 64 * 1024**3
+# Without the cache the ids are held in memory (the same small type): up to this size.
+MAX_MEMORY_FILE_BYTES = 4 * 1024**3
 
 
 def _check_path(spec: str) -> Path:
@@ -52,66 +60,37 @@ def _check_path(spec: str) -> Path:
     return path
 
 
-def _read_text(spec: str) -> tuple[Path, str]:
-    path = _check_path(spec)
+def _check_size(path: Path, limit: int, cached: bool) -> None:
     try:
         nbytes = path.stat().st_size
-        if nbytes > MAX_FILE_BYTES:
-            raise CorpusError(
-                f"{path} is {nbytes / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB: "
-                "use a shorter text"
-            )
-        data = path.read_bytes()
-    except PermissionError:
-        raise CorpusError(f"cannot read {path}: permission denied") from None
     except OSError as exc:
         raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not data:
-        raise CorpusError(f"{path} is empty")
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise CorpusError(f"{path} looks like UTF-16 text: save it as UTF-8")
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise CorpusError(f"{path} looks like a binary file (NUL byte at byte offset {nul}), not UTF-8 text")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        bad = data[exc.start]
-        raise CorpusError(
-            f"{path} is not UTF-8 text: byte 0x{bad:02x} at byte offset {exc.start} cannot be decoded"
-        ) from None
-    del data
-    if text.startswith("\ufeff"):  # a BOM is not part of the text
-        text = text[1:]
-    if "\r\n" in text:  # Windows line ends would otherwise add "\r" to the vocabulary
-        text = text.replace("\r\n", "\n")
-    if not text or text.isspace():
-        raise CorpusError(f"{path} contains only whitespace")
-    return path, text
+    if nbytes > limit:
+        hint = "use a shorter text" if cached else "use the encoding cache (drop --no-cache) or a shorter text"
+        raise CorpusError(f"{path} is {nbytes / 2**30:.1f} GB; the limit is {limit // 2**30} GB"
+                          f"{'' if cached else ' without the encoding cache'}: {hint}")
 
 
+def _chunks(path: Path, level: str):
+    """A fresh iterator over the file's text each call (the char encoder reads it twice)."""
+    return lambda: text_chunks(path, cut_at_space=level == "word")
 
-def _examples_from_text(text: str, limit: int = 3, width: int = 80) -> tuple[str, ...]:
-    out: list[str] = []
-    # Only the head of the text: a huge file must not be split into lines just for this.
-    for line in text[:20000].splitlines():
-        line = line.strip()
-        if line:
-            out.append(line[:width])
-            if len(out) == limit:
-                break
-    return tuple(out)
+
+def _encode_to_memory(path: Path, level: str, size: int | None) -> tuple[Vocab, np.ndarray, tuple[str, ...]]:
+    """The vocabulary and ids of a file, the ids in memory in the smallest integer type."""
+    if level == "char":
+        vocab, sink, _, examples = encode_chars(_chunks(path, level), size, lambda n, dt: ArraySink(n, dt))
+        return vocab, sink.result(), examples
+    provisional = ArraySink()
+    vocab, remap, n, examples = encode_words(_chunks(path, level), size, provisional)
+    ids = remap[provisional.result()[:n]]
+    return vocab, ids, examples
 
 
 def file_corpus(spec: str, level: str, val_fraction: float, size: int | None) -> Corpus:
-    path, text = _read_text(spec)
-    if size is not None and level == "char":
-        text = text[:size]
-    vocab = Vocab.build(text, level)
-    # Built from this very text, so only words beyond max_words can be unknown.
-    ids, _, _ = vocab._ids(text, "unk")
-    if size is not None:
-        ids = ids[:size]
+    path = _check_path(spec)
+    _check_size(path, MAX_MEMORY_FILE_BYTES, cached=False)
+    vocab, ids, examples = _encode_to_memory(path, level, size)
     train, val, _, _ = train_val_split(path.name, ids, val_fraction)
     unit = "characters" if level == "char" else "words"
     return Corpus(
@@ -120,7 +99,7 @@ def file_corpus(spec: str, level: str, val_fraction: float, size: int | None) ->
         train=train,
         val=val,
         description=f"{path}: {len(ids)} {unit}, {len(vocab)} distinct tokens",
-        examples=_examples_from_text(text),
+        examples=examples,
         source=source_of(path),
     )
 
@@ -159,34 +138,6 @@ def _fingerprint(path: Path) -> dict:
             fh.seek(st.st_size - _FINGERPRINT_BYTES)
         digest.update(fh.read(_FINGERPRINT_BYTES))
     return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "head_tail_sha256": digest.hexdigest()}
-
-
-def _id_dtype(n_tokens: int) -> np.dtype:
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if n_tokens <= np.iinfo(dtype).max + 1:
-            return np.dtype(dtype)
-    return np.dtype(np.int64)
-
-
-def _encode_file_text(text: str, level: str) -> tuple[Vocab, np.ndarray]:
-    """The vocabulary and ids of a whole file, as `Vocab.build` + `encode` would give them.
-
-    Character level takes a faster road for large texts (one bincount over the code points
-    and a lookup table) with the very same result: sorted characters, ids in that order.
-    """
-    if level != "char":
-        vocab = Vocab.build(text, level)
-        ids, _, _ = vocab._ids(text, "unk")
-        return vocab, ids.astype(_id_dtype(len(vocab)), copy=False)
-    if not text:
-        raise CorpusError("cannot build a vocabulary from empty text")
-    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    present = np.flatnonzero(np.bincount(codes))
-    vocab = Vocab(tokens=tuple(chr(int(c)) for c in present), level="char")
-    dtype = _id_dtype(len(present))
-    lut = np.zeros(int(present[-1]) + 1, dtype=dtype)
-    lut[present] = np.arange(len(present), dtype=dtype)
-    return vocab, lut[codes]
 
 
 def _write_atomic(path: Path, write) -> None:
@@ -234,9 +185,96 @@ def _read_cache(cache_dir: Path, key: str, path: Path, level: str, size: int | N
     return meta, ids
 
 
+class _NpyWriter:
+    """A 1-D .npy file written a chunk at a time: the header (its length known up front), then
+    the ids as they come."""
+
+    def __init__(self, fh, n: int, dtype):
+        self.fh, self.dtype, self.n, self.done = fh, np.dtype(dtype), n, 0
+        np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                                                  "fortran_order": False, "shape": (n,)})
+
+    def write(self, ids: np.ndarray) -> None:
+        self.fh.write(np.ascontiguousarray(ids, dtype=self.dtype).tobytes())
+        self.done += len(ids)
+
+    def close(self) -> None:
+        if self.done != self.n:
+            raise CorpusError(f"internal error: {self.done} ids written for {self.n}")
+
+
+class _RawWriter:
+    """Provisional word ids (uint32), appended to a scratch file."""
+
+    def __init__(self, fh):
+        self.fh, self.n = fh, 0
+
+    def write(self, ids: np.ndarray) -> None:
+        self.fh.write(np.ascontiguousarray(ids, dtype=np.uint32).tobytes())
+        self.n += len(ids)
+
+
+_REMAP_CHUNK = 1 << 24  # provisional ids mapped to final ones this many at a time
+# Word level: a text up to this size keeps its provisional ids (4 bytes a word) in memory; a
+# larger one writes them to a scratch file next to the cache.
+_PROVISIONAL_IN_MEMORY = 64 << 20
+
+
+def _encode_file(path: Path, level: str, size: int | None, ids_path: Path) -> tuple[Vocab, int, tuple[str, ...]]:
+    """Encode the file into `ids_path` (.npy, written atomically) a chunk at a time: memory stays
+    flat. (vocab, n_tokens, examples)."""
+    result: dict = {}
+    if level == "char":
+        def write(fh):
+            writer: list[_NpyWriter] = []
+
+            def sink_for(n, dtype):
+                writer.append(_NpyWriter(fh, n, dtype))
+                return writer[0]
+
+            result["vocab"], _, result["n"], result["examples"] = encode_chars(_chunks(path, level), size, sink_for)
+            writer[0].close()
+
+        _write_atomic(ids_path, write)
+        return result["vocab"], result["n"], result["examples"]
+    if path.stat().st_size <= _PROVISIONAL_IN_MEMORY:  # a few words a byte at most: keep them here
+        provisional = ArraySink()
+        vocab, remap, n, examples = encode_words(_chunks(path, level), size, provisional)
+        ids = provisional.result()
+
+        def write(fh):
+            out = _NpyWriter(fh, n, remap.dtype)
+            for start in range(0, n, _REMAP_CHUNK):
+                out.write(remap[ids[start:start + _REMAP_CHUNK]])
+            out.close()
+
+        _write_atomic(ids_path, write)
+        return vocab, n, examples
+    scratch = ids_path.parent / f".{ids_path.name}.{uuid.uuid4().hex[:12]}.provisional"
+    try:
+        with open(scratch, "w+b") as raw:
+            vocab, remap, n, examples = encode_words(_chunks(path, level), size, _RawWriter(raw))
+
+            def write(fh):
+                out = _NpyWriter(fh, n, remap.dtype)
+                raw.seek(0)
+                for start in range(0, n, _REMAP_CHUNK):
+                    out.write(remap[np.fromfile(raw, dtype=np.uint32, count=min(_REMAP_CHUNK, n - start))])
+                out.close()
+
+            _write_atomic(ids_path, write)
+    finally:
+        try:
+            os.unlink(scratch)
+        except OSError:
+            pass
+    return vocab, n, examples
+
+
 def cached_file_corpus(spec: str, level: str, val_fraction: float, size: int | None,
                         cache_dir: Path) -> Corpus:
     path = _check_path(spec)
+    _check_size(path, MAX_FILE_BYTES, cached=True)
     try:
         fingerprint = _fingerprint(path)
     except OSError as exc:
@@ -250,31 +288,37 @@ def cached_file_corpus(spec: str, level: str, val_fraction: float, size: int | N
         except Exception:  # noqa: BLE001 - a damaged sidecar is a cache miss
             hit = None
     if hit is None:
-        _, text = _read_text(spec)
-        if size is not None and level == "char":
-            text = text[:size]
-        vocab, ids = _encode_file_text(text, level)
-        if size is not None:
-            ids = ids[:size]
-        examples = _examples_from_text(text)
-        del text
         meta = {
             "version": CACHE_VERSION, "source": str(path.resolve()), "level": level, "size_cap": size,
-            "fingerprint": fingerprint, "vocab": vocab.to_dict(), "n_tokens": int(len(ids)),
-            "dtype": ids.dtype.str, "examples": list(examples),
+            "fingerprint": fingerprint,
             "ids_file": f"{key}-{hashlib.sha256(json.dumps(fingerprint).encode()).hexdigest()[:12]}.npy",
         }
+        ids = None
+        note = None
         try:
-            unchanged = _fingerprint(path) == fingerprint
-        except OSError:
-            unchanged = False
-        note = (_write_cache(cache_dir, key, meta, ids) if unchanged
-                else f"{path} changed while it was read: encoding not cached")
-        if note is None:  # serve the memory map, as every later run will
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            vocab, n, examples = _encode_file(path, level, size, cache_dir / meta["ids_file"])
+        except OSError as exc:  # no room, no permission: encode into memory, say so
+            note = f"encoding not cached in {cache_dir}: {exc.strerror or exc}"
+            _check_size(path, MAX_MEMORY_FILE_BYTES, cached=False)
+            vocab, ids, examples = _encode_to_memory(path, level, size)
+            n = len(ids)
+        meta.update({"vocab": vocab.to_dict(), "n_tokens": int(n), "dtype": id_dtype(len(vocab)).str,
+                     "examples": list(examples)})
+        if note is None:
             try:
+                unchanged = _fingerprint(path) == fingerprint
+            except OSError:
+                unchanged = False
+            note = (_write_sidecar(cache_dir, key, meta) if unchanged
+                    else f"{path} changed while it was read: encoding not cached")
+            try:  # serve the memory map, as every later run will
                 ids = np.load(cache_dir / meta["ids_file"], mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError):
-                pass
+            except (OSError, ValueError) as exc:
+                raise CorpusError(f"cannot read the encoding of {path} back from {cache_dir}: {exc}") from None
+            if not unchanged:
+                ids = np.array(ids)  # the entry is dropped: keep the ids in memory
+                _drop(cache_dir / meta["ids_file"])
         meta["note"] = note
     train, val, _, _ = train_val_split(path.name, ids, val_fraction)
     unit = "characters" if level == "char" else "words"
@@ -292,20 +336,23 @@ def cached_file_corpus(spec: str, level: str, val_fraction: float, size: int | N
     )
 
 
-def _write_cache(cache_dir: Path, key: str, meta: dict, ids: np.ndarray) -> str | None:
-    """Write the ids, then the sidecar (the commit point); None, or why the cache was not written."""
+def _drop(path: Path) -> None:
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(cache_dir / meta["ids_file"], lambda fh: np.save(fh, np.ascontiguousarray(ids),
-                                                                         allow_pickle=False))
+        path.unlink()
+    except OSError:
+        pass
+
+
+def _write_sidecar(cache_dir: Path, key: str, meta: dict) -> str | None:
+    """Write the sidecar (the commit point; the ids are written already); None, or why the cache
+    was not written. Earlier encodings of a file that has changed are removed."""
+    try:
         text = json.dumps(meta, ensure_ascii=False, indent=1) + "\n"
         _write_atomic(cache_dir / f"{key}.json", lambda fh: fh.write(text.encode("utf-8")))
     except OSError as exc:
+        _drop(cache_dir / meta["ids_file"])
         return f"encoding not cached in {cache_dir}: {exc.strerror or exc}"
-    for old in cache_dir.glob(f"{key}-*.npy"):  # earlier encodings of a file that has changed
+    for old in cache_dir.glob(f"{key}-*.npy"):
         if old.name != meta["ids_file"]:
-            try:
-                old.unlink()
-            except OSError:
-                pass
+            _drop(old)
     return None

@@ -110,8 +110,10 @@ def run_memory(s: MemorySettings, ctx: RunContext) -> dict:
         tr = part.span(0, 0.9).train(cfg, corpus, f"{cell} H={hidden}")
         vals[i] = final_loss(tr)
         part.report(0.9, f"{cell} H={hidden}: perturbing")
-        curve = dynamics.memory_horizon(tr.snapshot(), ctxs, s.max_lag, s.threshold, s.perturb, tokens=pool,
-                                        seed=s.seed, stop=ctx.stop)
+        lags = part.span(0.9, 1.0)
+        curve = dynamics.memory_horizon(
+            tr.snapshot(), ctxs, s.max_lag, s.threshold, s.perturb, tokens=pool, seed=s.seed, stop=ctx.stop,
+            progress=lambda k, n, lags=lags, label=f"{cell} H={hidden}": lags.report(k / n, f"{label}: lag {k}/{n}"))
         tv[i], sem[i], kl[i], hor[i] = curve.tv, curve.tv_sem, curve.kl, curve.horizon
         measured[i] = not ctx.stopped  # a stop inside the perturbation loop leaves it part-done
     return dict(labels=tuple(f"{c} H={h}" for c, h in models), cells=tuple(c for c, _ in models),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import ProbeLimitError
+from ..errors import ConfigError, ProbeLimitError
 from .base import ProbeResult, encode_text, layer_index, unknown_of, zero_state
 
 
@@ -26,6 +26,14 @@ MAX_JACOBIAN_BYTES = 1 << 30
 # Steps whose one-step Jacobian gets its spectral radius computed (an eigen-decomposition each).
 STEP_RADIUS_TOKENS = 256
 KEEP_NAMES = {"rnn": "tanh slope 1-h^2", "lstm": "forget gate f", "gru": "update gate z"}
+# The estimated map (estimate.py): rows at about a screen's resolution, each a block of probes.
+MAP_ROWS = 24  # rows an estimated map computes unless told (evenly spaced, the last one included)
+MAP_PROBES = 24  # probe vectors per estimated row (half of them the dominant directions)
+MAX_ESTIMATE_TOKENS = 2048  # the [T, T] arrays stay ~32 MB each
+MAX_ESTIMATE_WORK = 2e11  # multiply-adds an estimated map may take (~2-4 s of float32 on 2 cores)
+LAST_ROW_WORK = 3.5e9  # the estimated map's last row: exact (D probes) when that costs at most this
+# (~30 ms here), else twice the other rows' probes
+AUTO_EXACT_WORK = 2e9  # method="auto" takes the exact map when it costs at most this (~0.1 s)
 # Largest hidden size whose eigenvalues `spectrum` computes (O(H^3) per block).
 MAX_SPECTRUM_HIDDEN = 1024
 
@@ -72,6 +80,43 @@ class JacobianMap(ProbeResult):
     unknown: tuple[str, ...] = ()
     unknown_message: str | None = None
     offset: int = 0
+    # How each row was made (see jacobian_map's `method`): "exact" (every row, the float64
+    # products) or "estimated" (the rows in `rows`, pushed back as probe blocks).
+    method: str = "exact"
+    rows: np.ndarray | None = None  # int64 [R]: the rows t computed (all T for an exact map)
+    # int64 [T]: per row, 0 = exact, P > 0 = estimated with P probe vectors, -1 = not computed
+    # (that row of norms is NaN). None (a map built by hand) means every row exact.
+    probes: np.ndarray | None = None
+    seed: int | None = None  # the random probes' seed (estimated maps)
+
+    @property
+    def computed_rows(self) -> np.ndarray:
+        """The rows t whose norms were computed (every row of an exact map)."""
+        return np.arange(len(self.tokens)) if self.rows is None else self.rows
+
+    def row_method(self, t: int) -> str:
+        """How row t was made: "exact", "estimated (P probes)" or "not computed"."""
+        if self.probes is None:
+            return "exact"
+        p = int(self.probes[t])
+        return "exact" if p == 0 else "not computed" if p < 0 else f"estimated ({p} probes)"
+
+    def describe_method(self) -> str:
+        """A few words for a screen or the CLI: which method made the values."""
+        if self.probes is None or self.method == "exact":
+            return "exact"
+        rows = [int(t) for t in self.computed_rows if t > 0]  # row 0 is the diagonal alone
+        last = len(self.tokens) - 1
+        est = sorted({int(self.probes[t]) for t in rows if t != last and self.probes[t] > 0})
+        parts = []
+        if est:
+            parts.append(f"estimated with {'/'.join(map(str, est))} probes a row")
+        if last in rows:
+            p = int(self.probes[last])
+            parts.append("last row exact" if p == 0 else f"last row {p} probes")
+        if len(rows) + 1 < len(self.tokens):
+            parts.append(f"{len(self.computed_rows)} of {len(self.tokens)} rows")
+        return ", ".join(parts) or "exact"
 
 
 def jacobian_fit(dim: int, lstm: bool = False) -> int:
@@ -158,13 +203,91 @@ def _product_log_norms(J: torch.Tensor, lstm: bool = False) -> torch.Tensor:
     return log_norms
 
 
+def estimate_work(T: int, D: int, lstm: bool, rows: list[int], probes: int) -> float:
+    """Multiply-adds of an estimated map's rows but the last: each row t pushes its block of
+    probes back through t steps (the last row adds at most LAST_ROW_WORK, or D probes' worth)."""
+    per = float(D) * D / (2.0 if lstm else 1.0)  # one probe vector through one step
+    return sum(t for t in rows if t < T - 1) * min(probes, D) * per
+
+
+def exact_work(T: int, D: int, lstm: bool = False) -> float:
+    """Multiply-adds of the exact map of T tokens (T^2/2 products of D x D matrices)."""
+    return T * (T - 1) / 2.0 * float(D) ** 3 / (2.0 if lstm else 1.0)
+
+
+def map_rows(T: int, rows) -> list[int]:
+    """The rows an estimated map computes: `rows` evenly spaced ones ending at T - 1 (None:
+    MAP_ROWS of them), every row ("all"), or the given ones."""
+    if rows is None:
+        rows = MAP_ROWS
+    if isinstance(rows, str):
+        if rows != "all":
+            raise ConfigError(f"rows must be a number of rows, a list of rows or 'all', got {rows!r}")
+        return list(range(T))
+    if isinstance(rows, (int, np.integer)) and not isinstance(rows, bool):
+        if rows < 1:
+            raise ConfigError(f"rows must be at least 1, got {rows}")
+        if rows >= T:
+            return list(range(T))
+        # Evenly spaced, the last row included: the map's rows at the display's resolution.
+        picked = np.unique(np.round(np.linspace(T - 1, 0, int(rows))[::-1]).astype(int))
+        return [int(t) for t in picked]
+    try:
+        picked = sorted({int(t) for t in rows})
+    except (TypeError, ValueError):
+        raise ConfigError(f"rows must be a number of rows, a list of rows or 'all', got {rows!r}") from None
+    if not picked or picked[0] < 0 or picked[-1] >= T:
+        raise ConfigError(f"rows must lie between 0 and {T - 1} for a text of {T} tokens")
+    return picked
+
+
+def estimate_fit(dim: int, lstm: bool = False, rows=None, probes: int | None = None) -> int:
+    """How many tokens an estimated map of state size `dim` may take within MAX_ESTIMATE_WORK."""
+    probes = MAP_PROBES if probes is None else probes
+    lo, hi = 0, MAX_ESTIMATE_TOKENS
+    while lo < hi:  # the work grows with T: the largest T that fits
+        mid = (lo + hi + 1) // 2
+        r = map_rows(mid, rows if rows != "all" else "all")
+        if estimate_work(mid, dim, lstm, r, probes) <= MAX_ESTIMATE_WORK:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def jacobian_map(lm, text: str, layer: int = -1, on_unknown: str = "skip",
-                 window: int | str | None = None) -> JacobianMap:
-    """Norms of the products of per-step Jacobians of one layer (see JacobianMap)."""
+                 window: int | str | None = None, method: str = "auto", rows=None,
+                 probes: int | None = None, exact_last: bool | None = None, seed: int = 0) -> JacobianMap:
+    """Norms of the products of per-step Jacobians of one layer (see JacobianMap).
+
+    method "exact": every pair, the float64 products (T^2 D^3 work: `jacobian_fit` tokens).
+    "estimate": the rows `rows` (see map_rows: MAP_ROWS evenly spaced ones by default, "all",
+    or a list), each pushed back as a block of `probes` probe vectors (estimate.py: D^2 P per
+    step and row, MAP_PROBES by default) from a generator seeded with `seed`. The last row
+    (d state_T / d state_k) takes more: see last_row_probes (exact_last=True: the identity, D
+    probes, exact; None: exact when that costs at most LAST_ROW_WORK, else 2 x `probes`).
+    The result's `probes` says, row by row, which method made it.
+    "auto" (default): exact when the exact map is cheap (at most AUTO_EXACT_WORK), else the
+    estimate. window="fit" keeps as many of the last tokens as the chosen method allows.
+    """
+    if method not in ("auto", "exact", "estimate"):
+        raise ConfigError(f"method must be auto, exact or estimate, got {method!r}")
     cfg = lm.config
     li = layer_index(lm, layer)
-    D = 2 * cfg.hidden if cfg.cell == "lstm" else cfg.hidden
-    fit = jacobian_fit(D, lstm=cfg.cell == "lstm")
+    lstm = cfg.cell == "lstm"
+    D = 2 * cfg.hidden if lstm else cfg.hidden
+    fit = jacobian_fit(D, lstm=lstm)
+    if method == "auto":
+        n = len(lm.vocab.encode(text, on_unknown=on_unknown).ids) if isinstance(text, str) else 0
+        if isinstance(window, (int, np.integer)) and not isinstance(window, bool) and window >= 1:
+            n = min(n, int(window))
+        elif window == "fit":
+            n = min(n, fit)
+        exact_ok = (n <= fit and exact_work(n, D, lstm) <= AUTO_EXACT_WORK
+                    and (rows is None or rows == "all") and probes is None)
+        method = "exact" if exact_ok else "estimate"
+    if method == "estimate":
+        return _estimated_map(lm, text, li, on_unknown, window, rows, probes, exact_last, seed)
     if window == "fit":  # as many of the last tokens as the work budget allows
         window = max(1, fit)
     if fit < 1:
@@ -174,40 +297,117 @@ def jacobian_map(lm, text: str, layer: int = -1, on_unknown: str = "skip",
     ids, tokens, enc, offset = encode_text(lm, text, on_unknown, window, fit,
                                        f"jacobian map (state size {D})")
     model = lm.model
-    H = cfg.hidden
     with torch.no_grad():
-        y = torch.as_tensor(ids, device=model.device).unsqueeze(0)
-        out = model.stepwise(y, zero_state(model))
-        h = torch.stack(out.hidden[li], dim=1)[0]  # [T, H]
-        xs = out.inputs[0] if li == 0 else torch.stack(out.hidden[li - 1], dim=1)[0]
-        state = torch.cat([h, out.internals["c"][li, 0]], dim=1) if cfg.cell == "lstm" else h
-        prev = torch.cat([torch.zeros_like(state[:1]), state[:-1]])
+        xs, prev, h, internals = _layer_run(model, ids, li)
         J = _step_jacobians(model, li, xs, prev, h)  # [T, D, D] float64
         step_norms = J.flatten(1).norm(dim=1)
         n_rad = min(len(J), STEP_RADIUS_TOKENS)
         step_radius = np.full(len(J), np.nan)
         step_radius[:n_rad] = torch.linalg.eigvals(J[:n_rad].cpu()).abs().amax(-1).numpy()
-        if cfg.cell == "rnn":
-            keep = (1.0 - h.double() ** 2) if cfg.nonlinearity == "tanh" else (h > 0).double()
-        else:
-            keep = out.internals["f" if cfg.cell == "lstm" else "z"][li, 0].double()
-        step_keep = keep.mean(-1).cpu().numpy()
+        log_norms_np = _product_log_norms(J, lstm=lstm).cpu().numpy()
+    T = len(ids)
+    return _result(lm, li, ids, tokens, enc, offset, log_norms_np, step_norms.cpu().numpy(),
+                   rows=np.arange(T, dtype=np.int64), probes=np.zeros(T, dtype=np.int64),
+                   step_radius=step_radius, step_keep=_step_keep(cfg, h, internals))
 
-        log_norms_np = _product_log_norms(J, lstm=cfg.cell == "lstm").cpu().numpy()
+
+def _step_keep(cfg, h: torch.Tensor, internals: dict) -> np.ndarray:
+    """Per step, the mean "keep" factor on the diagonal of J_t: the vanilla cell's nonlinearity
+    slope, the LSTM's forget gate, the GRU's update gate."""
+    if cfg.cell == "rnn":
+        keep = (1.0 - h.double() ** 2) if cfg.nonlinearity == "tanh" else (h > 0).double()
+    else:
+        keep = internals["f" if cfg.cell == "lstm" else "z"].double()
+    return keep.mean(-1).cpu().numpy()
+
+
+def _layer_run(model, ids: np.ndarray, li: int):
+    """The step-wise run of the text: the layer's inputs xs [T, In], states before each step
+    prev [T, D], hidden states h [T, H] and internals (name -> [T, H])."""
+    y = torch.as_tensor(ids, device=model.device).unsqueeze(0)
+    out = model.stepwise(y, zero_state(model))
+    h = torch.stack(out.hidden[li], dim=1)[0]  # [T, H]
+    xs = out.inputs[0] if li == 0 else torch.stack(out.hidden[li - 1], dim=1)[0]
+    state = torch.cat([h, out.internals["c"][li, 0]], dim=1) if model.config.cell == "lstm" else h
+    prev = torch.cat([torch.zeros_like(state[:1]), state[:-1]])
+    internals = {name: v[li, 0] for name, v in out.internals.items()}
+    return xs, prev, h, internals
+
+
+def _result(lm, li, ids, tokens, enc, offset, log_norms_np, step_norms, **extra) -> JacobianMap:
+    cfg = lm.config
     with np.errstate(over="ignore"):
         norms = np.exp(log_norms_np)
     log10 = log_norms_np / math.log(10.0)
     radius = float("nan")
-    if H <= MAX_SPECTRUM_HIDDEN:
-        radius = _block_stats(model.recurrent_blocks(li)[MAIN_BLOCK[cfg.cell]])[1]
+    if cfg.hidden <= MAX_SPECTRUM_HIDDEN:
+        radius = _block_stats(lm.model.recurrent_blocks(li)[MAIN_BLOCK[cfg.cell]])[1]
     unknown, message = unknown_of(enc)
+    D = 2 * cfg.hidden if cfg.cell == "lstm" else cfg.hidden
     return JacobianMap(
         tokens=tokens, ids=ids.copy(), layer=li, state="h,c" if cfg.cell == "lstm" else "h", dim=D,
-        norms=norms, log10_norms=log10, step_norms=step_norms.cpu().numpy(), spectral_radius=radius,
-        step_radius=step_radius, step_keep=step_keep,
+        norms=norms, log10_norms=log10, step_norms=step_norms, spectral_radius=radius,
         keep_name=KEEP_NAMES[cfg.cell] if cfg.nonlinearity == "tanh" or cfg.cell != "rnn" else "relu slope",
-        unknown=unknown, unknown_message=message, offset=offset,
+        unknown=unknown, unknown_message=message, offset=offset, **extra,
     )
+
+
+def last_row_probes(T: int, D: int, lstm: bool, probes: int, exact_last: bool | None) -> int:
+    """Probe vectors for the estimated map's last row: exact_last True: D (exact); False: as
+    many as the other rows; None: D when that costs at most LAST_ROW_WORK, else twice the others'."""
+    if exact_last or T < 2:
+        return D
+    if exact_last is False:
+        return min(D, probes)
+    per = (T - 1) * float(D) * (D // 2 if lstm else D)  # one probe vector through every step
+    return D if per * D <= LAST_ROW_WORK else min(D, 2 * probes)
+
+
+def _estimated_map(lm, text, li, on_unknown, window, rows, probes, exact_last, seed) -> JacobianMap:
+    from .estimate import StepJacobians, probe_blocks, row_log_norms
+
+    cfg = lm.config
+    lstm = cfg.cell == "lstm"
+    D = 2 * cfg.hidden if lstm else cfg.hidden
+    probes = MAP_PROBES if probes is None else probes
+    if isinstance(probes, bool) or not isinstance(probes, (int, np.integer)) or probes < 2:
+        raise ConfigError(f"probes must be a whole number of at least 2, got {probes!r}")
+    probes = int(probes)
+    fit = estimate_fit(D, lstm, rows, probes)
+    if window == "fit":
+        window = max(1, fit)
+    if fit < 1:
+        raise ProbeLimitError(
+            f"jacobian map: a state of size {D} is too large even for the estimate (the work grows "
+            "as rows * T * D^2 * probes); use a model with a smaller hidden size")
+    ids, tokens, enc, offset = encode_text(lm, text, on_unknown, window, fit,
+                                       f"jacobian map (estimated, state size {D})")
+    T = len(ids)
+    picked = map_rows(T, rows)
+    p_last = last_row_probes(T, D, lstm, probes, exact_last)
+    model = lm.model
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        xs, prev, h, internals = _layer_run(model, ids, li)
+        jac = StepJacobians(model, li, xs, prev, h, internals)
+        groups = [(rows_, n) for rows_, n in
+                  (([t for t in picked if 0 < t < T - 1], probes), ([T - 1] if T > 1 and T - 1 in picked else [], p_last))
+                  if rows_]
+        blocks = probe_blocks(jac, groups, max(1, probes // 2), gen)
+        logs = row_log_norms(jac, [(g[0], W) for g, W in zip(groups, blocks)], T) if groups else {}
+        step_norms = jac.frobenius().cpu().numpy()
+    log_norms = np.full((T, T), np.nan)
+    per_row = np.full(T, -1, dtype=np.int64)
+    sizes = {t: n for rows_, n in groups for t in rows_}
+    for t in picked:
+        if t in logs:
+            log_norms[t, :t] = logs[t][:t].cpu().numpy()
+        log_norms[t, t] = 0.5 * math.log(D)
+        per_row[t] = 0 if sizes.get(t, D) >= D else sizes[t]
+    return _result(lm, li, ids, tokens, enc, offset, log_norms, step_norms, method="estimated",
+                   rows=np.asarray(picked, dtype=np.int64), probes=per_row, seed=int(seed),
+                   step_radius=np.full(T, np.nan),  # no per-step matrix here: only the keep factor
+                   step_keep=_step_keep(cfg, h, internals))
 
 
 # ---------------------------------------------------------------------------- spectrum

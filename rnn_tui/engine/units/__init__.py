@@ -14,8 +14,8 @@ Which inputs matter for a prediction is `rnn_tui.engine.attribution`.
 
 from .search import Match, UnitMatches, find_matches, select_units, trace_values
 from .states import (DEFAULT_CHUNK, DEFAULT_STREAMS, DEFAULT_WARMUP, MAX_CORPUS_BYTES, STORAGES, CorpusStates,
-                     encode_corpus_states, values_for)
+                     encode_corpus_states, model_fingerprint, text_fingerprint, values_for)
 
 __all__ = ["Match", "UnitMatches", "find_matches", "select_units", "trace_values", "DEFAULT_CHUNK",
            "DEFAULT_STREAMS", "DEFAULT_WARMUP", "MAX_CORPUS_BYTES", "STORAGES", "CorpusStates",
-           "encode_corpus_states", "values_for"]
+           "encode_corpus_states", "model_fingerprint", "text_fingerprint", "values_for"]

@@ -14,6 +14,8 @@ selected units, which the search reads, are contiguous.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -70,6 +72,23 @@ def _fixed_range(cell: str, nonlinearity: str, value: str) -> tuple[float, float
     if value == "hidden" and not (cell == "rnn" and nonlinearity == "relu"):
         return -1.0, 1.0  # tanh, o * tanh(c), or a convex mix of tanh values
     return None
+
+
+def model_fingerprint(lm) -> str:
+    """What identifies a model's computation: its config and the bytes of every weight (the same
+    weights loaded again give the same fingerprint; one training step gives another)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps(lm.config.to_dict(), sort_keys=True).encode())
+    with torch.no_grad():
+        for name, t in lm.model.state_dict().items():
+            digest.update(name.encode())
+            digest.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def text_fingerprint(text: str) -> str:
+    """The corpus text's identity (a 1 MB text hashes in about a millisecond)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def check_whole(x, name: str, low: int = 0) -> int:

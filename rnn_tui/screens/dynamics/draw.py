@@ -211,6 +211,8 @@ def build_lyapunov(v, width: int, height: int) -> RenderableType:
     head.append(" · ‖∂s_t/∂s_k‖, k ≤ t", style="dim")
     if jac.offset:
         head.append(f" · last {len(jac.tokens)} tokens", style="yellow")
+    if jac.method != "exact":
+        head.append(f" · {jac.describe_method()}", style="yellow")
     rate = Text()  # wraps: cut at 80 columns it said nothing
     rate.append("λ ≈ ", style="dim")
     rate.append(f"{ly.rate:+.3f}" if math.isfinite(ly.rate) else "n/a", style="bold")
@@ -228,8 +230,9 @@ def build_lyapunov(v, width: int, height: int) -> RenderableType:
     key.append_text(legend("log", max(12, min(width - 12, 30)), vmin, vmax))
     cell = 2 if len(jac.tokens) * 2 + 10 <= width else 1
     rows = max(1, height - 6) if height < 1000 else None
+    shown = len(jac.computed_rows)
     heat = TriangleHeatmap(norms, jac.tokens, cell_width=cell, vmin=vmin, vmax=vmax, max_rows=rows,
-                           row_offset=max(0, len(jac.tokens) - (rows or len(jac.tokens))))
+                           row_offset=max(0, shown - (rows or shown)), rows=jac.rows)
     return Group(head, rate, key, heat)
 
 def draw_horizon(v, plt, width: int, height: int) -> None:

@@ -230,6 +230,9 @@ class DynamicsScreen(ModeScreen):
 
     def _compute_horizon(self, lm) -> HorizonView:
         from ...engine.dynamics import context_windows, horizon_ids, memory_horizon
+        from ..base import stop_event
+
+        stop = stop_event()  # a newer request (or leaving) stops this one between lags
 
         curves: dict[str, Any] = {}
         models: list[tuple[str, Any]] = [("current", lm)]
@@ -242,7 +245,7 @@ class DynamicsScreen(ModeScreen):
             try:
                 ids = horizon_ids(model)
                 ctx = context_windows(ids, HORIZON_CONTEXTS, HORIZON_LENGTH, seed=0)
-                curves[name] = memory_horizon(model, ctx, threshold=HORIZON_THRESHOLD, seed=0)
+                curves[name] = memory_horizon(model, ctx, threshold=HORIZON_THRESHOLD, seed=0, stop=stop)
             except RnnTuiError as exc:
                 curves[name] = str(exc)
         self.app.session.facts["dynamics.horizon"] = curves  # the concepts in ? quote them

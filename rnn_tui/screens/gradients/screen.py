@@ -229,6 +229,8 @@ class GradientsScreen(ModeScreen):
                     style="dim")
         if jac.offset:
             head.append(f" · last {len(jac.tokens)} tokens (a state of {jac.dim} fits no more)", style="yellow")
+        if jac.method != "exact":
+            head.append(f" · {jac.describe_method()}", style="yellow")
         head.append(f"\nFrobenius norm; at k = t the Jacobian is the identity: √{jac.dim} = "
                     f"{math.sqrt(jac.dim):.3g}", style="dim")
         if spec is not None:
@@ -253,7 +255,7 @@ class GradientsScreen(ModeScreen):
         key = Text("colour = norm, log scale  ", style="dim")
         key.append_text(legend("log", min(width - key.cell_len, 36), vmin, vmax))
         items = [*lesson, head, key,
-                 TriangleHeatmap(norms, jac.tokens, cell_width=cell, vmin=vmin, vmax=vmax)]
+                 TriangleHeatmap(norms, jac.tokens, cell_width=cell, vmin=vmin, vmax=vmax, rows=jac.rows)]
         if jac.unknown_message:
             items.append(Text(jac.unknown_message, style="dim"))
         return Group(*items)

@@ -190,9 +190,14 @@ def build_matches(v, width: int, height: int) -> RenderableType:
             head = Text(f"cannot search the corpus: {v.corpus_error or 'the last try failed'}", style="red")
         else:
             head.append(f"encoding the corpus with this model…{pct}", style="bold yellow")
+            head.append(" · escape stops", style="dim")
         return head
     head.append("matches", style="bold")
     head.append(f" in {v.corpus_name} ({states.n_tokens:,} tokens)", style="dim")
+    if not states.complete:
+        done = 100 * states.steps_done / max(1, states.steps_total)
+        head.append(f" · encode stopped at {done:.0f}%: searching that part (escape encodes it all)",
+                    style="yellow")
     if not len(v.units):
         return head
     m = v.matches

@@ -75,6 +75,7 @@ class InspectorScreen(ModeScreen):
         up,k                                 | scroll(-1)    | -Scroll     | inspector.up       | Scroll the matches up
         down,j                               | scroll(1)     | -Scroll     | inspector.down     | Scroll the matches down
         enter                                | read_match    | -Read match | inspector.read     | Make the sentence around the top visible match the current sentence
+        escape                               | stop_index    | -Stop       | inspector.stop     | Stop encoding the corpus (the part done is searched); again: encode it all
         """)
     DEFAULT_CSS = """
     InspectorScreen #in-body { height: 1fr; padding: 0 1; }
@@ -105,6 +106,7 @@ class InspectorScreen(ModeScreen):
         self.corpus_error = ""  # why the corpus could not be searched (shown in its panel)
         self.trace_key: tuple | None = None  # (model version, sentence) of the trace on show
         self._stop = threading.Event()
+        self._index_stop: threading.Event | None = None  # set by escape: stop this encode
 
     # ---------------------------------------------------------------- compose
     def compose_body(self) -> ComposeResult:
@@ -219,21 +221,29 @@ class InspectorScreen(ModeScreen):
     def corpus_key(self) -> tuple:
         return (self.app.model_version, self.value, self.layer_model_index())
 
-    def _ensure_corpus(self) -> None:
+    def _ensure_corpus(self, force: bool = False) -> None:
         key = self.corpus_key()
-        if key in self.states:
+        if key in self.states and not force:
             return
-        if self.encoder.request(key, self.lm, self.value, key[2]):
+        flag = threading.Event()
+        if self.encoder.request(key, self.lm, self.value, key[2], flag, force=force):
+            self._index_stop = flag
             self.progress = (0, 0, 0.0)
 
-    def _compute_corpus(self, lm, value: str, layer: int):
-        """Worker thread: the corpus's states for (value, layer), with progress as it goes."""
-        from ...engine.units import encode_corpus_states
+    def _compute_corpus(self, lm, value: str, layer: int, flag: threading.Event):
+        """Worker thread: the corpus's states for (value, layer), with progress as it goes;
+        from the session's cache when this model (by its weights) has indexed this corpus."""
+        from ...engine.units import encode_corpus_states, model_fingerprint, text_fingerprint
 
         from ...engine.threads import choose_threads
 
-        stop = stop_event(self._stop)
+        stop = stop_event(self._stop, flag)
         text, name = corpus_text(self.app, lm, self.corpus_limit)
+        ident = (model_fingerprint(lm), value, layer, name, text_fingerprint(text))
+        cached = self.app.session.corpus_states(ident)
+        if cached is not None:
+            yield ("done", cached, name)
+            return
         # 256 streams at once: a big product per step, but on a busy machine a second thread
         # spins against the other work (1 MB of text: 1.1 s with one thread, 17.6 s with two
         # while another process kept both cores busy). So the count is chosen now, for this load.
@@ -242,8 +252,24 @@ class InspectorScreen(ModeScreen):
         states = encode_corpus_states(lm, text, value, layer, stop=stop, threads=threads,
                                       progress=lambda done, total: emit(("progress", done, total,
                                                                          time.monotonic() - started)))
-        if not stop.is_set():
+        if states.complete:
+            self.app.session.keep_corpus_states(ident, states)
+        if not stop.is_set() or flag.is_set():  # stopped by escape: the part done is searched
             yield ("done", states, name)
+
+    def action_stop_index(self) -> None:
+        """escape: stop the corpus encode (what is done stays searchable); again, when the index
+        on show is partial: encode it all."""
+        if self.encoder.busy:
+            if self._index_stop is not None:
+                self._index_stop.set()
+            return
+        states = self.states.get(self.corpus_key())
+        if states is not None and not states.complete and self.lm is not None:
+            self.matches = None
+            self.states.pop(self.corpus_key())
+            self._ensure_corpus(force=True)
+            self._redraw()
 
     def _corpus_encoded(self, key: tuple, value) -> None:
         if value[0] == "progress":
@@ -255,6 +281,8 @@ class InspectorScreen(ModeScreen):
         self.corpus_error = ""
         self.corpus_name = name
         self.states[key] = states
+        if self.matcher.key is not None and self.matcher.key[0] == key:
+            self.matcher.forget()  # a new index for this key (all of it after a stop): search again
         while len(self.states) > MAX_CACHED:
             self.states.pop(next(iter(self.states)))
         self._request_matches()

@@ -89,8 +89,9 @@ def memory_row(memory, step: int, c0: int, n_cols: int, cw: int, lw: int) -> Tex
     label = "mem" if lw >= 3 else "m"
     text = Text(no_wrap=True, overflow="crop")
     text.append(label.rjust(lw) + " ", style=DIM)
+    missing = memory.probes is not None and memory.probes[step] < 0  # a row the estimate skipped
     for c in range(c0, c0 + n_cols):
-        if c > step:
+        if c > step or missing:
             text.append(" " * cw)
         else:
             text.append(" " * cw, style=Style(bgcolor=_color(colours[c])))

@@ -35,7 +35,6 @@ SORT_LABEL = {"index": "unit index", "activation": "|h| at this step", "variance
 GATE_ROWS = {"lstm": ("i", "f", "o", "c"), "gru": ("r", "z", "n")}
 GATE_NAMES = {"i": "input", "f": "forget", "o": "output", "g": "candidate", "c": "cell",
               "r": "reset", "z": "update", "n": "candidate"}
-MAX_MEMORY_TOKENS = 160  # beyond this the Jacobian products are skipped (they grow as T^2)
 TOP_K = 10
 CANNOT_READ = "cannot read this sentence with this model: press e to edit it"
 
@@ -125,7 +124,7 @@ class StepperScreen(ModeScreen):
     def _compute(self, lm, sentence: str):
         """Worker thread: the trace, the agreement at the verb (this model and the bundled
         cells), then the Jacobian norms of the memory row."""
-        from ...engine.errors import RnnTuiError
+        from ...engine.errors import ProbeLimitError, RnnTuiError
         from ...engine.probes import aliasing, jacobian_map, trace
 
         tr = trace(lm, sentence, top_k=TOP_K)
@@ -137,14 +136,17 @@ class StepperScreen(ModeScreen):
             alias = None
         if alias is not None:
             self.app.session.facts["stepper.alias"] = alias
-        if len(tr.tokens) > MAX_MEMORY_TOKENS:
-            return  # the products grow as T^2 * D^3: the row is left out for long texts
         memory: dict = {}
         for li in tr.layers:
             try:
-                memory[li] = jacobian_map(lm, sentence, layer=li)
+                # Every row (any step may be shown): exact for short texts, else estimated; when
+                # that is too much work, rows at the estimate's resolution (the others blank).
+                try:
+                    memory[li] = jacobian_map(lm, sentence, layer=li, rows="all")
+                except ProbeLimitError:
+                    memory[li] = jacobian_map(lm, sentence, layer=li, method="estimate")
             except RnnTuiError:
-                break  # too large a state for the limits: no memory row, nothing to fix
+                break  # too long or too large a state for the limits: no memory row, nothing to fix
         if memory:
             top = memory[max(memory)]
             self.app.session.facts["stepper.reach"] = (top.tokens, memory_reach(top))
@@ -396,7 +398,9 @@ class StepperScreen(ModeScreen):
         key = Text(no_wrap=True, overflow="crop")
         key.append_text(legend("diverging", min(24, max(12, width // 3))))
         if memory is not None and width >= 36:
-            key.append("  mem ", style=DIM)
+            some = len(memory.computed_rows) < len(memory.tokens)
+            key.append("  mem " if memory.method == "exact" else
+                       f"  mem (estimated{', some steps' if some else ''}) ", style=DIM)
             key.append_text(legend("log", min(18, width - key.cell_len - 1), MEMORY_FLOOR, 1.0))
         parts.append(key)
         return Group(*parts)
