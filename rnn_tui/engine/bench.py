@@ -428,7 +428,7 @@ def run_bench(device: str = "cpu", quick: bool = False, sizes=None, probe_hidden
     if inspect:
         rows += bench_inspect(mb=0.25 if quick else 1.0, repeat=2 if quick else 5, device=device, log=log)
     if threads and not on_cuda:
-        rows += bench_threads(steps=10 if quick else 30, rounds=1 if quick else 3, log=log)
+        rows += bench_threads(steps=10 if quick else 30, rounds=1 if quick else 4, log=log)
     if memory_mb is None:
         memory_mb = 32.0 if quick else 1024.0
     if memory_mb > 0:

@@ -49,11 +49,15 @@ def bench_threads(hidden: int = 64, batch: int = 32, steps: int = 30, warmup: in
             if neighbour:
                 spin = subprocess.Popen([sys.executable, "-c", _SPIN.format(s=600)])
             try:
+                rates: dict[str, list[float]] = {label: [] for label, _ in settings}
+                for r in range(rounds):  # round by round, so drift and warm caches favour no setting
+                    log(f"bench: threads, {'a busy neighbour' if neighbour else 'alone'}, round {r + 1}/{rounds}")
+                    order = settings if r % 2 == 0 else settings[::-1]
+                    for label, n in order:
+                        rates[label].append(_tokens_per_s(config, corpus, n, steps, warmup))
                 for label, n in settings:
-                    log(f"bench: threads {label}, {'a busy neighbour' if neighbour else 'alone'}")
-                    rates = [_tokens_per_s(config, corpus, n, steps, warmup) for _ in range(rounds)]
                     rows.append({"kind": "threads", "setting": label, "threads": n, "neighbour": neighbour,
-                                 "hidden": hidden, "batch": batch, "tok_s": statistics.median(rates)})
+                                 "hidden": hidden, "batch": batch, "tok_s": statistics.median(rates[label])})
             finally:
                 if spin is not None:
                     spin.kill()

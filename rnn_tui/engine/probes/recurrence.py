@@ -23,8 +23,11 @@ MAX_JACOBIAN_TOKENS = 512
 MAX_JACOBIAN_WORK = 4e10
 # Memory the per-step Jacobians and the product stack may take (float64).
 MAX_JACOBIAN_BYTES = 1 << 30
-# Steps whose one-step Jacobian gets its spectral radius computed (an eigen-decomposition each).
+# Steps whose one-step Jacobian gets its spectral radius computed (an eigen-decomposition each,
+# ~10 D^3): at most STEP_RADIUS_TOKENS, and no more than STEP_RADIUS_WORK in all, so a large state
+# (D = 512: 24 of them took 7 s) skips them rather than slow the map down.
 STEP_RADIUS_TOKENS = 256
+STEP_RADIUS_WORK = 2e9
 KEEP_NAMES = {"rnn": "tanh slope 1-h^2", "lstm": "forget gate f", "gru": "update gate z"}
 # The estimated map (estimate.py): rows at about a screen's resolution, each a block of probes.
 MAP_ROWS = 24  # rows an estimated map computes unless told (evenly spaced, the last one included)
@@ -301,7 +304,7 @@ def jacobian_map(lm, text: str, layer: int = -1, on_unknown: str = "skip",
         xs, prev, h, internals = _layer_run(model, ids, li)
         J = _step_jacobians(model, li, xs, prev, h)  # [T, D, D] float64
         step_norms = J.flatten(1).norm(dim=1)
-        n_rad = min(len(J), STEP_RADIUS_TOKENS)
+        n_rad = min(len(J), STEP_RADIUS_TOKENS, int(STEP_RADIUS_WORK // (10.0 * D ** 3)))
         step_radius = np.full(len(J), np.nan)
         step_radius[:n_rad] = torch.linalg.eigvals(J[:n_rad].cpu()).abs().amax(-1).numpy()
         log_norms_np = _product_log_norms(J, lstm=lstm).cpu().numpy()
