@@ -299,3 +299,15 @@ def test_bundled_defaults_load_when_present(name):
         pytest.skip("bundled defaults not generated (python scripts/make_defaults.py)")
     lm = load_model(name, "cpu")
     assert lm.config.cell == name and lm.meta["corpus"] == "grammar"
+
+
+def test_loading_a_model_does_not_import_torch_dynamo():
+    """Building the skeleton on the meta device once pulled in torch._dynamo (a second of the
+    app's start-up, through the embedding's init on meta)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from rnn_tui.engine.checkpoint import load_model; load_model('lstm', 'cpu'); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -422,7 +422,7 @@ def _skeleton(cfg: ModelConfig) -> RNNLM:
     """The model's modules on the meta device: its shapes, without memory or initialisation
     (the loaded tensors are then assigned to it)."""
     with torch.device("meta"):
-        model = RNNLM(dataclasses.replace(cfg, init="default"))
+        model = RNNLM(dataclasses.replace(cfg, init="default"), initialise=False)
     model.config = cfg
     if cfg.init == "echo":
         freeze_reservoir(model)

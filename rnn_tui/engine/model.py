@@ -54,11 +54,17 @@ def fused_backward_refused(module: nn.Module) -> bool:
 
 
 class RNNLM(nn.Module):
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, *, initialise: bool = True):
+        """``initialise=False``: the modules' shapes only, their weights left as allocated (the
+        checkpoint loader builds them on the meta device and assigns the loaded tensors; the
+        embedding's own init on meta would import torch._dynamo, a second of start-up)."""
         super().__init__()
         self.config = config
         c = config
-        self.embed = nn.Embedding(c.vocab_size, c.embed)
+        if initialise:
+            self.embed = nn.Embedding(c.vocab_size, c.embed)
+        else:
+            self.embed = nn.Embedding(c.vocab_size, c.embed, _weight=torch.empty(c.vocab_size, c.embed))
         dropout = c.dropout if c.layers > 1 else 0.0
         if c.cell == "rnn":
             self.rnn = nn.RNN(c.embed, c.hidden, c.layers, nonlinearity=c.nonlinearity,
@@ -68,7 +74,8 @@ class RNNLM(nn.Module):
         else:
             self.rnn = nn.GRU(c.embed, c.hidden, c.layers, batch_first=True, dropout=dropout)
         self.head = nn.Linear(c.hidden, c.vocab_size)
-        init_weights(self, c.init, c.spectral_radius)
+        if initialise:
+            init_weights(self, c.init, c.spectral_radius)
 
     # ----------------------------------------------------------------- fused path
     def forward(self, ids: torch.Tensor, state=None):
