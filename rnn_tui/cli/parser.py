@@ -217,7 +217,8 @@ def sub_parser() -> argparse.ArgumentParser:
     m.add_argument("--vocab", required=True, metavar="FILE",
                    help="one token per line in id order (word_language_model's idx2word), a JSON list, "
                    "or the training text to rebuild it from")
-    m.add_argument("--level", choices=("char", "word"), default="char", help="(default char)")
+    m.add_argument("--level", choices=("char", "word", "bpe"), default="char",
+                   help="(default char); bpe: --vocab is the tokenizer.json it was trained with")
     m.add_argument("--out", required=True, metavar="RUN_DIR", help="the run directory to write")
     m.add_argument("--nonlinearity", choices=("tanh", "relu"), default="tanh",
                    help="a vanilla RNN's: word_language_model's RNN_TANH or RNN_RELU (default tanh)")

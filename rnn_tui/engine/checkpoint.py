@@ -77,7 +77,7 @@ from safetensors.torch import save as st_save
 from ..runs.files import (TooLarge, atomic_write, fsync_dir, open_regular, read_bounded, real_dir,
                           remove_dead_temps, unlink_quietly)
 from ..runs.layout import (CONFIG_NAME, MAX_CONFIG_BYTES, NEXT_STATE_NAME, NEXT_WEIGHTS_NAME, STATE_NAME,
-                           WEIGHTS_NAME)
+                           TOKENIZER_NAME, WEIGHTS_NAME)
 from ..runs.metrics import SUMMARY_KEYS
 from .device import pick_device
 from .errors import CheckpointError, ConfigError, RnnTuiError, quote
@@ -209,9 +209,24 @@ def save_checkpoint(run_dir: str | os.PathLike, model: RNNLM, vocab, meta: dict 
         else:
             unlink_quietly(target / STATE_NAME)  # an older run's state no longer matches
         fsync_dir(target)
+        if getattr(vocab, "tokenizer", None) and target == Path(run_dir):
+            _write_tokenizer(target, vocab.tokenizer)
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {target}: {exc.strerror or exc}") from None
     return target
+
+
+def _write_tokenizer(run_dir: Path, text: str) -> None:
+    """RUN/tokenizer.json: a subword run's tokenizer as the tokenizers library writes it, for the
+    user's own tools (loading reads config.json's copy, which the hashes cover)."""
+    data = text.encode("utf-8")
+    path = run_dir / TOKENIZER_NAME
+    try:
+        if read_bounded(path, len(data)) == data:
+            return
+    except (OSError, TooLarge):
+        pass
+    atomic_write(path, data)
 
 
 def _sha_file(path: Path) -> str | None:

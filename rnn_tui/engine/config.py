@@ -32,7 +32,7 @@ INIT_HELP = {
     "spectral": "random recurrent matrix scaled to --spectral-radius (default 1.0)",
     "echo": "echo-state: random recurrent matrix scaled to the spectral radius (default 0.9), frozen",
 }
-LEVELS = ("char", "word")
+LEVELS = ("char", "word", "bpe")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 BUNDLED_CORPORA = ("grammar", "parity", "agreement")
@@ -208,7 +208,11 @@ class TrainConfig:
 
     corpus: str = option("grammar", "bundled corpus (grammar, parity, agreement) or a UTF-8 text file",
                          form="corpus", flag=False)
-    level: str = option("char", "char or word tokens", choices=LEVELS, form="level")
+    level: str = option("char", "char, word or bpe (subword) tokens", choices=LEVELS, form="level")
+    bpe_vocab: int = option(1000, "the subword vocabulary a BPE tokenizer is trained to, at most (--level bpe)",
+                            low=8, high=MAX_VOCAB)
+    tokenizer: str | None = option(None, "a Hugging Face tokenizer.json to use instead of training one "
+                                   "(--level bpe)", optional=True)
     cell: str = option("lstm", "the recurrent cell", choices=CELLS, form="cell")
     embed: int = option(32, "embedding width", low=1)
     hidden: int = option(64, "hidden units per layer", form="hidden", low=1)
@@ -282,6 +286,10 @@ class TrainConfig:
             number("spectral_radius", 0.0, 100.0, low_open=True)
         if not isinstance(self.device, str) or self.device.split(":", 1)[0].lower() not in DEVICE_CHOICES:
             raise ConfigError(f"unknown device {quote(self.device)}: choose one of {', '.join(DEVICE_CHOICES)}")
+        if self.tokenizer is not None and (not isinstance(self.tokenizer, str) or not self.tokenizer.strip()):
+            raise ConfigError(f"tokenizer must name a tokenizer.json file, got {quote(self.tokenizer)}")
+        if self.tokenizer is not None and self.level != "bpe":
+            raise ConfigError(f"a tokenizer file goes with --level bpe (level is {self.level})")
         if self.momentum and self.optimizer != "sgd":
             raise ConfigError(f"momentum applies to the sgd optimizer only (optimizer is {self.optimizer})")
 

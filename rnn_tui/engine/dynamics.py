@@ -258,7 +258,8 @@ def horizon_ids(lm) -> np.ndarray:
     name = str(lm.meta.get("corpus") or "grammar").lower()
     if name not in BUNDLED_CORPORA:
         name = "grammar"
-    corpus = load_corpus(name, level=lm.vocab.level, size=2000)
+    # The text is decoded and read again with the model's vocabulary: a subword model's via characters.
+    corpus = load_corpus(name, level="char" if lm.vocab.level == "bpe" else lm.vocab.level, size=2000)
     text = corpus.vocab.decode(corpus.val)
     return np.asarray(lm.vocab.encode(text, on_unknown="skip").ids, dtype=np.int64)
 

@@ -45,11 +45,23 @@ class Mapped:
         return "; ".join(self.notes) if self.notes else None
 
 
-def _vocab(vocab, level: str):
+def _vocab(vocab, level: str, tokenizer=None):
     from .corpus import Vocab
 
     if isinstance(vocab, Vocab):
         return vocab
+    if level == "bpe" or tokenizer is not None:
+        if level != "bpe":
+            raise ConfigError(f"a tokenizer goes with level='bpe' (level is {level!r})")
+        if tokenizer is None:
+            raise ConfigError("a subword vocabulary is its tokenizer's: give tokenizer= (a tokenizers.Tokenizer, "
+                              "or the path of its tokenizer.json)")
+        bpe = Vocab.from_tokenizer(tokenizer)
+        if vocab is not None and list(bpe.tokens) != [str(t) for t in (vocab if not isinstance(vocab, dict)
+                                                                        else sorted(vocab, key=vocab.get))]:
+            raise ConfigError("the vocabulary given is not the tokenizer's pieces in id order: give the tokenizer "
+                              "alone")
+        return bpe
     if isinstance(vocab, dict):  # stoi: token -> id
         tokens = [None] * len(vocab)
         for tok, i in vocab.items():
@@ -282,15 +294,22 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
-def read_vocab(path: str | os.PathLike, size: int, level: str) -> list[str]:
+def read_vocab(path: str | os.PathLike, size: int, level: str):
     """The tokens of a vocabulary file: one token per line (word_language_model's idx2word
     order), a JSON list, or a corpus to rebuild it from (word_language_model's order: words by
-    first appearance, ``<eos>`` ending each line; characters sorted). ``size``: the model's."""
+    first appearance, ``<eos>`` ending each line; characters sorted). ``size``: the model's.
+    Level bpe: the Vocab of a tokenizer.json."""
     import json
 
     from .corpus import Vocab
 
     path = Path(path)
+    if level == "bpe":  # the tokenizer.json it was trained with
+        vocab = Vocab.from_tokenizer(path)
+        if len(vocab) != size:
+            raise ConfigError(f"{path} has {len(vocab)} pieces but the model reads {size} tokens: "
+                              f"is it the model's tokenizer?")
+        return vocab
     if not path.is_file():
         raise ConfigError(f"{path}: no such vocabulary file")
     if path.stat().st_size > 1 << 30:

@@ -3,7 +3,7 @@ SummaryWriter logs into a log directory.
 
     from rnn_tui import RunWriter
 
-    with RunWriter("runs/mine", vocab=itos, level="char") as run:
+    with RunWriter("runs/mine", vocab=itos, level="char") as run:   # or level="bpe", tokenizer=tok
         for step, (x, y) in enumerate(batches):
             ...
             run.log(step, loss=loss.item(), grad_norm=gn, lr=lr, val_loss=v)   # any scalar names
@@ -42,19 +42,24 @@ LN2 = math.log(2.0)
 class RunWriter:
     """Metrics and checkpoints of a training loop that is not rnn-tui's, in rnn-tui's format."""
 
-    def __init__(self, run_dir: str | os.PathLike, vocab, level: str = "char", *, corpus: str | None = None,
-                 config: dict | None = None, quiet: bool = False) -> None:
+    def __init__(self, run_dir: str | os.PathLike, vocab=None, level: str = "char", *, tokenizer=None,
+                 corpus: str | None = None, config: dict | None = None, quiet: bool = False) -> None:
         """``vocab``: the tokens in id order (itos), a token->id dict, or an rnn-tui Vocab;
-        ``level``: "char" or "word"; ``corpus``: what it trains on, in words (shown in headers);
-        ``config``: anything about the run worth keeping (hyperparameters), JSON-able."""
+        ``level``: "char", "word" or "bpe"; ``tokenizer`` (level "bpe", instead of ``vocab``): a
+        Hugging Face ``tokenizers.Tokenizer`` or the path of its tokenizer.json, kept in the run
+        directory; ``corpus``: what it trains on, in words (shown in headers); ``config``:
+        anything about the run worth keeping (hyperparameters), JSON-able."""
         from .external import _vocab
 
         self.run_dir = Path(run_dir)
         if (self.run_dir / CONFIG_NAME).exists() and not (self.run_dir / METRICS_NAME).exists():
             raise ConfigError(f"{self.run_dir} holds a checkpoint that is not a RunWriter's run: "
                               f"give another directory")
-        self.vocab = _vocab(vocab, level)
-        self.level = level
+        if vocab is None and tokenizer is None:
+            raise ConfigError("RunWriter needs the vocabulary (tokens in id order) or, for level='bpe', "
+                              "the tokenizer")
+        self.vocab = _vocab(vocab, level, tokenizer)
+        self.level = self.vocab.level
         self.corpus = corpus
         self.config = dict(config or {})
         self.quiet = quiet

@@ -153,13 +153,18 @@ class SampleStream:
         word = vocab.level == "word"
         # A word gets a space before it unless it starts the text or the prime already ends in one.
         space = word and bool(prime) and not prime[-1].isspace()
+        # Subword pieces: what the tokenizer's decoder makes of each, after the ones before it.
+        context = [int(i) for i in ids[-8:]] if vocab.level == "bpe" and len(prime) else []
         for n in range(s["length"]):
             if stop is not None and stop.is_set():
                 self.stopped = True
                 return
             token = _pick(logits, s["temperature"], s["top_k"], s["greedy"], gen)
             piece = vocab.tokens[token]
-            if word:
+            if vocab.level == "bpe":
+                piece = vocab.piece_text(context, token)
+                context = [*context[-7:], token]
+            elif word:
                 piece = (" " + piece) if space else piece
                 space = True
             self.count += 1

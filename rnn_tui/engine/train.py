@@ -107,7 +107,7 @@ class Trainer:
         else:
             self.device = pick_device(config.device)
         check_amp(config.amp, self.device, self.notes)
-        self.corpus = corpus if corpus is not None else self._load_corpus(cache_dir)
+        self.corpus = corpus if corpus is not None else self._load_corpus(cache_dir, vocab)
         self.vocab = vocab if vocab is not None else self.corpus.vocab
         n_vocab = len(self.vocab.tokens)
         if n_vocab != len(self.corpus.vocab.tokens):
@@ -210,13 +210,16 @@ class Trainer:
         cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
         return cls(self.params, lr=c.lr, weight_decay=c.weight_decay)
 
-    def _load_corpus(self, cache_dir):
-        from .corpus import load_corpus
+    def _load_corpus(self, cache_dir, vocab=None):
+        from .corpus import Vocab, load_corpus
 
         c = self.config
+        if c.level == "bpe" and vocab is None and c.tokenizer:
+            vocab = Vocab.from_tokenizer(c.tokenizer)  # the user's tokenizer.json, read with care
 
         def load():
-            return load_corpus(c.corpus, c.level, seed=c.seed, cache_dir=cache_dir)
+            return load_corpus(c.corpus, c.level, seed=c.seed, cache_dir=cache_dir, bpe_vocab=c.bpe_vocab,
+                               vocab=vocab if c.level == "bpe" else None)
 
         if self.dist is None or self.dist.world_size == 1:
             return load()

@@ -43,6 +43,7 @@ NEXT_WEIGHTS_NAME = "model.next.safetensors"  # only between steps 1 and 3 of a 
 STATE_NAME = "train_state.safetensors"  # optimizer + carried state, for --resume (latest only)
 NEXT_STATE_NAME = "train_state.next.safetensors"
 METRICS_NAME = "metrics.jsonl"
+TOKENIZER_NAME = "tokenizer.json"  # a subword run's tokenizer, for the user's tools (config.json has it too)
 TRAIN_TOML_NAME = "train.toml"  # the run's resolved settings: rnn-tui train --config RUN/train.toml
 BEST_NAME = "best"  # RUN_DIR/best: the lowest validation loss
 TENSORBOARD_DIR = "tb"

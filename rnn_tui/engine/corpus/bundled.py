@@ -25,11 +25,12 @@ from .vocab import Vocab
 TOY_ALPHABET = " .abcdefghijklmnopqrstuvwxyz"
 
 
-def _text_corpus(name, text, level, val_fraction, categories, description, examples) -> Corpus:
-    if level == "char":
+def _text_corpus(name, text, level, val_fraction, categories, description, examples,
+                 vocab: Vocab | None = None, bpe_vocab: int | None = None) -> Corpus:
+    if vocab is None and level == "char":
         vocab = Vocab(tokens=tuple(sorted(set(TOY_ALPHABET) | set(text))), level="char")
-    else:
-        vocab = Vocab.build(text, level)
+    elif vocab is None:
+        vocab = Vocab.build(text, level, bpe_vocab=bpe_vocab)
     ids, _, _ = vocab._ids(text, "unk")
     train, val, _, _ = train_val_split(f"corpus {name!r}", ids, val_fraction)
     return Corpus(
@@ -150,7 +151,7 @@ def grammar_categories(lexicon: Mapping[str, Sequence[str]] | None = None) -> di
     return {w: cat for cat, words in lexicon.items() for w in words}
 
 
-def _grammar_corpus(level, seed, val_fraction, size) -> Corpus:
+def _grammar_corpus(level, seed, val_fraction, size, **bpe) -> Corpus:
     n = GRAMMAR_SIZE if size is None else size
     text = " ".join(grammar_sentences(n, seed))
     n_words = sum(len(w) for w in GRAMMAR_LEXICON.values())
@@ -168,6 +169,7 @@ def _grammar_corpus(level, seed, val_fraction, size) -> Corpus:
             "the lion chases the mouse",
             "the dragon eats the man",
         ),
+        **bpe,
     )
 
 
@@ -199,7 +201,7 @@ def parity_stream(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return ids, targets
 
 
-def _parity_corpus(level, seed, val_fraction, size) -> Corpus:
+def _parity_corpus(level, seed, val_fraction, size, **bpe) -> Corpus:
     if level != "char":
         raise ConfigError("the parity corpus is character level only (tokens '.', '0', '1')")
     n = PARITY_SIZE if size is None else size
@@ -326,7 +328,7 @@ def agreement_categories() -> dict[str, str]:
     return cats
 
 
-def _agreement_corpus(level, seed, val_fraction, size) -> Corpus:
+def _agreement_corpus(level, seed, val_fraction, size, **bpe) -> Corpus:
     n = AGREEMENT_SIZE if size is None else size
     rng = random.Random(seed)
     sentences = [
@@ -345,6 +347,7 @@ def _agreement_corpus(level, seed, val_fraction, size) -> Corpus:
             "the cat that we saw yesterday was happy",
             "the cats that the dogs chased near the river were happy",
         ),
+        **bpe,
     )
 
 
@@ -352,6 +355,8 @@ _BUILDERS = {"grammar": _grammar_corpus, "parity": _parity_corpus, "agreement": 
 BUNDLED_CORPORA = tuple(_BUILDERS)
 
 
-def bundled_corpus(name: str, level: str, seed: int, val_fraction: float, size: int | None) -> Corpus:
-    """One of BUNDLED_CORPORA, generated from its seed (size: sentences, or parity sequences)."""
-    return _BUILDERS[name](level, seed, val_fraction, size)
+def bundled_corpus(name: str, level: str, seed: int, val_fraction: float, size: int | None,
+                   vocab: Vocab | None = None, bpe_vocab: int | None = None) -> Corpus:
+    """One of BUNDLED_CORPORA, generated from its seed (size: sentences, or parity sequences).
+    Level bpe: a tokenizer trained on it (at most `bpe_vocab` pieces), or `vocab`'s."""
+    return _BUILDERS[name](level, seed, val_fraction, size, vocab=vocab, bpe_vocab=bpe_vocab)

@@ -104,6 +104,43 @@ def file_corpus(spec: str, level: str, val_fraction: float, size: int | None) ->
     )
 
 
+def bpe_file_corpus(spec: str, val_fraction: float, size: int | None, bpe_vocab: int | None,
+                    vocab: Vocab | None) -> Corpus:
+    """A text file in subword pieces: a BPE tokenizer trained on it (read a chunk at a time),
+    or `vocab`'s; the ids in memory (BPE encodings are not cached)."""
+    from .subword import DEFAULT_BPE_VOCAB, train_bpe
+
+    path = _check_path(spec)
+    _check_size(path, MAX_MEMORY_FILE_BYTES, cached=False)
+    chunks = _chunks(path, "word")  # cut at whitespace: no piece straddles two chunks
+    if vocab is None:
+        vocab = Vocab.from_tokenizer(train_bpe(chunks(), bpe_vocab or DEFAULT_BPE_VOCAB))
+    dtype, parts, examples, n = id_dtype(len(vocab)), [], [], 0
+    for text in chunks():
+        if len(examples) < 4:
+            examples += [line.strip()[:80] for line in text.splitlines() if line.strip()][:4 - len(examples)]
+        ids, _, _ = vocab._ids(text, "unk")
+        if parts and ids.size and text[:1] != " " and vocab.tokens[ids[0]] == "▁":
+            ids = ids[1:]  # the mark a tokenizer puts before a text's first word: mid-file, no word starts here
+        if size is not None:
+            ids = ids[:size - n]
+        parts.append(ids.astype(dtype))
+        n += len(ids)
+        if size is not None and n >= size:
+            break
+    ids = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+    train, val, _, _ = train_val_split(path.name, ids, val_fraction)
+    return Corpus(
+        name=path.name,
+        vocab=vocab,
+        train=train,
+        val=val,
+        description=f"{path}: {n} subword pieces, a vocabulary of {len(vocab)}",
+        examples=tuple(examples),
+        source=source_of(path),
+    )
+
+
 def source_of(path: Path, fingerprint: dict | None = None) -> dict | None:
     """What a run keeps of the text file it trained on, to find the same text again."""
     try:

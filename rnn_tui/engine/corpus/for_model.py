@@ -36,10 +36,12 @@ def corpus_for_model(lm, given: Corpus | None = None) -> ModelCorpus:
 
     Raises CorpusError, saying what is missing and how to point at it, when it cannot be found."""
     level = lm.vocab.level
+    # A subword model reads a text with its own tokenizer (another BPE training would differ).
+    own = {"vocab": lm.vocab} if level == "bpe" else {}
     name = str(lm.meta.get("corpus") or "").strip()
     source = lm.meta.get("corpus_source") if isinstance(lm.meta.get("corpus_source"), dict) else None
     if name.lower() in BUNDLED_CORPORA:
-        return ModelCorpus(load_corpus(name.lower(), level=level), name.lower())
+        return ModelCorpus(load_corpus(name.lower(), level=level, **own), name.lower())
     if given is not None and given.vocab.level == level:
         if source and given.source and given.source.get("head_tail_sha256") == source.get("head_tail_sha256"):
             return ModelCorpus(given, f"{given.source['path']} (the text it was trained on)")
@@ -55,7 +57,7 @@ def corpus_for_model(lm, given: Corpus | None = None) -> ModelCorpus:
         candidates.append(Path(run).parent / name)
     for path in candidates:
         if path.is_file():
-            corpus = load_corpus(str(path), level=level)
+            corpus = load_corpus(str(path), level=level, **own)
             if source and not _same_text(path, source):
                 return ModelCorpus(corpus, f"{path} (changed since the model was trained on it)")
             return ModelCorpus(corpus, str(path))

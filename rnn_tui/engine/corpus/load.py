@@ -10,8 +10,8 @@ import numpy as np
 from ..errors import ConfigError, CorpusError
 from .base import Corpus
 from .bundled import BUNDLED_CORPORA, bundled_corpus
-from .files import cached_file_corpus, file_corpus
-from .vocab import _check_level
+from .files import bpe_file_corpus, cached_file_corpus, file_corpus
+from .vocab import Vocab, _check_level
 
 def load_corpus(
     spec: str,
@@ -21,6 +21,8 @@ def load_corpus(
     val_fraction: float = 0.1,
     size: int | None = None,
     cache_dir: str | os.PathLike | None = None,
+    bpe_vocab: int | None = None,
+    vocab: Vocab | None = None,
 ) -> Corpus:
     """A bundled corpus by name, or a UTF-8 text file by path.
 
@@ -29,8 +31,14 @@ def load_corpus(
     in the working directory; write ``./grammar`` for the file. With ``cache_dir`` a text
     file's encoding is cached there and memory-mapped on later loads (see `files`); bundled
     corpora are generated in code and never cached.
+
+    Level "bpe" trains a BPE tokenizer on the text (at most ``bpe_vocab`` pieces) unless
+    ``vocab`` (a bpe Vocab: the user's tokenizer, or a model's) is given to encode with; its
+    encoding is not cached.
     """
     _check_level(level)
+    if vocab is not None and (level != "bpe" or vocab.level != "bpe"):
+        raise ConfigError("a given vocabulary is a subword tokenizer's, for level 'bpe'")
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
     if size is not None and (not isinstance(size, (int, np.integer)) or size < 1):
@@ -40,7 +48,9 @@ def load_corpus(
     if not name:
         raise CorpusError(f"no corpus given: name one of {', '.join(BUNDLED_CORPORA)} or a text file")
     if name in BUNDLED_CORPORA:
-        return bundled_corpus(name, level, seed, val_fraction, size)
+        return bundled_corpus(name, level, seed, val_fraction, size, vocab=vocab, bpe_vocab=bpe_vocab)
+    if level == "bpe":
+        return bpe_file_corpus(spec, val_fraction, size, bpe_vocab, vocab)
     if cache_dir is not None:
         return cached_file_corpus(spec, level, val_fraction, size, Path(cache_dir).expanduser())
     return file_corpus(spec, level, val_fraction, size)

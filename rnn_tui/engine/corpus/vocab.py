@@ -1,11 +1,12 @@
-"""Vocabularies: a text cut into character or word tokens and mapped to ids, with a policy
-for tokens the vocabulary lacks (error, skip, or map to <unk>) and a message naming them."""
+"""Vocabularies: a text cut into character, word or subword (BPE) tokens and mapped to ids,
+with a policy for tokens the vocabulary lacks (error, skip, or map to <unk>) and a message
+naming them. A subword vocabulary is a Hugging Face tokenizer's (see `subword`)."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterable, Mapping, Sequence
 
@@ -14,7 +15,7 @@ import torch
 
 from ..errors import ConfigError, CorpusError, VocabError, quote
 
-LEVELS = ("char", "word")
+LEVELS = ("char", "word", "bpe")
 ON_UNKNOWN = ("error", "skip", "unk")
 UNK = "<unk>"
 
@@ -27,12 +28,12 @@ _SHOW_UNKNOWN = 8
 
 def _check_level(level: str) -> str:
     if level not in LEVELS:
-        raise ConfigError(f"unknown tokenisation level {quote(level)}: choose 'char' or 'word'")
+        raise ConfigError(f"unknown tokenisation level {quote(level)}: choose 'char', 'word' or 'bpe'")
     return level
 
 
 def _noun(level: str, count: int) -> str:
-    word = "character" if level == "char" else "word"
+    word = "word" if level == "word" else "character"  # what BPE cannot read is characters
     return word if count == 1 else word + "s"
 
 
@@ -72,6 +73,8 @@ class Vocab:
     tokens: tuple[str, ...]
     level: str
     unk: str | None = None
+    # level "bpe": the tokenizer's JSON (tokenizer.json), whose pieces `tokens` are, in id order.
+    tokenizer: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # Accept a list (e.g. straight from JSON) but store a tuple so the vocab stays hashable.
@@ -86,6 +89,14 @@ class Vocab:
             raise VocabError(f"vocabulary has duplicate tokens: {', '.join(map(quote, dupes[:8]))}")
         if self.unk is not None and self.unk not in self.tokens:
             raise VocabError(f"the unknown token {quote(self.unk)} is not in the vocabulary")
+        if (self.level == "bpe") != (self.tokenizer is not None):
+            raise VocabError("a subword (bpe) vocabulary needs its tokenizer, and only it has one")
+        if self.level == "bpe":
+            from .subword import pieces_of
+
+            pieces, _ = pieces_of(self._tok)
+            if pieces != self.tokens:
+                raise VocabError("the vocabulary's tokens are not its tokenizer's pieces in id order")
         if self.level == "char":
             bad = [t for t in self.tokens if len(t) != 1 and t != self.unk]
             if bad:
@@ -103,6 +114,22 @@ class Vocab:
         """A character vocabulary with no capital letter: 'Hello' is best read as 'hello'
         (rather than 'ello'). The one rule the screens and the corpus encoder share."""
         return self.level == "char" and not any(t != t.lower() for t in self.tokens)
+
+    @property
+    def _tok(self):
+        """The ``tokenizers.Tokenizer`` of a bpe vocabulary (parsed once per JSON text)."""
+        from .subword import tokenizer_from_json
+
+        return tokenizer_from_json(self.tokenizer)
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer) -> "Vocab":
+        """A bpe vocabulary from a ``tokenizers.Tokenizer``, a tokenizer.json path or its JSON."""
+        from .subword import pieces_of, tokenizer_from_json, tokenizer_json
+
+        text = tokenizer_json(tokenizer)
+        tokens, unk = pieces_of(tokenizer_from_json(text))
+        return cls(tokens=tokens, level="bpe", unk=unk, tokenizer=text)
 
     @cached_property
     def stoi(self) -> dict[str, int]:
@@ -125,10 +152,26 @@ class Vocab:
         return codes, ids
 
     def split(self, text: str) -> list[str]:
+        if self.level == "bpe":
+            return list(self._tok.encode(text, add_special_tokens=False).tokens)
         return list(text) if self.level == "char" else _WORD_RE.findall(text)
+
+    def _bpe_lookup(self, text: str) -> tuple[np.ndarray, tuple[str, ...]]:
+        """BPE: the tokenizer's ids, -1 where it fell back to <unk> (the characters it lacks)."""
+        enc = self._tok.encode(text, add_special_tokens=False)
+        ids = np.asarray(enc.ids, dtype=np.int64)
+        unk_id = self.stoi.get(self.unk) if self.unk is not None else None
+        if unk_id is None or not (ids == unk_id).any():
+            return ids, ()
+        bad = np.flatnonzero(ids == unk_id)
+        unknown = tuple(dict.fromkeys(text[a:b] or self.unk for a, b in (enc.offsets[i] for i in bad)))
+        ids[bad] = -1
+        return ids, unknown
 
     def _lookup(self, text: str) -> tuple[np.ndarray, tuple[str, ...]]:
         """ids with -1 where unknown, and the distinct unknown tokens in order of appearance."""
+        if self.level == "bpe":
+            return self._bpe_lookup(text)
         if self.level == "char":
             codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
             table, table_ids = self._char_table
@@ -181,8 +224,21 @@ class Vocab:
         arr = np.asarray(ids, dtype=np.int64).reshape(-1)
         if len(arr) and (arr.min() < 0 or arr.max() >= len(self.tokens)):
             raise VocabError(f"token id out of range 0..{len(self.tokens) - 1} for this vocabulary")
+        if self.level == "bpe":
+            return self._tok.decode(arr.tolist(), skip_special_tokens=False)
         sep = "" if self.level == "char" else " "
         return sep.join(self._token_array[arr])
+
+    def piece_text(self, ids: Sequence[int], new: int) -> str:
+        """The text token `new` adds after `ids` (what a sampler prints): the token itself for
+        characters, " word" for words, and for BPE what the tokenizer's decoder makes of it in
+        that context (a "▁" piece starts a word with a space)."""
+        if self.level != "bpe":
+            return self.tokens[new] if self.level == "char" else " " + self.tokens[new]
+        context = list(ids[-8:])
+        before = self._tok.decode(context, skip_special_tokens=False) if context else ""
+        after = self._tok.decode(context + [int(new)], skip_special_tokens=False)
+        return after[len(before):] if after.startswith(before) else after
 
     def tail(self, text: str, n: int) -> str:
         """The end of `text` that holds its last `n` tokens this vocabulary reads (those encoding
@@ -197,24 +253,41 @@ class Vocab:
                     if seen == n:
                         return text[i:]
             return text
-        starts = [m.start() for m in _WORD_RE.finditer(text) if m.group() in self.stoi]
+        if self.level == "bpe":
+            enc = self._tok.encode(text, add_special_tokens=False)
+            unk_id = self.stoi.get(self.unk) if self.unk is not None else None
+            starts = [a for (a, _), i in zip(enc.offsets, enc.ids) if i != unk_id]
+        else:
+            starts = [m.start() for m in _WORD_RE.finditer(text) if m.group() in self.stoi]
         return text[starts[-n]:] if len(starts) >= n else text
 
     def to_dict(self) -> dict:
-        return {"level": self.level, "tokens": list(self.tokens), "unk": self.unk}
+        data = {"level": self.level, "tokens": list(self.tokens), "unk": self.unk}
+        if self.tokenizer is not None:
+            data["tokenizer"] = self.tokenizer
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Vocab":
         if not isinstance(data, Mapping) or not isinstance(data.get("tokens"), (list, tuple)):
             raise VocabError("bad vocabulary data: expected a mapping with a 'tokens' list")
-        return cls(tokens=tuple(data["tokens"]), level=data.get("level", "char"), unk=data.get("unk"))
+        tokenizer = data.get("tokenizer")
+        if tokenizer is not None and not isinstance(tokenizer, str):
+            raise VocabError("bad vocabulary data: its 'tokenizer' is not a tokenizer.json text")
+        return cls(tokens=tuple(data["tokens"]), level=data.get("level", "char"), unk=data.get("unk"),
+                   tokenizer=tokenizer)
 
     @classmethod
-    def build(cls, text: str, level: str, max_words: int = 20000) -> "Vocab":
-        """Char: every character of the text, sorted. Word: the most frequent words plus <unk>."""
+    def build(cls, text: str, level: str, max_words: int = 20000, bpe_vocab: int | None = None) -> "Vocab":
+        """Char: every character of the text, sorted. Word: the most frequent words plus <unk>.
+        BPE: a tokenizer trained on the text, of at most `bpe_vocab` pieces."""
         _check_level(level)
         if not text:
             raise CorpusError("cannot build a vocabulary from empty text")
+        if level == "bpe":
+            from .subword import DEFAULT_BPE_VOCAB, train_bpe
+
+            return cls.from_tokenizer(train_bpe([text], bpe_vocab or DEFAULT_BPE_VOCAB))
         if level == "char":
             return cls(tokens=tuple(sorted(set(text))), level="char")
         if max_words < 1:

@@ -40,12 +40,24 @@ def token_slot(tokens: tuple[str, ...], level: str) -> TokenSlot | None:
         for tok in tokens:
             starts.append(x)
             x += len(tok) + 1
+    elif level == "bpe":  # pieces as the tokenizer writes them: "▁" is the space before a word
+        text = "".join(tokens).replace("▁", " ")
+        ends = np.cumsum([len(t) for t in tokens])
     else:
         text = "".join(tokens)
     slot = find_agreement(text)
     if slot is None:
         return None
     T = len(tokens)
+    if level == "bpe":
+        def piece_at(i):  # the piece holding character i (T past the end)
+            return int(np.searchsorted(ends, i, side="right")) if i < len(text) else T
+
+        subject = min(piece_at(slot.subject_end - 1), T - 1)
+        # The verb's piece starts with its "▁" (the space before it), when the text has one.
+        at = slot.verb_start - 1 if slot.verb_start > 0 and text[slot.verb_start - 1] == " " else slot.verb_start
+        verb = piece_at(at)
+        return TokenSlot(slot, subject, verb, verb - 1, verb < T)
     if level == "word":
         subject = starts.index(slot.subject_start)
         verb = starts.index(slot.verb_start) if slot.verb_start < len(text) else T
@@ -118,6 +130,7 @@ def verb_agreement(lm, text: str, on_unknown: str = "skip", window: int | None =
     sep = " " if level == "char" else ""
     forms = {}
     for form in ("was", "were"):
+        # BPE: "was" alone reads as "▁was", the word after a space, as the slot has it.
         cont = lm.vocab.encode(form + sep, on_unknown="unk" if lm.vocab.unk is not None else "skip").ids
         forms[form] = np.asarray(cont, dtype=np.int64)
     prefix = ids[:ts.verb]

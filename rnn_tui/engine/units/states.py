@@ -221,7 +221,7 @@ class CorpusStates(ProbeResult):
         """(text around positions start..end-1, where the span starts and ends in it)."""
         a, b = max(0, start - context), min(self.n_tokens, end + context)
         tokens = self.vocab._token_array[self.ids[a:b]]
-        sep = "" if self.vocab.level == "char" else " "
+        sep = " " if self.vocab.level == "word" else ""
         pieces = [_display(t) for t in tokens]
         text = sep.join(pieces)
         m0 = sum(map(len, pieces[: start - a])) + len(sep) * (start - a)

@@ -81,7 +81,7 @@ def build_sentence(v, width: int, height: int) -> RenderableType:
     cells, a, b = window(v, width)
     start, end = span_of(v.cursor, v.span_len)
     sep = " " if level == "word" else ""
-    span_txt = "".join(tr.tokens[start:end]) if level == "char" else " ".join(tr.tokens[start:end])
+    span_txt = sep.join(tr.tokens[start:end])
     head = Text(no_wrap=True, overflow="ellipsis")
     head.append("span ", style="dim")
     head.append(f"“{token_label(span_txt) if level == 'word' else span_txt.replace(chr(10), '⏎')}”",

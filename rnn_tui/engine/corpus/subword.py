@@ -1,0 +1,140 @@
+"""Subword tokens: a Hugging Face ``tokenizers`` model (BPE) behind a Vocab of level "bpe".
+
+The optional extra ``pip install 'rnn-tui[bpe]'`` brings ``tokenizers``; nothing else in
+rnn-tui needs it, and a run of another level never imports it. A BPE vocabulary is either
+trained here on the corpus (`train_bpe`: byte-pair merges up to a vocabulary size, a space
+written as a leading "▁" as SentencePiece does, a line break a piece of its own, "<unk>" for a
+character the training text never had; decoding gives back the text, less a leading space) or read from a user's ``tokenizer.json`` (`read_tokenizer_file`: bounded,
+a regular file, parsed by ``tokenizers`` itself, never executed). Either way the tokenizer's
+whole JSON travels with the vocabulary (``Vocab.tokenizer``), so a checkpoint and its run
+directory's ``tokenizer.json`` read the same tokens back without the training text.
+
+Pieces are shown as the tokenizer writes them ("▁the", "s"); text is decoded by the
+tokenizer's own decoder.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Iterable
+
+from ..errors import ConfigError, CorpusError, VocabError
+
+UNK = "<unk>"
+DEFAULT_BPE_VOCAB = 1000
+MIN_BPE_VOCAB = 8
+# A tokenizer.json of a large language model is 2-20 MB; more than this is not one.
+MAX_TOKENIZER_BYTES = 64 << 20
+INSTALL_HINT = "pip install 'rnn-tui[bpe]' (or pip install tokenizers)"
+
+
+def require_tokenizers():
+    """The ``tokenizers`` module, or a ConfigError saying how to install it."""
+    try:
+        import tokenizers
+    except ImportError:
+        raise ConfigError(f"subword (BPE) tokens need the optional 'tokenizers' package: {INSTALL_HINT}") from None
+    return tokenizers
+
+
+@lru_cache(maxsize=16)
+def tokenizer_from_json(text: str):
+    """A ``tokenizers.Tokenizer`` parsed from its JSON (cached: a Vocab asks often)."""
+    tk = require_tokenizers()
+    try:
+        return tk.Tokenizer.from_str(text)
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises its own Exception subclass
+        raise VocabError(f"not a tokenizer.json that the tokenizers library reads: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def pieces_of(tokenizer) -> tuple[tuple[str, ...], str | None]:
+    """The tokenizer's pieces in id order, and its unknown token (if it has one)."""
+    n = tokenizer.get_vocab_size(with_added_tokens=True)
+    if n < 1:
+        raise VocabError("the tokenizer has an empty vocabulary")
+    tokens = []
+    for i in range(n):
+        piece = tokenizer.id_to_token(i)
+        if not piece:
+            raise VocabError(f"the tokenizer has no token for id {i}: its ids must run 0..{n - 1} without gaps")
+        tokens.append(piece)
+    unk = None
+    model_unk = getattr(tokenizer.model, "unk_token", None)
+    if isinstance(model_unk, str) and model_unk in tokens:
+        unk = model_unk
+    return tuple(tokens), unk
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int = DEFAULT_BPE_VOCAB) -> str:
+    """A BPE tokenizer trained on `texts` (an iterable of strings, read once), as its JSON."""
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < MIN_BPE_VOCAB:
+        raise ConfigError(f"the BPE vocabulary size must be a whole number >= {MIN_BPE_VOCAB}, got {vocab_size!r}")
+    tk = require_tokenizers()
+    tokenizer = tk.Tokenizer(tk.models.BPE(unk_token=UNK))
+    # A space becomes "▁" at the start of the next piece (SentencePiece's mark) and a line break
+    # is a piece of its own. A text's first word gets a "▁" too (the decoder drops it again), so
+    # "the dog" typed in the stepper reads "▁the" as the word is read mid-sentence.
+    tokenizer.pre_tokenizer = tk.pre_tokenizers.Sequence([
+        tk.pre_tokenizers.Split("\n", behavior="isolated"),
+        tk.pre_tokenizers.Metaspace(prepend_scheme="first"),
+    ])
+    tokenizer.decoder = tk.decoders.Metaspace(prepend_scheme="first")
+    trainer = tk.trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[UNK], show_progress=False)
+    seen = [False]
+
+    def each():
+        for text in texts:
+            if text:
+                seen[0] = True
+                yield text
+
+    tokenizer.train_from_iterator(each(), trainer)
+    if not seen[0]:
+        raise CorpusError("cannot train a BPE vocabulary on empty text")
+    return tokenizer.to_str()
+
+
+def read_tokenizer_file(path: str | os.PathLike) -> str:
+    """The JSON of a user's tokenizer.json, checked: a regular file of at most
+    MAX_TOKENIZER_BYTES, UTF-8, that ``tokenizers`` parses. ConfigError says what is wrong."""
+    from ...runs.files import TooLarge, UnsafePath, read_bounded
+
+    try:
+        raw = read_bounded(path, MAX_TOKENIZER_BYTES)
+    except FileNotFoundError:
+        raise ConfigError(f"no such tokenizer file: {path}") from None
+    except TooLarge:
+        raise ConfigError(f"{path} is larger than {MAX_TOKENIZER_BYTES >> 20} MiB: not a tokenizer.json") from None
+    except UnsafePath as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a tokenizer.json (not UTF-8 text)") from None
+    try:
+        tokenizer_from_json(text)
+    except VocabError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return text
+
+
+def tokenizer_json(tokenizer) -> str:
+    """The JSON of what a caller gives as a tokenizer: a ``tokenizers.Tokenizer``, a path to a
+    tokenizer.json, or that JSON text itself."""
+    if hasattr(tokenizer, "to_str") and callable(tokenizer.to_str):
+        return tokenizer.to_str()
+    if isinstance(tokenizer, os.PathLike) or (isinstance(tokenizer, str) and not tokenizer.lstrip().startswith("{")):
+        return read_tokenizer_file(tokenizer)
+    if isinstance(tokenizer, str):
+        tokenizer_from_json(tokenizer)
+        return tokenizer
+    raise ConfigError(f"a tokenizer is a tokenizers.Tokenizer, a tokenizer.json path or its JSON text, "
+                      f"not {type(tokenizer).__name__}")

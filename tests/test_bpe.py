@@ -1,0 +1,223 @@
+"""Subword tokens: a BPE tokenizer (Hugging Face `tokenizers`, the optional extra) trained on a
+corpus or given as tokenizer.json; a BPE run trains, saves its tokenizer, samples and traces;
+RunWriter and `rnn-tui import` take a tokenizer; hostile tokenizer files are refused."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tokenizers")
+
+from rnn_tui.engine.corpus import Vocab, load_corpus  # noqa: E402
+from rnn_tui.engine.corpus import subword  # noqa: E402
+from rnn_tui.engine.errors import ConfigError, VocabError  # noqa: E402
+
+TEXT = ("the cat that we saw was happy. the cats that we saw were happy.\n"
+        "the dog runs. the dogs run. a girl reads the book.\n") * 40
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    return Vocab.build(TEXT, "bpe", bpe_vocab=80)
+
+
+def test_training_is_deterministic_and_decoding_gives_the_text_back(vocab):
+    again = Vocab.build(TEXT, "bpe", bpe_vocab=80)
+    assert again == vocab and again.tokenizer == vocab.tokenizer
+    assert 30 < len(vocab) <= 80
+    assert vocab.tokens[0] == "<unk>" and vocab.unk == "<unk>"
+    text = "the cats that we saw were happy.\nthe dog runs."
+    enc = vocab.encode(text)
+    assert vocab.decode(enc.ids) == text
+    # Pieces as the tokenizer writes them: "▁" marks the space before a word, a line break is its own.
+    assert "▁cats" in enc.tokens and "\n" in enc.tokens
+    assert enc.tokens[0].startswith("▁")  # a text's first word reads as it does mid-sentence
+    assert vocab.encode("the").tokens == vocab.encode("x the", "skip").tokens[-1:]
+
+
+def test_characters_the_tokenizer_lacks_are_named_skipped_or_mapped(vocab):
+    with pytest.raises(VocabError, match=r"1 character not in the model's vocabulary \('Q'\)"):
+        vocab.encode("the Q cat")
+    skipped = vocab.encode("the Q cat", on_unknown="skip")
+    assert "<unk>" not in skipped.tokens and "skipped" in skipped.message()
+    mapped = vocab.encode("the Q cat", on_unknown="unk")
+    assert "<unk>" in mapped.tokens and "mapped to <unk>" in mapped.message()
+    assert vocab.tail("the cat that we saw", 2).strip() == "we saw"
+
+
+def test_the_vocabulary_travels_as_json_and_a_tampered_one_is_refused(vocab):
+    data = json.loads(json.dumps(vocab.to_dict()))
+    assert Vocab.from_dict(data) == vocab
+    swapped = dict(data, tokens=[data["tokens"][1], data["tokens"][0], *data["tokens"][2:]])
+    with pytest.raises(VocabError, match="not its tokenizer's pieces"):
+        Vocab.from_dict(swapped)
+    with pytest.raises(VocabError, match="tokenizers library"):
+        Vocab.from_dict(dict(data, tokenizer='{"model": 3}'))
+    with pytest.raises(VocabError, match="needs its tokenizer"):
+        Vocab(tokens=vocab.tokens, level="bpe")
+
+
+def test_a_file_corpus_is_read_a_chunk_at_a_time_and_decodes_exactly(tmp_path, monkeypatch):
+    import rnn_tui.engine.corpus.stream as stream
+
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 512)  # many chunk boundaries
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    corpus = load_corpus(str(path), "bpe", bpe_vocab=100)
+    ids = np.concatenate([corpus.train, corpus.val])
+    assert corpus.vocab.decode(ids) == TEXT
+    assert "subword pieces" in corpus.description and corpus.source["bytes"] == len(TEXT)
+    capped = load_corpus(str(path), "bpe", bpe_vocab=100, size=50)
+    assert len(capped.train) + len(capped.val) == 50
+    # The same text in the tokenizer a model already has: the model's vocabulary, not a new one.
+    again = load_corpus(str(path), "bpe", vocab=corpus.vocab)
+    assert again.vocab is corpus.vocab and np.array_equal(again.train, corpus.train)
+
+
+def test_a_hostile_tokenizer_file_gets_a_clear_message(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="no such tokenizer file"):
+        subword.read_tokenizer_file(tmp_path / "missing.json")
+    binary = tmp_path / "bin.json"
+    binary.write_bytes(os.urandom(2000))
+    with pytest.raises(ConfigError, match="not a tokenizer.json"):
+        subword.read_tokenizer_file(binary)
+    junk = tmp_path / "junk.json"
+    junk.write_text('{"version": "1.0", "model": {"type": "Nope"}}')
+    with pytest.raises(ConfigError, match="tokenizers library reads"):
+        subword.read_tokenizer_file(junk)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        subword.read_tokenizer_file(tmp_path)
+    big = tmp_path / "big.json"
+    big.write_text(" " * 5000)
+    monkeypatch.setattr(subword, "MAX_TOKENIZER_BYTES", 4096)
+    with pytest.raises(ConfigError, match="larger than"):
+        subword.read_tokenizer_file(big)
+
+
+def test_a_bpe_run_trains_saves_its_tokenizer_samples_and_traces(tmp_path, capsys):
+    from rnn_tui.cli import main
+    from rnn_tui.engine.checkpoint import load_model
+    from rnn_tui.engine.probes import trace, verb_agreement
+    from rnn_tui.engine.sampling import sample
+
+    run = tmp_path / "run"
+    assert main(["train", "agreement", "--level", "bpe", "--bpe-vocab", "120", "--steps", "40", "--hidden", "24",
+                 "--embed", "16", "--seq-len", "24", "--batch", "8", "--eval-every", "20", "--out", str(run)]) == 0
+    capsys.readouterr()
+    lm = load_model(run)
+    assert lm.vocab.level == "bpe" and len(lm.vocab) <= 120
+    saved = (run / "tokenizer.json").read_text(encoding="utf-8")
+    assert saved == lm.vocab.tokenizer
+    assert Vocab.from_tokenizer(run / "tokenizer.json") == lm.vocab
+    assert 'bpe_vocab = 120' in (run / "train.toml").read_text()
+    # Sampling prints text (the decoder's spaces), not pieces.
+    out = sample(lm, prime="the cat", length=30, seed=3)
+    assert "▁" not in out.text and out.tokens == 30
+    assert lm.vocab.decode(lm.vocab.encode("the cat" + out.text, "unk").ids).startswith("the cat")
+    # A trace steps through the pieces as the tokenizer writes them.
+    tr = trace(lm, "the cats that we saw were happy")
+    head = tuple(lm.vocab.encode("the cats").tokens)
+    assert tr.tokens[:len(head)] == head and head[0] == "▁the"
+    assert tr.hidden.shape[1] == len(tr.tokens)
+    # The agreement slot is found in pieces: the verb piece holds its "▁".
+    va = verb_agreement(lm, "the cats that we saw were happy")
+    assert va is not None and va.correct == "were"
+    assert lm.vocab.tokens[lm.vocab.encode("the cats that we saw were").ids[va.verb_position]].endswith("were")
+    assert 0.0 < va.p_were < 1.0
+    # --resume goes on with the run's own tokenizer.
+    assert main(["train", "--resume", str(run), "--steps", "50"]) == 0
+    assert load_model(run).vocab == lm.vocab
+    assert main(["sample", str(run), "--length", "10", "--seed", "1"]) == 0
+    assert "▁" not in capsys.readouterr().out
+
+
+def test_a_given_tokenizer_is_used_as_it_is_and_needs_level_bpe(tmp_path, capsys, vocab):
+    from rnn_tui.cli import main
+    from rnn_tui.engine.checkpoint import load_model
+
+    tok = tmp_path / "tokenizer.json"
+    tok.write_text(vocab.tokenizer, encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["train", "grammar", "--level", "bpe", "--tokenizer", str(tok), "--steps", "5", "--hidden", "8",
+                 "--embed", "8", "--batch", "4", "--seq-len", "16", "--out", str(run)]) == 0
+    assert load_model(run).vocab == vocab
+    capsys.readouterr()
+    assert main(["train", "grammar", "--tokenizer", str(tok), "--steps", "5", "--out", str(tmp_path / "r2")]) != 0
+    assert "goes with --level bpe" in capsys.readouterr().err
+
+
+def test_run_writer_and_import_take_a_tokenizer(tmp_path, capsys, vocab):
+    import torch
+    from torch import nn
+
+    from rnn_tui import RunWriter
+    from rnn_tui.cli import main
+    from rnn_tui.engine.checkpoint import load_model
+    from rnn_tui.engine.probes import trace
+
+    class Net(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.embedding = nn.Embedding(n, 8)
+            self.rnn = nn.GRU(8, 12, batch_first=True)
+            self.head = nn.Linear(12, n)
+
+        def forward(self, x):
+            out, _ = self.rnn(self.embedding(x))
+            return self.head(out)
+
+    torch.manual_seed(0)
+    net = Net(len(vocab)).eval()
+    tok = tmp_path / "tokenizer.json"
+    tok.write_text(vocab.tokenizer, encoding="utf-8")
+    run = tmp_path / "mine"
+    with RunWriter(run, level="bpe", tokenizer=str(tok), quiet=True) as w:
+        w.log(0, loss=3.0)
+        w.checkpoint(net, step=0)
+    lm = load_model(run)
+    assert lm.vocab == vocab and (run / "tokenizer.json").read_text(encoding="utf-8") == vocab.tokenizer
+    text = "the cats that we saw were happy"
+    ids = torch.as_tensor(vocab.encode(text).ids)[None]
+    with torch.no_grad():
+        _, h = net.rnn(net.embedding(ids))
+    assert np.allclose(trace(lm, text).hidden[0, -1], h[0, 0].numpy(), atol=1e-5)
+    with pytest.raises(ConfigError, match="tokenizer"):
+        RunWriter(tmp_path / "x", level="bpe")
+    # The same weights as a state_dict: `rnn-tui import --level bpe --vocab tokenizer.json`.
+    torch.save(net.state_dict(), tmp_path / "net.pt")
+    out = tmp_path / "imported"
+    assert main(["import", str(tmp_path / "net.pt"), "--level", "bpe", "--vocab", str(tok), "--out", str(out)]) == 0
+    assert load_model(out).vocab == vocab
+    capsys.readouterr()
+
+
+async def test_the_stepper_and_sampling_screens_show_a_bpe_models_pieces_and_text():
+    from rnn_tui.app import RnnTuiApp
+    from rnn_tui.engine.corpus import grammar_categories
+    from rnn_tui.engine.model import LoadedModel, ModelConfig, build_model
+    from rnn_tui.screens.sampling import SamplingScreen
+
+    from pilot_helpers import settle, wait_for
+
+    vocab = Vocab.build(TEXT, "bpe", bpe_vocab=80)
+    model = build_model(ModelConfig(vocab_size=len(vocab), cell="gru", embed=8, hidden=12), seed=0, device="cpu")
+    lm = LoadedModel(model=model.eval(), vocab=vocab,
+                     meta={"corpus": "agreement", "level": "bpe", "categories": grammar_categories()})
+    app = RnnTuiApp(lm=lm, cursor_blink=False, sentence="the cats that we saw were happy")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        strip = str(app.screen.query_one("#stepper-tokens").render())
+        assert "▁cats" in strip or "▁cat" in strip
+        assert "were" in str(app.screen.query_one("#stepper-agreement").render())
+        await pilot.press("4")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SamplingScreen)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.history and screen.history[-1].done, what="a sample")
+        text = "".join(screen.history[-1].texts)
+        assert text.strip() and "▁" not in text
