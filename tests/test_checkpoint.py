@@ -14,8 +14,8 @@ from safetensors.torch import save_file
 
 import rnn_tui
 from rnn_tui.engine import checkpoint
-from rnn_tui.engine.checkpoint import (BUNDLED_MODELS, CONFIG_NAME, WEIGHTS_NAME, describe, load_model,
-                                       save_checkpoint)
+from rnn_tui.engine.checkpoint import BUNDLED_MODELS, CONFIG_NAME, WEIGHTS_NAME, load_model, save_checkpoint
+from rnn_tui.engine.info import describe
 from rnn_tui.engine.corpus import Vocab
 from rnn_tui.engine.errors import CheckpointError
 from rnn_tui.engine.model import ModelConfig, build_model

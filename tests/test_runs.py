@@ -20,8 +20,8 @@ import torch
 
 from rnn_tui.cli import main
 from rnn_tui.engine import checkpoint
-from rnn_tui.engine.checkpoint import (STATE_NAME, load_model, load_resume_state, optimizer_state_from_safe,
-                                       optimizer_state_to_safe)
+from rnn_tui.engine.checkpoint import STATE_NAME, load_model, load_resume_state
+from rnn_tui.engine.resume import optimizer_state_from_safe, optimizer_state_to_safe
 from rnn_tui.engine.corpus import files as corpus_mod, load_corpus
 from rnn_tui.engine.errors import CheckpointError, ConfigError
 from rnn_tui.engine.train import TrainConfig, Trainer

@@ -154,7 +154,8 @@ def cmd_jacobian(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from ..engine.checkpoint import describe, load_model
+    from ..engine.checkpoint import load_model
+    from ..engine.info import describe
 
     lm = load_model(args.model, device="cpu")
     info = describe(lm)

@@ -552,55 +552,6 @@ def _loaded(directory, config, model_cfg, vocab, skeleton, tensors, device) -> L
     return LoadedModel(model=model, vocab=vocab, meta=meta)
 
 
-# ------------------------------------------------------------------------- optimizer state
-def optimizer_state_to_safe(state_dict: dict, prefix: str = "optimizer.") -> tuple[dict, dict]:
-    """Split `optimizer.state_dict()` into (tensors for safetensors, JSON-able info).
-
-    Tensors go under "<prefix><param index>.<name>"; non-tensor per-parameter values (SGD's
-    momentum_buffer=None, ...) and the param groups' hyperparameters go in the JSON part.
-    """
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict] = {}
-    for index, entry in state_dict.get("state", {}).items():
-        for key, value in entry.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"{prefix}{int(index)}.{key}"] = value.detach()
-            elif value is None or isinstance(value, (bool, int, float, str)):
-                scalars.setdefault(str(int(index)), {})[key] = value
-            else:
-                raise CheckpointError(f"optimizer state {key!r} of type {type(value).__name__} "
-                                      "cannot be saved without pickle")
-    groups, tuple_keys = [], set()
-    for group in state_dict.get("param_groups", []):
-        out = {}
-        for key, value in group.items():
-            if isinstance(value, torch.Tensor):
-                value = value.item() if value.numel() == 1 else value.tolist()
-            if isinstance(value, tuple):
-                tuple_keys.add(key)
-                value = list(value)
-            out[key] = value
-        groups.append(out)
-    return tensors, {"param_groups": groups, "scalars": scalars, "tuple_keys": sorted(tuple_keys)}
-
-
-def optimizer_state_from_safe(tensors: dict[str, torch.Tensor], info: dict,
-                              prefix: str = "optimizer.") -> dict:
-    """The inverse of `optimizer_state_to_safe`: a dict for `optimizer.load_state_dict`."""
-    state: dict[int, dict] = {}
-    for name, value in tensors.items():
-        if not name.startswith(prefix):
-            continue
-        index, _, key = name[len(prefix):].partition(".")
-        state.setdefault(int(index), {})[key] = value
-    for index, entry in (info.get("scalars") or {}).items():
-        state.setdefault(int(index), {}).update(entry)
-    tuple_keys = set(info.get("tuple_keys") or ())
-    groups = [{k: tuple(v) if k in tuple_keys and isinstance(v, list) else v for k, v in g.items()}
-              for g in info.get("param_groups") or []]
-    return {"state": state, "param_groups": groups}
-
-
 def load_model(spec, device: str | torch.device | None = "auto") -> LoadedModel:
     """Load a checkpoint: a run directory, its config.json, or a bundled name (rnn, lstm, gru).
 
@@ -609,47 +560,3 @@ def load_model(spec, device: str | torch.device | None = "auto") -> LoadedModel:
     directory = _resolve(spec)
     config, model_cfg, vocab, skeleton, tensors, _, _ = _load(directory)
     return _loaded(directory, config, model_cfg, vocab, skeleton, tensors, device)
-
-
-# ------------------------------------------------------------------------- info
-def _count(params) -> dict:
-    total = trainable = 0
-    for p in params:
-        total += p.numel()
-        if p.requires_grad:
-            trainable += p.numel()
-    return {"total": total, "trainable": trainable, "frozen": total - trainable}
-
-
-def describe(lm: LoadedModel) -> dict:
-    """Everything `rnn-tui info` prints about a loaded model, as plain JSON-able values."""
-    model, cfg, meta = lm.model, lm.config, lm.meta
-    parts = {
-        "embedding": _count(model.embed.parameters()),
-        "recurrent": _count(model.rnn.parameters()),
-        "head": _count(model.head.parameters()),
-    }
-    # Flat dicts of numbers print well as one `key=value, ...` line in `rnn-tui info`.
-    parameters = {**_count(model.parameters()), **{k: v["total"] for k, v in parts.items()}}
-    metrics = meta.get("metrics") or {}
-    return {
-        "cell": cfg.cell,
-        "vocab_size": cfg.vocab_size,
-        "embed": cfg.embed,
-        "hidden": cfg.hidden,
-        "layers": cfg.layers,
-        "nonlinearity": cfg.nonlinearity,
-        "init": cfg.init,
-        "spectral_radius": cfg.spectral_radius,
-        "dropout": cfg.dropout,
-        "level": meta.get("level") or getattr(lm.vocab, "level", None),
-        "corpus": meta.get("corpus"),
-        "parameters": parameters,
-        "trainable_by_part": {k: v["trainable"] for k, v in parts.items()},
-        "metrics": {k: metrics.get(k) for k in SUMMARY_KEYS},
-        "train": meta.get("train"),
-        "created": meta.get("created"),
-        "format_version": meta.get("format_version"),
-        "source": meta.get("source"),
-        "device": str(lm.device),
-    }

@@ -63,3 +63,21 @@ def memory_bytes(device: torch.device) -> int | None:
     except (AttributeError, ValueError, OSError, RuntimeError):
         return None
     return None
+
+
+# Bytes per parameter training needs at least: weights, gradients and Adam's two moments.
+TRAIN_BYTES_PER_PARAM = 16
+
+
+def check_fits(model_config, device) -> None:
+    """A model whose training cannot fit in the device's memory is refused before it is built
+    (building it would end in "can't allocate memory", or in the kernel killing the process)."""
+    params = model_config.parameter_count()
+    memory = memory_bytes(device)
+    need = params * TRAIN_BYTES_PER_PARAM
+    if memory is not None and need > memory:
+        c = model_config
+        raise DeviceError(f"a model of {params:,} parameters (hidden {c.hidden}, embed {c.embed}, {c.layers} "
+                          f"layers) needs about {need / 2**30:,.0f} GiB to train, more than the "
+                          f"{memory / 2**30:,.0f} GiB of {describe_device(device)}: use a smaller --hidden, "
+                          f"--embed or --layers")

@@ -22,7 +22,7 @@ import torch
 
 from ..runs.layout import CONFIG_NAME, METRICS_NAME
 from ..runs.metrics import trim_metrics
-from .checkpoint import load_run, optimizer_state_from_safe, optimizer_state_to_safe
+from .checkpoint import load_run
 from .config import RESUMABLE, TrainConfig
 from .errors import CheckpointError, ConfigError, RnnTuiError, quote
 
@@ -209,3 +209,52 @@ def training_state(trainer, carry) -> tuple[dict, dict]:
         "world_size": trainer.dist.world_size if trainer.dist is not None else 1,
     }
     return tensors, info
+
+
+# ------------------------------------------------------------------------- optimizer state
+def optimizer_state_to_safe(state_dict: dict, prefix: str = "optimizer.") -> tuple[dict, dict]:
+    """Split `optimizer.state_dict()` into (tensors for safetensors, JSON-able info).
+
+    Tensors go under "<prefix><param index>.<name>"; non-tensor per-parameter values (SGD's
+    momentum_buffer=None, ...) and the param groups' hyperparameters go in the JSON part.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict] = {}
+    for index, entry in state_dict.get("state", {}).items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{prefix}{int(index)}.{key}"] = value.detach()
+            elif value is None or isinstance(value, (bool, int, float, str)):
+                scalars.setdefault(str(int(index)), {})[key] = value
+            else:
+                raise CheckpointError(f"optimizer state {key!r} of type {type(value).__name__} "
+                                      "cannot be saved without pickle")
+    groups, tuple_keys = [], set()
+    for group in state_dict.get("param_groups", []):
+        out = {}
+        for key, value in group.items():
+            if isinstance(value, torch.Tensor):
+                value = value.item() if value.numel() == 1 else value.tolist()
+            if isinstance(value, tuple):
+                tuple_keys.add(key)
+                value = list(value)
+            out[key] = value
+        groups.append(out)
+    return tensors, {"param_groups": groups, "scalars": scalars, "tuple_keys": sorted(tuple_keys)}
+
+
+def optimizer_state_from_safe(tensors: dict[str, torch.Tensor], info: dict,
+                              prefix: str = "optimizer.") -> dict:
+    """The inverse of `optimizer_state_to_safe`: a dict for `optimizer.load_state_dict`."""
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if not name.startswith(prefix):
+            continue
+        index, _, key = name[len(prefix):].partition(".")
+        state.setdefault(int(index), {})[key] = value
+    for index, entry in (info.get("scalars") or {}).items():
+        state.setdefault(int(index), {}).update(entry)
+    tuple_keys = set(info.get("tuple_keys") or ())
+    groups = [{k: tuple(v) if k in tuple_keys and isinstance(v, list) else v for k, v in g.items()}
+              for g in info.get("param_groups") or []]
+    return {"state": state, "param_groups": groups}

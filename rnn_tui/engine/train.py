@@ -21,8 +21,7 @@ A run directory (run_dir; its layout is ``rnn_tui.runs.layout``'s) gets metrics.
 line per logged step: ``engine/run_log.py``), RUN_DIR/best/ (lowest validation loss) and the
 latest checkpoint in RUN_DIR itself every `save_every` steps and at the end, with the
 optimizer state and the carried hidden state so `Trainer.from_run` continues exactly where
-it stopped (``engine/resume.py``); optionally TensorBoard event files in RUN_DIR/tb/.
---amp's bfloat16 autocast is ``engine/precision.py``'s.
+it stopped (``engine/resume.py``); optionally TensorBoard files in RUN_DIR/tb/ (--amp: precision.py).
 """
 
 from __future__ import annotations
@@ -41,8 +40,8 @@ from ..runs.layout import BEST_NAME
 from ..runs.metrics import StepMetrics  # noqa: F401  (re-exported: what a logged step gives)
 from .checkpoint import FORMAT_VERSION, MAIN_NAME, save_checkpoint
 from .config import LEVELS, OPTIMIZERS, RESUMABLE, TrainConfig  # noqa: F401  (re-exported)
-from .device import describe_device, is_oom, memory_bytes, pick_device
-from .errors import ConfigError, DeviceError
+from .device import check_fits, describe_device, is_oom, pick_device
+from .errors import ConfigError
 from .model import LoadedModel, RNNLM, build_model
 from .precision import autocast, check_amp, recurrence_in_float32
 from .resume import continue_run, training_state
@@ -115,7 +114,7 @@ class Trainer:
                               f"{len(self.corpus.vocab.tokens)}: encode the corpus with the model's vocabulary")
         if model is None:
             model_config = config.model_config(n_vocab)
-            _check_fits(model_config, self.device)
+            check_fits(model_config, self.device)
             model = build_model(model_config, seed=config.seed)
         elif model.config.vocab_size != n_vocab:
             raise ConfigError(f"the model reads {model.config.vocab_size} tokens but the vocabulary "
@@ -593,24 +592,6 @@ class Trainer:
             tensors, info = training_state(self, self._state if self._rows is None else None)
             return save_checkpoint(target, self.model, self.vocab, self._meta(), name=name,
                                    resume_tensors=tensors, resume_info=info)
-
-
-# Bytes per parameter training needs at least: weights, gradients and Adam's two moments.
-TRAIN_BYTES_PER_PARAM = 16
-
-
-def _check_fits(model_config, device) -> None:
-    """A model whose training cannot fit in the device's memory is refused before it is built
-    (building it would end in "can't allocate memory", or in the kernel killing the process)."""
-    params = model_config.parameter_count()
-    memory = memory_bytes(device)
-    need = params * TRAIN_BYTES_PER_PARAM
-    if memory is not None and need > memory:
-        c = model_config
-        raise DeviceError(f"a model of {params:,} parameters (hidden {c.hidden}, embed {c.embed}, {c.layers} "
-                          f"layers) needs about {need / 2**30:,.0f} GiB to train, more than the "
-                          f"{memory / 2**30:,.0f} GiB of {describe_device(device)}: use a smaller --hidden, "
-                          f"--embed or --layers")
 
 
 def _nonfinite_name(value: float) -> str:
