@@ -91,17 +91,15 @@ def file_corpus(spec: str, level: str, val_fraction: float, size: int | None) ->
     path = _check_path(spec)
     _check_size(path, MAX_MEMORY_FILE_BYTES, cached=False)
     vocab, ids, examples = _encode_to_memory(path, level, size)
-    train, val, _, _ = train_val_split(path.name, ids, val_fraction)
     unit = "characters" if level == "char" else "words"
-    return Corpus(
-        name=path.name,
-        vocab=vocab,
-        train=train,
-        val=val,
-        description=f"{path}: {len(ids)} {unit}, {len(vocab)} distinct tokens",
-        examples=examples,
-        source=source_of(path),
-    )
+    return _in_memory(path, vocab, ids, val_fraction, f"{len(ids)} {unit}, {len(vocab)} distinct tokens",
+                      examples)
+
+
+def _in_memory(path: Path, vocab: Vocab, ids, val_fraction: float, what: str, examples) -> Corpus:
+    train, val, _, _ = train_val_split(path.name, ids, val_fraction)
+    return Corpus(name=path.name, vocab=vocab, train=train, val=val, description=f"{path}: {what}",
+                  examples=tuple(examples), source=source_of(path))
 
 
 def bpe_file_corpus(spec: str, val_fraction: float, size: int | None, bpe_vocab: int | None,
@@ -129,16 +127,8 @@ def bpe_file_corpus(spec: str, val_fraction: float, size: int | None, bpe_vocab:
         if size is not None and n >= size:
             break
     ids = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
-    train, val, _, _ = train_val_split(path.name, ids, val_fraction)
-    return Corpus(
-        name=path.name,
-        vocab=vocab,
-        train=train,
-        val=val,
-        description=f"{path}: {n} subword pieces, a vocabulary of {len(vocab)}",
-        examples=tuple(examples),
-        source=source_of(path),
-    )
+    return _in_memory(path, vocab, ids, val_fraction, f"{n} subword pieces, a vocabulary of {len(vocab)}",
+                      examples)
 
 
 def source_of(path: Path, fingerprint: dict | None = None) -> dict | None:
