@@ -141,6 +141,39 @@ def test_a_pickled_whole_model_is_refused_without_unpickling(tmp_path):
     assert "rnn.weight_ih_l0" in read_state_dict(tmp_path / "ok.pt")
 
 
+
+def test_files_that_are_not_state_dicts_are_named_for_what_they_are(tmp_path):
+    import zipfile
+
+    from safetensors.torch import save_file
+
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(bytes(range(7, 250)) * 8)  # no pickle, no zip: not "a pickled object"
+    with pytest.raises(CheckpointError, match="is not a torch file.*starts with the bytes 07 08 09 0a"):
+        read_state_dict(noise)
+    text = tmp_path / "vocab.pt"
+    text.write_text("the\ncat\n")
+    with pytest.raises(CheckpointError, match="is not a torch file"):
+        read_state_dict(text)
+    good = tmp_path / "ok.pt"
+    torch.save(user_model("GRU", 1).state_dict(), good)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match="zip archive torch cannot read: truncated") as info:
+        read_state_dict(cut)
+    assert "miniz" not in str(info.value)
+    with zipfile.ZipFile(tmp_path / "other.pt", "w") as z:
+        z.writestr("readme.txt", "not a model")
+    with pytest.raises(CheckpointError, match="zip archive torch cannot read"):
+        read_state_dict(tmp_path / "other.pt")
+    whole = tmp_path / "whole.pt"
+    torch.save(nn.GRU(3, 4), whole)
+    with pytest.raises(CheckpointError, match=r"a torch\.nn\.modules\.rnn\.GRU: a whole model"):
+        read_state_dict(whole)
+    misnamed = tmp_path / "weights.pt"  # safetensors under a .pt name is read as what it is
+    save_file({"w": torch.ones(2)}, misnamed)
+    assert torch.equal(read_state_dict(misnamed)["w"], torch.ones(2))
+
 def test_vocab_files(tmp_path):
     lines = tmp_path / "idx2word.txt"
     lines.write_text("<unk>\nthe\ncat\n<eos>\n")

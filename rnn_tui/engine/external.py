@@ -261,6 +261,11 @@ def vocab_size_of(tensors: dict[str, torch.Tensor]) -> int:
 
 
 # ------------------------------------------------------------------------ files
+def _looks_safetensors(head: bytes) -> bool:
+    """A safetensors file starts with its JSON header's length (8 bytes, little-endian), then "{"."""
+    return len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < MAX_STATE_BYTES
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` file, or of a ``.pt`` / ``.pth`` read with
     ``torch.load(weights_only=True)``: a pickled whole model is refused, never unpickled."""
@@ -270,7 +275,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     size = path.stat().st_size
     if size > MAX_STATE_BYTES:
         raise CheckpointError(f"{path} is {size / 2**30:.1f} GiB: larger than any model rnn-tui can show")
-    if path.suffix == ".safetensors":
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if path.suffix == ".safetensors" or _looks_safetensors(head):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -278,15 +285,22 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"{path} is not a readable safetensors file: {str(exc)[:200]}") from None
+    kind = "zip" if head.startswith(b"PK\x03\x04") else "pickle" if head[:1] == b"\x80" and head[1:2] in (
+        b"\x02", b"\x03", b"\x04", b"\x05") else None
+    if kind is None:
+        raise CheckpointError(f"{path} is not a torch file: torch.save writes a zip archive (or, before torch "
+                              f"1.6, a pickle), and this starts with the bytes {head[:4].hex(' ')}")
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - the unpickler refused: say what to do instead
-        text = str(exc)
-        if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found:
             raise CheckpointError(
-                f"{path} holds a pickled Python object (a whole model?), which rnn-tui never unpickles: "
-                "save its weights instead, torch.save(model.state_dict(), 'model.pt')") from None
-        raise CheckpointError(f"{path} is not a readable torch file: {text.splitlines()[0][:200]}") from None
+                f"{path} holds a pickled Python object (a {found.group(1)}: a whole model?), which rnn-tui "
+                "never unpickles: save its weights instead, torch.save(model.state_dict(), 'model.pt')") from None
+        what = ("a zip archive torch cannot read: truncated, damaged, or not written by torch.save"
+                if kind == "zip" else "a damaged torch file, or a pickle that is not a state_dict")
+        raise CheckpointError(f"{path} is {what}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]  # a training checkpoint {"state_dict": ..., "epoch": ...}
     if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
