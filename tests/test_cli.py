@@ -397,3 +397,25 @@ def test_a_text_over_the_limit_names_a_window_the_cli_has(tiny_run, capsys, prob
     data = json.loads(out)
     assert len(data["tokens"]) == fit and data["offset"] == len(text) - fit
     assert f"read the last {fit:,} tokens" in err
+
+
+def test_a_new_run_of_zero_steps_is_refused_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "empty"
+    code, _, err = run(capsys, "train", "grammar", "--steps", "0", "--out", str(out))
+    assert code == 2
+    assert "needs at least one step" in _one_error_line(err)
+    assert not out.exists()
+
+
+def test_the_progress_lines_carry_every_validation(tmp_path, capsys):
+    # Without a terminal the progress is a line every 10% of the run (steps 4, 8, ... of 40);
+    # the validations at 6, 18 and 30 fall between those and get lines of their own.
+    out = tmp_path / "val"
+    code, _, err = run(capsys, "train", "grammar", "--cell", "rnn", "--hidden", "8", "--embed", "4",
+                       "--steps", "40", "--seq-len", "8", "--batch", "4", "--eval-every", "6",
+                       "--log-every", "1", "--out", str(out))
+    assert code == 0
+    lines = [line for line in err.splitlines() if line.startswith("step ")]
+    vals = {int(line.split()[1].split("/")[0]) for line in lines if " val " in line and "@" not in line}
+    assert {6, 18, 30} <= vals
+    assert any("@" in line for line in lines)  # a later line keeps the last validation and its step

@@ -80,6 +80,8 @@ def cmd_train(args) -> int:
                 raise ConfigError("name the corpus to train on: grammar, parity, agreement or a text file "
                                   "(or --resume RUN_DIR to continue a run)")
             config = TrainConfig(**given)
+            if config.steps == 0:
+                raise ConfigError("--steps 0: a new run needs at least one step to train (nothing was written)")
             _warn_unused_flags(given, config)
             out = Path(args.out) if args.out else new_run_dir(config.cell)
             if dist is not None:
@@ -223,6 +225,7 @@ class _TrainProgress:
         self.next_report = start
         self.next_time = time.monotonic() + LOG_EVERY_S
         self.progress = None
+        self.last_val: tuple[float, int] | None = None
         if self.tty:
             from rich.console import Console
             from rich.progress import (
@@ -242,11 +245,17 @@ class _TrainProgress:
             self.progress.start()
 
     def update(self, m) -> None:
-        val = f" val {m.val_loss:.3f}" if getattr(m, "val_loss", None) is not None else ""
+        fresh = getattr(m, "val_loss", None) is not None
+        if fresh:
+            self.last_val = (m.val_loss, m.step)
+        val = ""
+        if self.last_val is not None:  # the bar keeps the latest validation, with the step it is from
+            val = f" val {self.last_val[0]:.3f}" + ("" if fresh else f" @{self.last_val[1]}")
         info = f"loss {m.loss:.3f} ({m.bits:.2f} bits) |g| {m.grad_norm:.2g} {m.tokens_per_s:,.0f} tok/s{val}"
         if self.progress is not None:
             self.progress.update(self.task, completed=m.step, info=info)
-        elif m.step >= self.next_report or m.step == self.total or time.monotonic() >= self.next_time:
+        elif (fresh or m.step >= self.next_report or m.step == self.total
+              or time.monotonic() >= self.next_time):
             # every 10% of the run, and at least every LOG_EVERY_S seconds of a long one
             print(f"step {m.step}/{self.total} {info}", file=sys.stderr, flush=True)
             if m.step >= self.next_report:
