@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 
+from rich.console import Console
 from textual.worker import WorkerCancelled, WorkerFailed
 
 
@@ -52,3 +54,13 @@ async def tap(pilot, *keys: str) -> None:
 
 def notes(app) -> list[str]:
     return [str(n.message) for n in app._notifications]
+
+
+def text_of(screen, selector: str, width: int = 100) -> str:
+    """The plain text of a Static's content (Rich Text or a Group of renderables)."""
+    content = screen.query_one(selector).content
+    if isinstance(content, str):
+        return content
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(content)
+    return console.export_text()

@@ -201,7 +201,7 @@ async def test_the_stepper_and_sampling_screens_show_a_bpe_models_pieces_and_tex
     from rnn_tui.engine.model import LoadedModel, ModelConfig, build_model
     from rnn_tui.screens.sampling import SamplingScreen
 
-    from pilot_helpers import settle, wait_for
+    from pilot_helpers import settle, text_of, wait_for
 
     vocab = Vocab.build(TEXT, "bpe", bpe_vocab=80)
     model = build_model(ModelConfig(vocab_size=len(vocab), cell="gru", embed=8, hidden=12), seed=0, device="cpu")
@@ -221,3 +221,21 @@ async def test_the_stepper_and_sampling_screens_show_a_bpe_models_pieces_and_tex
         await wait_for(pilot, lambda: screen.history and screen.history[-1].done, what="a sample")
         text = "".join(screen.history[-1].texts)
         assert text.strip() and "▁" not in text
+        await pilot.press("3")  # gradients: no bundled char-level curve on this model's axis
+        await settle(pilot)
+        await wait_for(pilot, lambda: "not drawn" in text_of(app.screen, "#gr-words", 200),
+                       what="the gradients' words")
+        words = text_of(app.screen, "#gr-words", 200)
+        assert "they read characters, this model subword pieces" in words
+        assert "this " in words
+
+
+def test_a_cut_piece_label_keeps_its_letters():
+    from rnn_tui.render.heatmap import token_label
+
+    assert token_label("▁cat", 2) == "ca"
+    assert token_label("▁a", 2) == "▁a"  # whole: the word-start mark stays
+    assert token_label("▁", 1) == "▁"
+    assert token_label("▁that", 4) == "that"
+    assert token_label("▁yesterday", 4) == "yes…"
+    assert token_label("▁the", 4) == "▁the"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
-from rich.console import Console
 
 import rnn_tui.app
 import rnn_tui.session as session
@@ -16,7 +14,7 @@ from rnn_tui.screens.gradients import GradientsScreen, ratio_words, underflow_fl
 from rnn_tui.widgets.chart import Chart
 
 from conftest import make_tiny_lm
-from pilot_helpers import wait_for
+from pilot_helpers import text_of, wait_for
 
 SIZE = (80, 24)
 
@@ -68,16 +66,6 @@ async def computed(pilot) -> GradientsScreen:
                    what="the gradients")
     await pilot.pause()
     return screen
-
-
-def text_of(screen, selector: str, width: int = 100) -> str:
-    """The plain text of a Static's content (Rich Text or a Group of renderables)."""
-    content = screen.query_one(selector).content
-    if isinstance(content, str):
-        return content
-    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
-    console.print(content)
-    return console.export_text()
 
 
 def test_ratio_words_and_floor():

@@ -18,6 +18,8 @@ from rich.text import Text
 
 from .colors import _color, auto_limits, rgb
 
+SUBWORD_MARK = "▁"  # how a BPE piece (Metaspace) writes the space before a word
+
 # Visible stand-ins for tokens that would otherwise print as nothing or break a line.
 _TOKEN_GLYPHS = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍", "": "∅"}
 
@@ -27,7 +29,12 @@ DIM = Style(color="#8a8a8a")
 
 
 def token_label(token: str, width: int | None = None) -> str:
-    """A printable, one-line form of a token, cut to ``width`` cells ("…" when width >= 3)."""
+    """A printable, one-line form of a token, cut to ``width`` cells ("…" when width >= 3).
+
+    A subword piece's word-start mark "▁" gives way to its letters when the piece is cut
+    ("▁cat" in two cells is "ca", not "▁c"); whole, it stays ("▁a")."""
+    if width is not None and token.startswith(SUBWORD_MARK) and len(token) > 1 and cell_len(token) > width:
+        token = token[1:]
     if token in _TOKEN_GLYPHS:
         s = _TOKEN_GLYPHS[token]
     else:

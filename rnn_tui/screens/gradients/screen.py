@@ -43,6 +43,7 @@ from ..keymap import keymap
 
 VIEWS = ("both", "profile", "jacobian")
 LOSSES = ("verb", "last", "sum")  # what m cycles through
+LEVEL_UNITS = {"word": "words", "bpe": "subword pieces"}  # what a position is, by tokenisation level
 
 
 # ------------------------------------------------------------------------ the screen
@@ -146,9 +147,14 @@ class GradientsScreen(ModeScreen):
                 entries.append(ProfileEntry("current", f"this model ({lm.label})", prof, cell=cell))
             except RnnTuiError as exc:
                 entries.append(ProfileEntry("current", f"this model ({lm.label})", error=str(exc), cell=cell))
+        level = lm.vocab.level if lm is not None else "char"
         for name in BUNDLED:
             if name == current_bundled:
                 continue  # the current model is this one: drawn once, as "current"
+            if level != "char":  # a position is a character for them and a word or piece here
+                entries.append(ProfileEntry(name, f"bundled {name}", cell=name, error=(
+                    f"they read characters, this model {LEVEL_UNITS.get(level, level)}")))
+                continue
             entries.append(self._bundled_entry(name, sentence, mode))
         carriers, whose = None, ""
         if mode == "verb":
