@@ -100,7 +100,7 @@ def test_bundled_lstm_carries_the_number_on_a_few_units_with_open_forget_gates(b
     result = GradientsComputed([ProfileEntry("current", "this", profile, cell="lstm")], mode="verb",
                                carriers=number_carriers(bundled_lm, DEFAULT_SENTENCE), carriers_of="this")
     words = " ".join(verdict_words(result).plain.split())
-    assert "carry the number, forget gates ≈" in words and "over 23 steps" in words
+    assert "carry the number, forget gates ≈" in words and "survives the 23 steps" in words
 
 
 # --------------------------------------------------------------- the verb's loss

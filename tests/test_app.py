@@ -359,6 +359,31 @@ async def test_palette_commands_are_offered():
         assert not [n for n in names if n.startswith("Load model: bundled")]
 
 
+async def test_the_palette_finds_the_lessons_by_their_words():
+    app = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"vanish")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.pause()
+        assert app.current_mode == "gradients"
+        assert isinstance(app.screen, HelpScreen)  # on the gradients' section, its concepts below
+        assert app.screen.query_one("#help-here").content.plain.split() == ["3", "Gradients"]
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"gates change")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.pause()
+        assert app.current_mode == "compare"
+
+
 async def test_load_model_prompt_bad_path_notifies():
     app = app_with()
     async with app.run_test(size=SIZE) as pilot:

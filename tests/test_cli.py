@@ -419,3 +419,12 @@ def test_the_progress_lines_carry_every_validation(tmp_path, capsys):
     vals = {int(line.split()[1].split("/")[0]) for line in lines if " val " in line and "@" not in line}
     assert {6, 18, 30} <= vals
     assert any("@" in line for line in lines)  # a later line keeps the last validation and its step
+
+
+def test_the_probes_take_the_text_as_sentence_too(tiny_run, capsys):
+    code, out, _ = run(capsys, "trace", str(tiny_run), "--sentence", "the cat", "--json")
+    assert code == 0 and len(json.loads(out)["tokens"]) == 7
+    code, _, err = run(capsys, "grads", str(tiny_run))
+    assert code == 2 and "give the text to read" in _one_error_line(err)
+    code, _, err = run(capsys, "jacobian", str(tiny_run), "the cat", "--sentence", "a dog")
+    assert code == 2 and "not both" in _one_error_line(err)

@@ -178,7 +178,9 @@ def sub_parser() -> argparse.ArgumentParser:
                        ("jacobian", "Jacobian product norms and the recurrent spectrum")):
         q = command(sub, name, what)
         q.add_argument("model", help="run directory or bundled default (rnn, lstm, gru)")
-        q.add_argument("text", help="the text the model reads (characters it does not know are skipped)")
+        q.add_argument("text", nargs="?", default=None,
+                       help="the text the model reads (characters it does not know are skipped)")
+        q.add_argument("--sentence", default=None, metavar="TEXT", help="the text, as the TUI's --sentence")
         q.add_argument("--json", action="store_true", help="print the probe as JSON")
         q.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
         add_threads_flag(q)

@@ -67,13 +67,26 @@ def _windowed(probe, *args, window: int | None = None, **kwargs):
     return result
 
 
+def _text(args) -> str:
+    """The text a probe reads: the positional TEXT, or --sentence TEXT (the TUI's name for it)."""
+    from ..engine.errors import ConfigError
+
+    if args.text is not None and args.sentence is not None:
+        raise ConfigError("give the text once: as TEXT or as --sentence TEXT, not both")
+    text = args.text if args.text is not None else args.sentence
+    if text is None:
+        raise ConfigError(f"give the text to read: rnn-tui {args.command} MODEL 'the cat sat' "
+                          "(or --sentence TEXT)")
+    return text
+
+
 def cmd_trace(args) -> int:
     from ..engine.probes import trace, verb_agreement
 
     lm = load(args)
-    tr = _windowed(trace, lm, args.text, top_k=args.top_k, window=args.window)
+    tr = _windowed(trace, lm, _text(args), top_k=args.top_k, window=args.window)
     warn(tr.unknown_message)
-    va = verb_agreement(lm, args.text, window=args.window)
+    va = verb_agreement(lm, _text(args), window=args.window)
     if args.json:
         data = tr.to_json()
         data["agreement"] = va.to_json() if va is not None else None
@@ -97,8 +110,8 @@ def cmd_grads(args) -> int:
     from ..engine.probes import MODE_WORDS, gradient_profile, loss_mode_for
 
     lm = load(args)
-    mode = loss_mode_for(lm, args.text, args.mode)
-    gp = _windowed(gradient_profile, lm, args.text, mode=mode, window=args.window)
+    mode = loss_mode_for(lm, _text(args), args.mode)
+    gp = _windowed(gradient_profile, lm, _text(args), mode=mode, window=args.window)
     warn(gp.unknown_message)
     if args.json:
         dump(gp.to_json())
@@ -132,7 +145,7 @@ def cmd_jacobian(args) -> int:
             raise ConfigError(f"--rows takes a number of rows or 'all', got {rows!r}")
         rows = int(rows)
     lm = load(args)
-    jm = _windowed(jacobian_map, lm, args.text, layer=args.layer, method=args.method, rows=rows, probes=args.probes,
+    jm = _windowed(jacobian_map, lm, _text(args), layer=args.layer, method=args.method, rows=rows, probes=args.probes,
                    exact_last=True if args.exact_last else None, seed=args.seed, window=args.window)
     sp = spectrum(lm, layer=args.layer)
     warn(jm.unknown_message)

@@ -346,7 +346,8 @@ def _read_config(directory: Path) -> tuple[bytes, dict]:
             raise CheckpointError(f"{cfg_path} is not a checkpoint config: it is nested too deeply") from None
         if actual != recorded:
             raise CheckpointError(f"{cfg_path} was edited after saving: its model, vocab, train or resume "
-                                  f"section (or tensors_sha256) no longer matches its config_sha256")
+                                  f"section (or tensors_sha256) no longer matches its config_sha256: settings are not edited "
+                                  f"in place; put the saved file back, or train anew with --config RUN/train.toml")
     return raw, config
 
 

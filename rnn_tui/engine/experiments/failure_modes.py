@@ -91,9 +91,9 @@ class FailureResult(ExperimentResult):
 
 
 @experiment("failure-modes", FailureSettings, FailureResult,
-            explanation=("Why a vanilla RNN fails at long range, three ways, each measured here: vanishing "
-                         "gradients, finite capacity,",
-                         "the curse of memory (Wang & Li 2024: the sensitivity that grows as the radius nears 1)."),
+            explanation=("Why a vanilla RNN fails at long range, three ways, each measured here.",
+                         "Vanishing gradients, finite capacity, and the curse of memory (Wang & Li 2024: the "
+                         "sensitivity that grows as the radius nears 1)."),
             quick=dict(capacity_hidden=(8,), capacity_steps=150, lambdas=(0.5, 0.9, 0.99), length=60))
 def run_failure_modes(s: FailureSettings, ctx: RunContext) -> dict:
     from ..checkpoint import load_model

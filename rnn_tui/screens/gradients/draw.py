@@ -246,6 +246,11 @@ def profile_words(message: GradientsComputed) -> Text | Group:
     return t
 
 
+def _share(x: float) -> str:
+    """A fraction as a share a newcomer reads at once: 22%, 0.4%, or 3e-05 when tiny."""
+    return f"{x * 100:.2g}%" if x >= 1e-3 else f"{x:.1g}"
+
+
 def verdict_words(message: GradientsComputed) -> Text | None:
     """With the loss at the verb: which model keeps the most gradient at the subject, and, where
     the LSTM's curve keeps less than it remembers, why (the units that carry the number)."""
@@ -262,15 +267,18 @@ def verdict_words(message: GradientsComputed) -> Text | None:
     rnn_ratio = ratios[rnn] if rnn is not None else None
     lstm_h = ratios.get(lstm, float("nan"))
     if rnn_ratio is not None and math.isfinite(lstm_h) and lstm_h < rnn_ratio:
-        t.append(f"the RNN's curve keeps more ({rnn_ratio:.2g} vs {lstm_h:.2g}), yet the LSTM's memory is "
-                 "there: ", style="yellow")
+        t.append(f"the RNN keeps more of the whole gradient here ({rnn_ratio:.2g} vs {lstm_h:.2g}), but that "
+                 "total is mostly units that guess the next letter and forget within a few steps. ",
+                 style="yellow")
     else:
         t.append("how the LSTM keeps it: ", style="dim")
     keep = float(nc.keep_units.mean())
     lo, hi = float(nc.product_units.min()), float(nc.product_units.max())
-    t.append(f"{nc.unit_names()} carry the number, forget gates ≈ {keep:.2f} (all units {nc.keep_all:.2f}), "
-             f"so their cell path keeps {lo:.2g}-{hi:.2g} of the gradient over {nc.distance} steps (median "
-             f"unit {nc.product_median:.1g}); at the verb the norm is letter-predicting units that forget", style="dim")
+    n = len(nc.units)
+    t.append(f"{n} unit{'s' if n != 1 else ''} ({nc.unit_names()}) carry the number, forget gates ≈ {keep:.2f} "
+             f"(all units {nc.keep_all:.2f}), so along their cell path {_share(lo)}-{_share(hi)} of the "
+             f"gradient survives the {nc.distance} steps, where a typical unit keeps {nc.product_median:.1g}",
+             style="dim")
     return t
 
 
