@@ -77,7 +77,8 @@ class ModelReady(Message):
 
 
 def _mode_bindings() -> list[Binding]:
-    return [Binding(cls.KEY, f"switch_mode('{cls.MODE}')", cls.SHORT, show=False, id=f"mode.{cls.MODE}",
+    # alt+N too: a terminal reads escape followed quickly by N as alt+N.
+    return [Binding(f"{cls.KEY},alt+{cls.KEY}", f"switch_mode('{cls.MODE}')", cls.SHORT, show=False, id=f"mode.{cls.MODE}",
                     tooltip=cls.TOOLTIP) for cls in SCREENS]
 
 

@@ -40,9 +40,18 @@ def test_every_binding_has_an_id_and_a_tooltip():
 
 
 def test_modes_are_switched_by_number_keys():
-    keys = {b.key: b.action for b in RnnTuiApp.BINDINGS}
+    keys = {key: b.action for b in RnnTuiApp.BINDINGS for key in b.key.split(",")}
     for n, mode in enumerate(RnnTuiApp.MODES, 1):
         assert keys[str(n)] == f"switch_mode('{mode}')"
+        assert keys[f"alt+{n}"] == f"switch_mode('{mode}')"  # escape then N, typed quickly
+
+
+async def test_escape_then_a_number_typed_quickly_still_switches_screens():
+    app = RnnTuiApp(cursor_blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("alt+4")
+        await pilot.pause()
+        assert app.current_mode == "sampling"
 
 
 def test_keymap_tables_read_every_column():
@@ -60,3 +69,21 @@ def test_keymap_tables_read_every_column():
     assert b.tooltip == "Stop it | even with a bar in the tooltip"
     with pytest.raises(ValueError, match="5 columns"):
         keymap("x | y | z")
+
+
+async def test_a_screens_number_closes_the_help_and_goes_there():
+    from rnn_tui.screens.help import HelpScreen
+
+    app = RnnTuiApp(cursor_blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("alt+3")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen) and app.current_mode == "gradients"
+        await pilot.press("question_mark")
+        await pilot.pause()
+        await pilot.press("7")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen) and app.current_mode == "lab"

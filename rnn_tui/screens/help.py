@@ -90,7 +90,8 @@ class HelpScreen(ModalScreen[None]):
         escape,question_mark,q | dismiss        | Close | help.close | Close the help
         up,k                   | scroll('up')   | -Up   | help.up    | Scroll the help up
         down,j                 | scroll('down') | -Down | help.down  | Scroll the help down
-        """)
+        """) + [Binding(f"{n},alt+{n}", f"go({n})", show=False, id=f"help.go{n}",
+                        tooltip="Close the help and go to that screen") for n in range(1, 10)]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-box"):
@@ -121,6 +122,13 @@ class HelpScreen(ModalScreen[None]):
 
     def action_dismiss(self, result=None) -> None:  # type: ignore[override]
         self.dismiss(None)
+
+    def action_go(self, number: int) -> None:
+        """A screen's number closes the help and goes there (alt+N: escape and N typed quickly)."""
+        modes = list(self.app.MODES)
+        if 1 <= number <= len(modes):
+            self.dismiss(None)
+            self.app.switch_mode(modes[number - 1])
 
 
 class TextPrompt(ModalScreen[str | None]):
