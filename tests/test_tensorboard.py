@@ -289,3 +289,23 @@ def test_a_hostile_record_leaves_the_rest_of_its_file_out(tmp_path):
     a, b = watcher.runs
     assert len(a.take_all()[1]) == 5 and "could not be read" in a.error
     assert len(b.take_all()[1]) == 0 and b.kind == "tensorboard" and b.state() == "live"
+
+
+def test_the_app_given_a_folder_of_logs_or_runs_watches_them(tmp_path, monkeypatch):
+    from rnn_tui import app as app_mod
+    from rnn_tui.cli import main
+
+    SummaryWriter(str(tmp_path / "logs" / "run1")).close()
+    calls = []
+    monkeypatch.setattr(app_mod, "run_app", lambda settings: calls.append(settings))
+    assert main([str(tmp_path / "logs")]) == 0  # `rnn-tui LOGDIR`, as `rnn-tui watch LOGDIR`
+    assert calls[-1].watch == (str(tmp_path / "logs" / "run1"),) and calls[-1].mode == "training"
+    mine = tmp_path / "runs" / "mine"
+    mine.mkdir(parents=True)
+    (mine / "metrics.jsonl").write_text(metric_line(1))
+    assert main([str(tmp_path / "runs")]) == 0
+    assert calls[-1].watch == (str(mine),) and calls[-1].watch_roots == (str(tmp_path / "runs"),)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([str(empty)]) == 0  # no runs in it: the app opens, and says it holds no checkpoint
+    assert calls[-1].watch == () and calls[-1].model == str(empty)

@@ -35,6 +35,10 @@ def cmd_tui(args) -> int:
     # A run directory with a metrics.jsonl is followed too: its curves on the training screen,
     # its newest checkpoint in every mode (as `rnn-tui watch RUN_DIR`, opening on the stepper).
     watch, model = None, args.model
+    if model and _folder_of_runs(Path(model).expanduser()):
+        # A folder of runs or of TensorBoard logs (not a run itself): what `rnn-tui watch` does.
+        args.runs = [model]
+        return cmd_watch(args)
     if model and has_metrics(Path(model).expanduser()):
         watch = [model]
         if not has_checkpoint(Path(model).expanduser()):
@@ -42,6 +46,16 @@ def cmd_tui(args) -> int:
     run_app(AppSettings(model=model, corpus=args.corpus, device=args.device, sentence=args.sentence,
                         watch=tuple(watch or ()), threads=args.threads))
     return 0
+
+
+def _folder_of_runs(path: Path) -> bool:
+    """A directory that is no run itself but holds runs (rnn-tui's or TensorBoard logs)."""
+    from ..runs.layout import is_run, runs_in
+
+    try:
+        return path.is_dir() and not is_run(path) and bool(runs_in(path))
+    except OSError:
+        return False
 
 
 def cmd_watch(args) -> int:
