@@ -78,6 +78,43 @@ def test_a_file_corpus_is_read_a_chunk_at_a_time_and_decodes_exactly(tmp_path, m
     assert again.vocab is corpus.vocab and np.array_equal(again.train, corpus.train)
 
 
+def test_a_bpe_encoding_is_cached_by_its_tokenizer(tmp_path, monkeypatch):
+    import rnn_tui.engine.corpus.subword as subword
+
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT * 3, encoding="utf-8")
+    cache = tmp_path / "cache"
+    first = load_corpus(str(path), "bpe", bpe_vocab=100, cache_dir=cache)
+    given = Vocab.build(TEXT, "bpe", bpe_vocab=60)
+    assert len(list(cache.glob("*.npy"))) == 1 and "not cached" not in first.description
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cache hit trained a tokenizer")
+
+    monkeypatch.setattr(subword, "train_bpe", no_training)
+    hit = load_corpus(str(path), "bpe", bpe_vocab=100, cache_dir=cache)
+    assert hit.vocab == first.vocab and np.array_equal(hit.train, first.train)
+    assert not hit.train.flags.writeable  # served from the memory map
+    assert hit.vocab.decode(np.concatenate([hit.train, hit.val])) == TEXT * 3
+    # The same text in a given tokenizer is its own entry, and a hit after that.
+    mine = load_corpus(str(path), "bpe", vocab=given, cache_dir=cache)
+    assert mine.vocab.tokenizer == given.tokenizer and len(list(cache.glob("*.npy"))) == 2
+    assert np.array_equal(load_corpus(str(path), "bpe", vocab=given, cache_dir=cache).train, mine.train)
+    # Another size is another tokenizer: not served from the entry of 100 (it would train one).
+    with pytest.raises(AssertionError, match="trained a tokenizer"):
+        load_corpus(str(path), "bpe", bpe_vocab=90, cache_dir=cache)
+    # A sidecar whose tokenizer was tampered with is a miss, never a wrong vocabulary.
+    monkeypatch.undo()
+    sidecar = next(p for p in cache.glob("*.json") if '"train:100' in p.read_text())
+    meta = json.loads(sidecar.read_text())
+    tampered = meta["vocab"]["tokenizer"].replace('"▁the"', '"▁teh"')
+    assert tampered != meta["vocab"]["tokenizer"]
+    meta["vocab"]["tokenizer"] = tampered
+    sidecar.write_text(json.dumps(meta))
+    again = load_corpus(str(path), "bpe", bpe_vocab=100, cache_dir=cache)
+    assert again.vocab == first.vocab
+
+
 def test_a_hostile_tokenizer_file_gets_a_clear_message(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="no such tokenizer file"):
         subword.read_tokenizer_file(tmp_path / "missing.json")

@@ -104,12 +104,23 @@ def _in_memory(path: Path, vocab: Vocab, ids, val_fraction: float, what: str, ex
 
 def bpe_file_corpus(spec: str, val_fraction: float, size: int | None, bpe_vocab: int | None,
                     vocab: Vocab | None) -> Corpus:
-    """A text file in subword pieces: a BPE tokenizer trained on it (read a chunk at a time),
-    or `vocab`'s; the ids in memory (BPE encodings are not cached)."""
-    from .subword import DEFAULT_BPE_VOCAB, train_bpe
-
+    """A text file in subword pieces, held in memory (`cached_file_corpus` caches them)."""
     path = _check_path(spec)
     _check_size(path, MAX_MEMORY_FILE_BYTES, cached=False)
+    vocab, ids, examples = _encode_bpe(path, size, bpe_vocab, vocab)
+    return _in_memory(path, vocab, ids, val_fraction, _bpe_what(len(ids), vocab), examples)
+
+
+def _bpe_what(n: int, vocab: Vocab) -> str:
+    return f"{n} subword pieces, a vocabulary of {len(vocab)}"
+
+
+def _encode_bpe(path: Path, size: int | None, bpe_vocab: int | None,
+                vocab: Vocab | None) -> tuple[Vocab, np.ndarray, tuple[str, ...]]:
+    """A BPE tokenizer trained on the file (read a chunk at a time), or `vocab`'s; the ids of
+    the whole file, in memory. (vocab, ids, examples)."""
+    from .subword import DEFAULT_BPE_VOCAB, train_bpe
+
     chunks = _chunks(path, "word")  # cut at whitespace: no piece straddles two chunks
     if vocab is None:
         vocab = Vocab.from_tokenizer(train_bpe(chunks(), bpe_vocab or DEFAULT_BPE_VOCAB))
@@ -127,8 +138,17 @@ def bpe_file_corpus(spec: str, val_fraction: float, size: int | None, bpe_vocab:
         if size is not None and n >= size:
             break
     ids = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
-    return _in_memory(path, vocab, ids, val_fraction, f"{n} subword pieces, a vocabulary of {len(vocab)}",
-                      examples)
+    return vocab, ids, tuple(examples)
+
+
+def _bpe_variant(bpe_vocab: int | None, vocab: Vocab | None) -> str:
+    """What else a BPE encoding depends on: the given tokenizer, or the size a tokenizer is
+    trained to and the tokenizers release that trains it."""
+    if vocab is not None:
+        return "given:" + hashlib.sha256((vocab.tokenizer or "").encode("utf-8")).hexdigest()
+    from .subword import DEFAULT_BPE_VOCAB, require_tokenizers
+
+    return f"train:{bpe_vocab or DEFAULT_BPE_VOCAB}:{require_tokenizers().__version__}"
 
 
 def source_of(path: Path, fingerprint: dict | None = None) -> dict | None:
@@ -183,8 +203,8 @@ def _write_atomic(path: Path, write) -> None:
         raise
 
 
-def _cache_key(path: Path, level: str, size: int | None) -> str:
-    ident = f"{path.resolve()}\0{level}\0{size}"
+def _cache_key(path: Path, level: str, size: int | None, variant: str = "") -> str:
+    ident = f"{path.resolve()}\0{level}\0{size}" + (f"\0{variant}" if variant else "")
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", path.name)[:40]
     return f"{stem}-{hashlib.sha256(ident.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
 
@@ -299,36 +319,53 @@ def _encode_file(path: Path, level: str, size: int | None, ids_path: Path) -> tu
 
 
 def cached_file_corpus(spec: str, level: str, val_fraction: float, size: int | None,
-                        cache_dir: Path) -> Corpus:
+                        cache_dir: Path, bpe_vocab: int | None = None, given: Vocab | None = None) -> Corpus:
+    """A text file's encoding from the cache, or encoded now and cached. Level "bpe": subword
+    pieces of a tokenizer trained to `bpe_vocab` (or of `given`), held in memory while they are
+    encoded, so such a file is at most MAX_MEMORY_FILE_BYTES."""
     path = _check_path(spec)
-    _check_size(path, MAX_FILE_BYTES, cached=True)
+    bpe = level == "bpe"
+    _check_size(path, MAX_MEMORY_FILE_BYTES if bpe else MAX_FILE_BYTES, cached=True)
     try:
         fingerprint = _fingerprint(path)
     except OSError as exc:
         raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from None
-    key = _cache_key(path, level, size)
+    variant = _bpe_variant(bpe_vocab, given) if bpe else ""
+    key = _cache_key(path, level, size, variant)
     hit = _read_cache(cache_dir, key, path, level, size, fingerprint)
     if hit is not None:
         meta, ids = hit
         try:
-            vocab = Vocab.from_dict(meta["vocab"])
+            vocab = Vocab.from_dict(meta["vocab"])  # a bpe vocabulary checks its tokenizer's pieces
+            if meta.get("variant", "") != variant or (given is not None and vocab.tokenizer != given.tokenizer):
+                hit = None
         except Exception:  # noqa: BLE001 - a damaged sidecar is a cache miss
             hit = None
     if hit is None:
         meta = {
             "version": CACHE_VERSION, "source": str(path.resolve()), "level": level, "size_cap": size,
-            "fingerprint": fingerprint,
+            "fingerprint": fingerprint, "variant": variant,
             "ids_file": f"{key}-{hashlib.sha256(json.dumps(fingerprint).encode()).hexdigest()[:12]}.npy",
         }
-        ids = None
+        ids = held = None
         note = None
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
-            vocab, n, examples = _encode_file(path, level, size, cache_dir / meta["ids_file"])
+            if bpe:
+                vocab, held, examples = _encode_bpe(path, size, bpe_vocab, given)
+                n = len(held)
+                _write_atomic(cache_dir / meta["ids_file"], lambda fh: _NpyWriter(fh, n, held.dtype).write(held))
+            else:
+                vocab, n, examples = _encode_file(path, level, size, cache_dir / meta["ids_file"])
         except OSError as exc:  # no room, no permission: encode into memory, say so
             note = f"encoding not cached in {cache_dir}: {exc.strerror or exc}"
             _check_size(path, MAX_MEMORY_FILE_BYTES, cached=False)
-            vocab, ids, examples = _encode_to_memory(path, level, size)
+            if held is not None:
+                ids = held
+            elif bpe:
+                vocab, ids, examples = _encode_bpe(path, size, bpe_vocab, given)
+            else:
+                vocab, ids, examples = _encode_to_memory(path, level, size)
             n = len(ids)
         meta.update({"vocab": vocab.to_dict(), "n_tokens": int(n), "dtype": id_dtype(len(vocab)).str,
                      "examples": list(examples)})
@@ -349,7 +386,7 @@ def cached_file_corpus(spec: str, level: str, val_fraction: float, size: int | N
         meta["note"] = note
     train, val, _, _ = train_val_split(path.name, ids, val_fraction)
     unit = "characters" if level == "char" else "words"
-    description = f"{path}: {len(ids)} {unit}, {len(vocab)} distinct tokens"
+    description = f"{path}: " + (_bpe_what(len(ids), vocab) if bpe else f"{len(ids)} {unit}, {len(vocab)} distinct tokens")
     if hit is None and meta.get("note"):
         description += f" ({meta['note']})"
     return Corpus(

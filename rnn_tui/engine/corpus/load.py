@@ -33,8 +33,8 @@ def load_corpus(
     corpora are generated in code and never cached.
 
     Level "bpe" trains a BPE tokenizer on the text (at most ``bpe_vocab`` pieces) unless
-    ``vocab`` (a bpe Vocab: the user's tokenizer, or a model's) is given to encode with; its
-    encoding is not cached.
+    ``vocab`` (a bpe Vocab: the user's tokenizer, or a model's) is given to encode with; the
+    cache keys its encoding by that tokenizer (or by ``bpe_vocab`` and the tokenizers release).
     """
     _check_level(level)
     if vocab is not None and (level != "bpe" or vocab.level != "bpe"):
@@ -49,8 +49,9 @@ def load_corpus(
         raise CorpusError(f"no corpus given: name one of {', '.join(BUNDLED_CORPORA)} or a text file")
     if name in BUNDLED_CORPORA:
         return bundled_corpus(name, level, seed, val_fraction, size, vocab=vocab, bpe_vocab=bpe_vocab)
+    if cache_dir is not None:
+        return cached_file_corpus(spec, level, val_fraction, size, Path(cache_dir).expanduser(),
+                                  bpe_vocab=bpe_vocab, given=vocab)
     if level == "bpe":
         return bpe_file_corpus(spec, val_fraction, size, bpe_vocab, vocab)
-    if cache_dir is not None:
-        return cached_file_corpus(spec, level, val_fraction, size, Path(cache_dir).expanduser())
     return file_corpus(spec, level, val_fraction, size)
