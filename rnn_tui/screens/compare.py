@@ -331,7 +331,7 @@ class CompareScreen(ModeScreen):
             t.append(self.source, style="dim")
         else:
             size = f" H={self.hidden}" if self.hidden is not None else ""
-            t.append(f"t trains RNN, LSTM and GRU{size} on agreement (same budget) · b loads the bundled ones",
+            t.append(f"t trains RNN, LSTM, GRU{size} on agreement (same budget) · b: the bundled ones",
                      style="bold")
         info.update(t)
 
