@@ -276,3 +276,70 @@ def test_a_cut_piece_label_keeps_its_letters():
     assert token_label("▁that", 4) == "that"
     assert token_label("▁yesterday", 4) == "yes…"
     assert token_label("▁the", 4) == "▁the"
+
+
+def test_a_given_tokenizers_truncation_and_padding_are_turned_off(tmp_path):
+    import tokenizers as tk
+
+    tok = subword.tokenizer_from_json(Vocab.build(TEXT, "bpe", bpe_vocab=80).tokenizer)
+    saved = tk.Tokenizer.from_str(tok.to_str())
+    saved.enable_truncation(max_length=16)
+    saved.enable_padding(length=64, pad_id=0, pad_token="<unk>")
+    path = tmp_path / "tokenizer.json"
+    path.write_text(saved.to_str(), encoding="utf-8")
+    mine = Vocab.from_tokenizer(path)
+    ids = mine.encode(TEXT).ids
+    assert len(ids) > 16 and mine.decode(ids) == TEXT  # not cut to 16 pieces
+    assert mine.split("the cat") == ["▁the", "▁cat"]  # not padded to 64
+    text = tmp_path / "text.txt"
+    text.write_text(TEXT, encoding="utf-8")
+    corpus = load_corpus(str(text), "bpe", vocab=mine)
+    assert len(corpus.train) + len(corpus.val) == len(ids)
+
+
+def test_sampled_pieces_of_a_byte_level_tokenizer_print_each_character_once():
+    import tokenizers as tk
+
+    tok = tk.Tokenizer(tk.models.BPE())
+    tok.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = tk.decoders.ByteLevel()
+    trainer = tk.trainers.BpeTrainer(vocab_size=300, initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet(),
+                                     show_progress=False)
+    tok.train_from_iterator(["the café was nice, the naïve cat was here " * 30], trainer)
+    vocab = Vocab.from_tokenizer(tok)
+    text = "the cat sat in a café: 日本"  # 日 and 本 are three bytes each, split over pieces
+    ids = list(vocab.encode(text).ids)
+    printed = "".join(vocab.piece_text(ids[max(0, i - 8):i], ids[i]) for i in range(len(ids)))
+    assert printed == vocab.decode(ids) == text
+
+
+def test_a_text_without_spaces_trains_in_pieces_of_bounded_length(tmp_path, monkeypatch):
+    import rnn_tui.engine.corpus.stream as stream
+
+    text = "日本語のテキスト" * 5000 + "\nthe\tcat \n\twas\t\n happy\n"
+    vocab = Vocab.build(text, "bpe", bpe_vocab=120)
+    assert max(len(p) for p in vocab.tokens) <= subword.MAX_PIECE
+    assert vocab.decode(vocab.encode(text).ids) == text
+    # Chunks that start with a tab or a line break get no word-start mark of their own.
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 97)
+    lines = "\n".join(("the cat\t" if i % 3 else "  a dog ") * (i % 4) + ("\t" if i % 2 else "")
+                      for i in range(300))
+    path = tmp_path / "tabs.txt"
+    path.write_text(lines, encoding="utf-8")
+    corpus = load_corpus(str(path), "bpe", bpe_vocab=60)
+    ids = np.concatenate([corpus.train, corpus.val])
+    assert np.array_equal(ids, corpus.vocab.encode(lines).ids)
+    assert corpus.vocab.decode(ids) == lines
+
+
+def test_a_vocabulary_too_large_for_its_checkpoint_is_refused_before_training(monkeypatch):
+    from rnn_tui.engine import checkpoint
+    from rnn_tui.engine.run_writer import RunWriter
+
+    vocab = Vocab.build(TEXT, "bpe", bpe_vocab=80)
+    checkpoint.check_vocab_fits(vocab)
+    monkeypatch.setattr(checkpoint, "MAX_CONFIG_BYTES", 32 << 10)
+    with pytest.raises(ConfigError, match=r"config\.json would be .* and its tokenizer.*smaller vocabulary"):
+        checkpoint.check_vocab_fits(vocab)
+    with pytest.raises(ConfigError, match="smaller vocabulary"):
+        RunWriter("unused", level="bpe", tokenizer=vocab.tokenizer)

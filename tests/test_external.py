@@ -251,3 +251,10 @@ def test_the_example_training_loop_runs_and_the_probes_read_its_run(tmp_path):
     assert trace(lm, "the cat", top_k=2).tokens == tuple("the cat")
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 30 and "perplexity" in json.loads(lines[-1])
+
+
+def test_an_empty_file_is_said_to_be_empty(tmp_path):
+    empty = tmp_path / "model.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is empty"):
+        read_state_dict(empty)

@@ -208,3 +208,9 @@ async def test_a_long_text_gets_an_estimated_map_that_says_so():
         jac = text_of(screen, "#gr-jac", width=120)
         assert "estimated with 24 probes a row, last row exact, 24 of 200 rows" in jac
         assert "(24 rows computed)" in jac
+
+
+def test_shares_read_as_percentages():
+    from rnn_tui.screens.gradients.draw import _share
+
+    assert [_share(x) for x in (0.997, 0.22, 0.022, 0.0004)] == ["100%", "22%", "2.2%", "0.0004"]

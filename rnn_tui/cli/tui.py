@@ -38,6 +38,8 @@ def cmd_tui(args) -> int:
     if model and _folder_of_runs(Path(model).expanduser()):
         # A folder of runs or of TensorBoard logs (not a run itself): what `rnn-tui watch` does.
         args.runs = [model]
+        if args.corpus:
+            warn("--corpus is not used when watching a folder of runs: each run reads its own")
         return cmd_watch(args)
     if model and has_metrics(Path(model).expanduser()):
         watch = [model]

@@ -192,6 +192,8 @@ def save_checkpoint(run_dir: str | os.PathLike, model: RNNLM, vocab, meta: dict 
         raise CheckpointError(f"cannot save checkpoint {target}: its metadata is not plain JSON "
                               f"({type(exc).__name__})") from None
     text = json.dumps(config, indent=2, ensure_ascii=False) + "\n"
+    if len(text.encode("utf-8")) > MAX_CONFIG_BYTES:  # it could not be loaded again
+        raise CheckpointError(f"cannot save checkpoint {target}: {_too_big(len(text.encode('utf-8')), vocab)}")
     nxt, state_nxt = target / NEXT_WEIGHTS_NAME, target / NEXT_STATE_NAME
     try:
         try:
@@ -209,11 +211,29 @@ def save_checkpoint(run_dir: str | os.PathLike, model: RNNLM, vocab, meta: dict 
         else:
             unlink_quietly(target / STATE_NAME)  # an older run's state no longer matches
         fsync_dir(target)
-        if getattr(vocab, "tokenizer", None) and target == Path(run_dir):
-            _write_tokenizer(target, vocab.tokenizer)
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {target}: {exc.strerror or exc}") from None
+    if getattr(vocab, "tokenizer", None) and target == Path(run_dir):
+        try:
+            _write_tokenizer(target, vocab.tokenizer)
+        except OSError as exc:
+            raise CheckpointError(f"the checkpoint {target} is saved, but its {TOKENIZER_NAME} could not be "
+                                  f"written: {exc.strerror or exc}") from None
     return target
+
+
+def _too_big(size: int, vocab) -> str:
+    what = " and its tokenizer" if getattr(vocab, "tokenizer", None) else ""
+    return (f"its config.json would be {size / 2**20:.0f} MiB (a vocabulary of {len(vocab.tokens):,} tokens{what}), "
+            f"more than the {MAX_CONFIG_BYTES >> 20} MiB a checkpoint may have: use a smaller vocabulary")
+
+
+def check_vocab_fits(vocab) -> None:
+    """Before training: a vocabulary too large for its checkpoint's config.json is refused now,
+    not at the first save (the config holds the vocabulary, and a subword one's tokenizer)."""
+    size = len(json.dumps(vocab.to_dict(), indent=2, ensure_ascii=False).encode("utf-8")) + (64 << 10)
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(_too_big(size, vocab))
 
 
 def _write_tokenizer(run_dir: Path, text: str) -> None:

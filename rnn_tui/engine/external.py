@@ -287,6 +287,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"{path} is not a readable safetensors file: {str(exc)[:200]}") from None
     kind = "zip" if head.startswith(b"PK\x03\x04") else "pickle" if head[:1] == b"\x80" and head[1:2] in (
         b"\x02", b"\x03", b"\x04", b"\x05") else None
+    if not head:
+        raise CheckpointError(f"{path} is empty: not a torch file")
     if kind is None:
         raise CheckpointError(f"{path} is not a torch file: torch.save writes a zip archive (or, before torch "
                               f"1.6, a pickle), and this starts with the bytes {head[:4].hex(' ')}")

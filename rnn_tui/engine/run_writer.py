@@ -49,6 +49,7 @@ class RunWriter:
         Hugging Face ``tokenizers.Tokenizer`` or the path of its tokenizer.json, kept in the run
         directory; ``corpus``: what it trains on, in words (shown in headers); ``config``:
         anything about the run worth keeping (hyperparameters), JSON-able."""
+        from .checkpoint import check_vocab_fits
         from .external import _vocab
 
         self.run_dir = Path(run_dir)
@@ -59,6 +60,7 @@ class RunWriter:
             raise ConfigError("RunWriter needs the vocabulary (tokens in id order) or, for level='bpe', "
                               "the tokenizer")
         self.vocab = _vocab(vocab, level, tokenizer)
+        check_vocab_fits(self.vocab)
         self.level = self.vocab.level
         self.corpus = corpus
         self.config = dict(config or {})

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from ..runs.layout import BEST_NAME
 from ..runs.metrics import StepMetrics  # noqa: F401  (re-exported: what a logged step gives)
-from .checkpoint import FORMAT_VERSION, MAIN_NAME, save_checkpoint
+from .checkpoint import FORMAT_VERSION, MAIN_NAME, check_vocab_fits, save_checkpoint
 from .config import LEVELS, OPTIMIZERS, RESUMABLE, TrainConfig  # noqa: F401  (re-exported)
 from .device import check_fits, describe_device, is_oom, pick_device
 from .errors import ConfigError
@@ -102,12 +102,11 @@ class Trainer:
         self.notes: list[str] = []  # things a front end should tell the user once
         if dist is not None:
             dist.check_batch(config.batch)
-            self.device = dist.device
-        else:
-            self.device = pick_device(config.device)
+        self.device = dist.device if dist is not None else pick_device(config.device)
         check_amp(config.amp, self.device, self.notes)
         self.corpus = corpus if corpus is not None else self._load_corpus(cache_dir, vocab)
         self.vocab = vocab if vocab is not None else self.corpus.vocab
+        check_vocab_fits(self.vocab)
         n_vocab = len(self.vocab.tokens)
         if n_vocab != len(self.corpus.vocab.tokens):
             raise ConfigError(f"the vocabulary has {n_vocab} tokens but the corpus was encoded with "

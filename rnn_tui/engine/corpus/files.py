@@ -119,18 +119,18 @@ def _encode_bpe(path: Path, size: int | None, bpe_vocab: int | None,
                 vocab: Vocab | None) -> tuple[Vocab, np.ndarray, tuple[str, ...]]:
     """A BPE tokenizer trained on the file (read a chunk at a time), or `vocab`'s; the ids of
     the whole file, in memory. (vocab, ids, examples)."""
-    from .subword import DEFAULT_BPE_VOCAB, train_bpe
+    from .subword import DEFAULT_BPE_VOCAB, continuation_tokenizer, train_bpe
 
     chunks = _chunks(path, "word")  # cut at whitespace: no piece straddles two chunks
     if vocab is None:
         vocab = Vocab.from_tokenizer(train_bpe(chunks(), bpe_vocab or DEFAULT_BPE_VOCAB))
+    # Chunks after the first go on from the text before them: no word-start mark is added.
+    first, rest = vocab._tok, continuation_tokenizer(vocab.tokenizer)
     dtype, parts, examples, n = id_dtype(len(vocab)), [], [], 0
     for text in chunks():
         if len(examples) < 4:
             examples += [line.strip()[:80] for line in text.splitlines() if line.strip()][:4 - len(examples)]
-        ids, _, _ = vocab._ids(text, "unk")
-        if parts and ids.size and text[:1] != " " and vocab.tokens[ids[0]] == "▁":
-            ids = ids[1:]  # the mark a tokenizer puts before a text's first word: mid-file, no word starts here
+        ids = np.asarray((rest if parts else first).encode(text, add_special_tokens=False).ids, dtype=np.int64)
         if size is not None:
             ids = ids[:size - n]
         parts.append(ids.astype(dtype))

@@ -24,6 +24,7 @@ from ..errors import ConfigError, CorpusError, VocabError
 UNK = "<unk>"
 DEFAULT_BPE_VOCAB = 1000
 MIN_BPE_VOCAB = 8
+MAX_PIECE = 32  # characters: the longest stretch a trained tokenizer merges into pieces
 # A tokenizer.json of a large language model is 2-20 MB; more than this is not one.
 MAX_TOKENIZER_BYTES = 64 << 20
 INSTALL_HINT = "pip install 'rnn-tui[bpe]' (or pip install tokenizers)"
@@ -40,12 +41,48 @@ def require_tokenizers():
 
 @lru_cache(maxsize=16)
 def tokenizer_from_json(text: str):
-    """A ``tokenizers.Tokenizer`` parsed from its JSON (cached: a Vocab asks often)."""
+    """A ``tokenizers.Tokenizer`` parsed from its JSON (cached: a Vocab asks often), with its
+    truncation and padding turned off: a text is read whole, never cut or padded to a length."""
     tk = require_tokenizers()
     try:
-        return tk.Tokenizer.from_str(text)
+        tokenizer = tk.Tokenizer.from_str(text)
     except Exception as exc:  # noqa: BLE001 - tokenizers raises its own Exception subclass
         raise VocabError(f"not a tokenizer.json that the tokenizers library reads: {_first_line(exc)}") from None
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+@lru_cache(maxsize=16)
+def continuation_tokenizer(text: str):
+    """The tokenizer of `text` for a text that goes on from an earlier one (a file's next
+    chunk): no word-start mark or prefix space added at its start, which only the real start
+    of a text gets (Metaspace's prepend, ByteLevel's add_prefix_space, a Prepend normalizer)."""
+    import json
+
+    spec = json.loads(text)
+
+    def visit(node):
+        if isinstance(node, list):
+            return [v for v in (visit(x) for x in node) if v is not None]
+        if not isinstance(node, dict):
+            return node
+        kind = node.get("type")
+        if kind == "Prepend":
+            return None
+        node = {k: visit(v) for k, v in node.items()}
+        if kind == "Metaspace":
+            node["prepend_scheme"] = "never"
+            if "add_prefix_space" in node:
+                node["add_prefix_space"] = False
+        elif kind == "ByteLevel" and "add_prefix_space" in node:
+            node["add_prefix_space"] = False
+        return node
+
+    for part in ("normalizer", "pre_tokenizer"):
+        if isinstance(spec.get(part), dict):
+            spec[part] = visit(spec[part])
+    return tokenizer_from_json(json.dumps(spec))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -80,9 +117,12 @@ def train_bpe(texts: Iterable[str], vocab_size: int = DEFAULT_BPE_VOCAB) -> str:
     # A space becomes "▁" at the start of the next piece (SentencePiece's mark) and a line break
     # is a piece of its own. A text's first word gets a "▁" too (the decoder drops it again), so
     # "the dog" typed in the stepper reads "▁the" as the word is read mid-sentence.
+    # A run of more than MAX_PIECE characters without a space (a long CJK line, minified data)
+    # is cut into pieces of that length: BPE training is superlinear in a pre-token's length.
     tokenizer.pre_tokenizer = tk.pre_tokenizers.Sequence([
         tk.pre_tokenizers.Split("\n", behavior="isolated"),
         tk.pre_tokenizers.Metaspace(prepend_scheme="first"),
+        tk.pre_tokenizers.Split(tk.Regex(f"[^\\n]{{1,{MAX_PIECE}}}"), behavior="isolated"),
     ])
     tokenizer.decoder = tk.decoders.Metaspace(prepend_scheme="first")
     trainer = tk.trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[UNK], show_progress=False)

@@ -4,6 +4,8 @@ naming them. A subword vocabulary is a Hugging Face tokenizer's (see `subword`).
 
 from __future__ import annotations
 
+import os
+
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -236,9 +238,14 @@ class Vocab:
         if self.level != "bpe":
             return self.tokens[new] if self.level == "char" else " " + self.tokens[new]
         context = list(ids[-8:])
-        before = self._tok.decode(context, skip_special_tokens=False) if context else ""
-        after = self._tok.decode(context + [int(new)], skip_special_tokens=False)
-        return after[len(before):] if after.startswith(before) else after
+        # A character split over pieces (byte-level BPE) decodes to "\ufffd" until its last
+        # byte comes: held back until then. A decoder that rewrites earlier text (cleanup)
+        # gives only what follows the part both decodings share.
+        before = self._tok.decode(context, skip_special_tokens=False).rstrip("\ufffd") if context else ""
+        after = self._tok.decode(context + [int(new)], skip_special_tokens=False).rstrip("\ufffd")
+        if after.startswith(before):
+            return after[len(before):]
+        return after[len(os.path.commonprefix([before, after])):]
 
     def tail(self, text: str, n: int) -> str:
         """The end of `text` that holds its last `n` tokens this vocabulary reads (those encoding

@@ -248,6 +248,8 @@ def profile_words(message: GradientsComputed) -> Text | Group:
 
 def _share(x: float) -> str:
     """A fraction as a share a newcomer reads at once: 22%, 0.4%, or 3e-05 when tiny."""
+    if x >= 0.1:
+        return f"{min(x, 1.0) * 100:.0f}%"
     return f"{x * 100:.2g}%" if x >= 1e-3 else f"{x:.1g}"
 
 

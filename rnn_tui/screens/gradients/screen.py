@@ -157,7 +157,8 @@ class GradientsScreen(ModeScreen):
                 continue
             entries.append(self._bundled_entry(name, sentence, mode))
         carriers, whose = None, ""
-        if mode == "verb":
+        # The bundled LSTM's carriers explain char-level curves only (its distance is in characters).
+        if mode == "verb" and (lm is None or lm.config.cell == "lstm" or lm.vocab.level == "char"):
             lstm = lm if lm is not None and lm.config.cell == "lstm" else None
             whose = "this" if lstm is not None else "lstm"
             try:
