@@ -209,7 +209,8 @@ class TrainConfig:
     corpus: str = option("grammar", "bundled corpus (grammar, parity, agreement) or a UTF-8 text file",
                          form="corpus", flag=False)
     level: str = option("char", "char, word or bpe (subword) tokens", choices=LEVELS, form="level")
-    bpe_vocab: int = option(1000, "the subword vocabulary a BPE tokenizer is trained to, at most (--level bpe)",
+    bpe_vocab: int = option(1000, "the subword vocabulary size a BPE tokenizer is trained to (every character of the "
+                            "text is kept, which can make it larger; --level bpe)",
                             low=8, high=MAX_VOCAB)
     tokenizer: str | None = option(None, "a Hugging Face tokenizer.json to use instead of training one "
                                    "(--level bpe)", optional=True)
