@@ -100,6 +100,8 @@ def test_from_module_finds_the_parts_by_type_and_says_what_it_left():
     assert mapped.lm.config.cell == "lstm" and mapped.lm.meta["imported"]["modules"]["head"] == "out"
     note = mapped.note_line()
     assert "no biases (bias=False): zeros" in note and "output layer has no bias" in note
+    assert "not mapped: norm (LayerNorm)" in note
+    assert "not mapped" not in (from_module(user_model("GRU", 1), TOKENS).note_line() or "")  # Dropout: harmless
 
     class TwoLinears(nn.Module):
         def __init__(self):
@@ -121,7 +123,7 @@ def test_refusals_say_why():
     with pytest.raises(CheckpointError, match="no recurrent layer"):
         from_state_dict({"encoder.weight": torch.zeros(len(TOKENS), 8)}, TOKENS)
     sd = user_model("GRU", 1).state_dict()
-    with pytest.raises(CheckpointError, match="does it match the model"):
+    with pytest.raises(CheckpointError, match="has 27 tokens but the model.s embedding has 28 rows"):
         from_state_dict(sd, TOKENS[:-1])  # one token short
 
 
@@ -258,3 +260,52 @@ def test_an_empty_file_is_said_to_be_empty(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(CheckpointError, match="is empty"):
         read_state_dict(empty)
+
+
+def test_a_module_the_writer_cannot_map_does_not_stop_the_loop(tmp_path, capsys):
+    from rnn_tui import RunWriter
+
+    class Projected(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(len(TOKENS), 8)
+            self.rnn = nn.LSTM(8, 16)
+            self.proj = nn.Linear(16, 32)  # a layer between: no 16 -> vocabulary output layer
+            self.out = nn.Linear(32, len(TOKENS))
+
+    with RunWriter(tmp_path / "run", vocab=TOKENS, level="char") as w:
+        for step in range(3):
+            w.log(step, loss=1.0)
+            assert w.checkpoint(Projected(), step=step) is None
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rnn-tui: checkpoint not saved: no output layer")
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_vocabulary_files_in_the_shapes_people_keep_them(tmp_path):
+    import pickle
+
+    pickled = tmp_path / "vocab.pkl"
+    pickled.write_bytes(pickle.dumps(TOKENS))
+    with pytest.raises(ConfigError, match="not UTF-8 text .a pickle. rnn-tui never unpickles.*one token per line"):
+        read_vocab(pickled, len(TOKENS), "char")
+    stoi = tmp_path / "stoi.json"
+    stoi.write_text(json.dumps({t: i for i, t in enumerate(TOKENS)}))
+    assert read_vocab(stoi, len(TOKENS), "char") == TOKENS
+    stoi.write_text(json.dumps({"a": 0, "b": 2}))
+    with pytest.raises(ConfigError, match="must be 0..1"):
+        read_vocab(stoi, 2, "char")
+    tok = tmp_path / "tokenizer.json"
+    tok.write_text(json.dumps({"version": "1.0", "model": {"type": "BPE"}, "pre_tokenizer": None}))
+    with pytest.raises(ConfigError, match="is a tokenizer.json: import it with --level bpe"):
+        read_vocab(tok, 10, "char")
+    broken = tmp_path / "broken.json"
+    broken.write_text("[1, 2")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        read_vocab(broken, 2, "char")
+    # A character vocabulary with special tokens, as char-RNN scripts keep them.
+    specials = [*TOKENS[:-2], "<pad>", "<unk>"]
+    mapped = from_state_dict(user_model("GRU", 1).state_dict(), specials, "char")
+    assert mapped.lm.vocab.unk == "<unk>" and mapped.lm.vocab.encode("the cat").tokens == tuple("the cat")
+    with pytest.raises(ConfigError, match="is it a word vocabulary"):
+        from_state_dict(user_model("GRU", 1).state_dict(), ["the", *TOKENS[1:]], "char")

@@ -72,11 +72,13 @@ def _vocab(vocab, level: str, tokenizer=None):
     tokens = [str(t) for t in vocab]
     if len(set(tokens)) != len(tokens):
         raise ConfigError("the vocabulary lists a token twice: each id needs its own token")
-    if level == "char" and any(len(t) != 1 for t in tokens):
-        long = next(t for t in tokens if len(t) != 1)
-        raise ConfigError(f"a character vocabulary has one character per token, not {long[:20]!r}: "
-                          "use level='word' for a word vocabulary")
-    unk = next((t for t in ("<unk>", "<UNK>", "[UNK]") if t in tokens), None) if level == "word" else None
+    from .corpus.vocab import _SPECIAL
+
+    if level == "char" and any(len(t) != 1 and not _SPECIAL.fullmatch(t) for t in tokens):
+        long = next(t for t in tokens if len(t) != 1 and not _SPECIAL.fullmatch(t))
+        raise ConfigError(f"a character vocabulary has one character per token (or a special one such as "
+                          f"<pad>), not {long[:20]!r}: is it a word vocabulary (level word)?")
+    unk = next((t for t in ("<unk>", "<UNK>", "[UNK]") if t in tokens), None)
     return Vocab(tokens=tuple(tokens), level=level, unk=unk)
 
 
@@ -131,8 +133,11 @@ def from_state_dict(tensors: dict[str, torch.Tensor], vocab, level: str = "char"
     else:
         found = weights(V, inputs)
         if not found:
-            raise CheckpointError(f"no embedding of {V} tokens x {inputs}: the vocabulary has {V} tokens; does "
-                                  f"it match the model (an embedding's first dimension)?")
+            rows = sorted({int(v.shape[0]) for v in tensors.values() if v.ndim == 2 and v.shape[1] == inputs
+                           and int(v.shape[0]) != V} - {int(tensors[prefix + "weight_hh_l0"].shape[0])})
+            has = f"the model's embedding has {rows[0]} rows" if len(rows) == 1 else "no weight has that shape"
+            raise CheckpointError(f"the vocabulary has {V} tokens but {has} (of {inputs} columns, the recurrent "
+                                  f"layer's input size): give the vocabulary the model was trained with")
         emb_key = _prefer(found, ("encoder.weight", "embedding.weight", "embed.weight", "emb.weight"))
     if tuple(tensors[emb_key].shape) != (V, inputs):
         raise CheckpointError(f"{emb_key} is {tuple(tensors[emb_key].shape)}, not {V} tokens x {inputs}: does the "
@@ -245,7 +250,28 @@ def from_module(module: nn.Module, vocab, level: str = "char", *, embedding: str
         raise ConfigError(f"the embedding has {emb_mod.num_embeddings} rows, the vocabulary "
                           f"{len(mapped.lm.vocab.tokens)} tokens")
     mapped.lm.meta["imported"]["modules"] = {"embedding": emb_name, "rnn": rnn_name, "head": head_name}
+    left = _unmapped(named, [n for n in (emb_name, rnn_name, head_name) if n is not None])
+    if left:
+        shown = ", ".join(f"{n} ({type(m).__name__})" for n, m in left[:4]) + (" ..." if len(left) > 4 else "")
+        mapped.notes.append(f"not mapped: {shown}; rnn-tui's copy is embedding -> recurrence -> output "
+                            f"layer, so if these sit between them its numbers are not your model's")
+        mapped.lm.meta["imported"]["notes"] = list(mapped.notes)
     return mapped
+
+
+# Modules that change nothing a language model computes at inference (or only its loss).
+_HARMLESS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity, nn.LogSoftmax,
+             nn.CrossEntropyLoss, nn.NLLLoss)
+
+
+def _unmapped(named: dict, mapped: list[str]) -> list[tuple[str, nn.Module]]:
+    """The leaf modules outside the mapped ones that could change the numbers (a LayerNorm,
+    a projection, an activation between the recurrence and the output)."""
+    def inside(name: str) -> bool:
+        return any(name == m or name.startswith(m + ".") for m in mapped)
+
+    return [(n, m) for n, m in named.items()
+            if n and not inside(n) and not list(m.children()) and not isinstance(m, _HARMLESS)]
 
 
 def vocab_size_of(tensors: dict[str, torch.Tensor]) -> int:
@@ -310,6 +336,23 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
+def _json_tokens(path: Path, data) -> list[str]:
+    """A JSON vocabulary: a list of tokens in id order, or a {token: id} mapping."""
+    if isinstance(data, dict) and "model" in data and ("pre_tokenizer" in data or "added_tokens" in data):
+        raise ConfigError(f"{path} is a tokenizer.json: import it with --level bpe")
+    if isinstance(data, dict):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in data.values()):
+            raise ConfigError(f"{path}: a JSON vocabulary is a list of tokens in id order, or {{token: id}}")
+        by_id = {v: str(k) for k, v in data.items()}
+        if sorted(by_id) != list(range(len(data))):
+            raise ConfigError(f"{path}: the ids of a {{token: id}} vocabulary must be 0..{len(data) - 1}, "
+                              f"each once")
+        return [by_id[i] for i in range(len(data))]
+    if not isinstance(data, list):
+        raise ConfigError(f"{path}: a JSON vocabulary is a list of tokens in id order, or {{token: id}}")
+    return [str(t) for t in data]
+
+
 def read_vocab(path: str | os.PathLike, size: int, level: str):
     """The tokens of a vocabulary file: one token per line (word_language_model's idx2word
     order), a JSON list, or a corpus to rebuild it from (word_language_model's order: words by
@@ -326,16 +369,32 @@ def read_vocab(path: str | os.PathLike, size: int, level: str):
             raise ConfigError(f"{path} has {len(vocab)} pieces but the model reads {size} tokens: "
                               f"is it the model's tokenizer?")
         return vocab
+    from ..runs.files import TooLarge, UnsafePath, read_bounded
+
     if not path.is_file():
         raise ConfigError(f"{path}: no such vocabulary file")
-    if path.stat().st_size > 1 << 30:
-        raise ConfigError(f"{path} is over 1 GiB: not a vocabulary")
-    text = path.read_text(encoding="utf-8", errors="strict")
-    if path.suffix == ".json":
-        tokens = json.loads(text)
-        if not isinstance(tokens, list):
-            raise ConfigError(f"{path}: a JSON vocabulary is a list of tokens in id order")
-        return [str(t) for t in tokens]
+    try:
+        raw = read_bounded(path, 1 << 30)
+    except TooLarge:
+        raise ConfigError(f"{path} is over 1 GiB: not a vocabulary") from None
+    except UnsafePath as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        kind = " (a pickle? rnn-tui never unpickles)" if raw[:1] == b"\x80" else ""
+        raise ConfigError(f"{path} is not UTF-8 text{kind}: write the vocabulary as one token per line "
+                          f"in id order, or as a JSON list") from None
+    if path.suffix == ".json" or text.lstrip()[:1] in ("[", "{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            if path.suffix == ".json":
+                raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+        else:
+            return _json_tokens(path, data)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()

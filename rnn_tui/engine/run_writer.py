@@ -97,23 +97,39 @@ class RunWriter:
 
     # -------------------------------------------------------------- checkpoints
     def checkpoint(self, model, step: int | None = None, *, embedding: str | None = None,
-                   rnn: str | None = None, head: str | None = None) -> Path:
+                   rnn: str | None = None, head: str | None = None) -> Path | None:
         """Save the user's module as an rnn-tui checkpoint in the run directory (atomically:
-        a reader sees the old checkpoint or the new one). Returns its directory."""
+        a reader sees the old checkpoint or the new one). Returns its directory, or None when
+        the module cannot be mapped or saved: that is said once on stderr, and the training
+        loop goes on (a logger never stops it)."""
         from .checkpoint import save_checkpoint
+        from .errors import RnnTuiError
         from .external import from_module
 
-        mapped = from_module(model, self.vocab, self.level, embedding=embedding, rnn=rnn, head=head)
+        try:
+            mapped = from_module(model, self.vocab, self.level, embedding=embedding, rnn=rnn, head=head)
+        except RnnTuiError as exc:
+            self._say(f"checkpoint not saved: {exc}")
+            return None
         note = mapped.note_line()
-        if note and note not in self._said and not self.quiet:
-            self._said.add(note)
-            print(f"rnn-tui: {note}", file=sys.stderr)
+        if note:
+            self._say(note)
         step = self.last_step if step is None else step
         metrics = {"step": step, "train_loss": self._last.get("loss"), "val_loss": self._last.get("val_loss"),
                    "wall_time_s": time.monotonic() - self._start}
         meta = {"corpus": self.corpus or "(your data)", "level": self.level, "metrics": metrics,
                 "imported": mapped.lm.meta.get("imported"), "writer": {"config": self.config}}
-        return save_checkpoint(self.run_dir, mapped.lm.model, self.vocab, meta)
+        try:
+            return save_checkpoint(self.run_dir, mapped.lm.model, self.vocab, meta)
+        except RnnTuiError as exc:
+            self._say(f"checkpoint not saved: {exc}")
+            return None
+
+    def _say(self, line: str) -> None:
+        """One line on stderr, once for each distinct line."""
+        if line not in self._said and not self.quiet:
+            self._said.add(line)
+            print(f"rnn-tui: {line}", file=sys.stderr)
 
     # -------------------------------------------------------------- lifetime
     def close(self) -> None:

@@ -19,6 +19,9 @@ from ..errors import ConfigError, CorpusError, VocabError, quote
 
 LEVELS = ("char", "word", "bpe")
 ON_UNKNOWN = ("error", "skip", "unk")
+# A character vocabulary may hold special tokens besides its characters (<pad>, <eos>, [SEP]):
+# no text encodes to them, a model may still predict them.
+_SPECIAL = re.compile(r"<[^<>\s]{1,16}>|\[[A-Z_]{1,16}\]")
 UNK = "<unk>"
 
 # Word level keeps punctuation as tokens of its own so "dog." and "dog" share an id.
@@ -100,7 +103,7 @@ class Vocab:
             if pieces != self.tokens:
                 raise VocabError("the vocabulary's tokens are not its tokenizer's pieces in id order")
         if self.level == "char":
-            bad = [t for t in self.tokens if len(t) != 1 and t != self.unk]
+            bad = [t for t in self.tokens if len(t) != 1 and t != self.unk and not _SPECIAL.fullmatch(t)]
             if bad:
                 raise VocabError("a character vocabulary has multi-character tokens: "
                                  f"{', '.join(map(quote, bad[:8]))}")
