@@ -309,3 +309,21 @@ def test_vocabulary_files_in_the_shapes_people_keep_them(tmp_path):
     assert mapped.lm.vocab.unk == "<unk>" and mapped.lm.vocab.encode("the cat").tokens == tuple("the cat")
     with pytest.raises(ConfigError, match="is it a word vocabulary"):
         from_state_dict(user_model("GRU", 1).state_dict(), ["the", *TOKENS[1:]], "char")
+
+
+def test_the_inspector_finds_the_text_a_writer_run_names(tmp_path):
+    from rnn_tui import RunWriter
+    from rnn_tui.engine.checkpoint import load_model
+    from rnn_tui.engine.corpus import corpus_for_model, load_corpus
+
+    text = tmp_path / "cats.txt"
+    text.write_text("the cat sat on the mat. the dog sat on the log.\n" * 20)
+    with RunWriter(tmp_path / "a", vocab=TOKENS, corpus=str(text), quiet=True) as w:
+        w.checkpoint(user_model("GRU", 1), step=1)
+    found = corpus_for_model(load_model(tmp_path / "a", device="cpu"))
+    assert found.note == str(text.resolve()) and found.corpus.source["bytes"] == text.stat().st_size
+    # A run that names its text in words: the text given with --corpus is taken, not "another text".
+    with RunWriter(tmp_path / "b", vocab=TOKENS, corpus="cats and dogs", quiet=True) as w:
+        w.checkpoint(user_model("GRU", 1), step=1)
+    given = load_corpus(str(text), "char")
+    assert corpus_for_model(load_model(tmp_path / "b", device="cpu"), given).corpus is given

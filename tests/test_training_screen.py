@@ -465,3 +465,17 @@ async def test_a_gated_run_charts_its_saturated_keep_gates_live(tmp_path):
         await pilot.press("m")
         await pilot.pause()
         assert "metric" in str(screen.query_one("#tr-view").render())
+
+
+async def test_the_form_follows_a_models_corpus_only_when_it_can_train_on_it(tmp_path):
+    lm = make_tiny_lm()
+    lm.meta["corpus"] = "mine_state.pt"  # an imported model names its weights file: nothing to train on
+    app = TrainingFirstApp(lm=lm, cursor_blink=False, device="cpu", runs_dir=tmp_path / "runs",
+                           train_defaults=dict(TINY))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("1")
+        await pilot.press("2")  # shown again: the form starts from the model on screen
+        await pilot.pause()
+        assert screen.form.values()["corpus"] == "grammar"
+        assert screen.form.values()["hidden"] == str(lm.config.hidden)  # the rest follows the model

@@ -24,7 +24,11 @@ def cmd_import(args) -> int:
                              embedding=args.embedding, head=args.head)
     warn(mapped.note_line())
     lm = mapped.lm
+    from ..engine.corpus.files import source_of
+
+    text = Path(args.corpus).expanduser() if args.corpus else None
     meta = {"corpus": args.corpus or Path(args.state_dict).name, "level": args.level,
+            "corpus_source": source_of(text) if text is not None and text.is_file() else None,
             "imported": {**lm.meta["imported"], "from": str(Path(args.state_dict).resolve())}}
     save_checkpoint(out, lm.model, lm.vocab, meta)
     c = lm.config

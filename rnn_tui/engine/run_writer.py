@@ -47,7 +47,8 @@ class RunWriter:
         """``vocab``: the tokens in id order (itos), a token->id dict, or an rnn-tui Vocab;
         ``level``: "char", "word" or "bpe"; ``tokenizer`` (level "bpe", instead of ``vocab``): a
         Hugging Face ``tokenizers.Tokenizer`` or the path of its tokenizer.json, kept in the run
-        directory; ``corpus``: what it trains on, in words (shown in headers); ``config``:
+        directory; ``corpus``: what it trains on: the path of the text file (the inspector then finds
+        it, and knows it again by its size and hash) or a name shown in headers; ``config``:
         anything about the run worth keeping (hyperparameters), JSON-able."""
         from .checkpoint import check_vocab_fits
         from .external import _vocab
@@ -63,6 +64,11 @@ class RunWriter:
         check_vocab_fits(self.vocab)
         self.level = self.vocab.level
         self.corpus = corpus
+        self._corpus_source = None
+        if corpus and Path(str(corpus)).expanduser().is_file():  # a text file: kept by its fingerprint
+            from .corpus.files import source_of
+
+            self._corpus_source = source_of(Path(str(corpus)).expanduser())
         self.config = dict(config or {})
         self.quiet = quiet
         self._metrics = MetricsWriter(self.run_dir / METRICS_NAME)
@@ -117,7 +123,8 @@ class RunWriter:
         step = self.last_step if step is None else step
         metrics = {"step": step, "train_loss": self._last.get("loss"), "val_loss": self._last.get("val_loss"),
                    "wall_time_s": time.monotonic() - self._start}
-        meta = {"corpus": self.corpus or "(your data)", "level": self.level, "metrics": metrics,
+        meta = {"corpus": self.corpus or "(your data)", "corpus_source": self._corpus_source,
+                "level": self.level, "metrics": metrics,
                 "imported": mapped.lm.meta.get("imported"), "writer": {"config": self.config}}
         try:
             return save_checkpoint(self.run_dir, mapped.lm.model, self.vocab, meta)

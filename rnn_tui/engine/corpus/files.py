@@ -160,7 +160,6 @@ def source_of(path: Path, fingerprint: dict | None = None) -> dict | None:
     return {"path": str(path.resolve()), "bytes": fp["bytes"], "head_tail_sha256": fp["head_tail_sha256"]}
 
 
-
 CACHE_VERSION = 1
 CACHE_ENV = "RNN_TUI_CACHE_DIR"
 _FINGERPRINT_BYTES = 1 << 20  # the sha256 covers the first and the last MiB of the source

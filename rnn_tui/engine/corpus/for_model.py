@@ -42,10 +42,12 @@ def corpus_for_model(lm, given: Corpus | None = None) -> ModelCorpus:
     source = lm.meta.get("corpus_source") if isinstance(lm.meta.get("corpus_source"), dict) else None
     if name.lower() in BUNDLED_CORPORA:
         return ModelCorpus(load_corpus(name.lower(), level=level, **own), name.lower())
+    if given is not None and level == "bpe" and given.vocab.level != level and (given.source or {}).get("path"):
+        given = load_corpus(given.source["path"], level=level, **own)  # --corpus in the model's own pieces
     if given is not None and given.vocab.level == level:
         if source and given.source and given.source.get("head_tail_sha256") == source.get("head_tail_sha256"):
             return ModelCorpus(given, f"{given.source['path']} (the text it was trained on)")
-        if not name or (not source and given.name == name):
+        if not source:  # nothing to check it against: the text the user points at
             return ModelCorpus(given, f"{given.name} (--corpus)")
     if not name and not source:
         raise CorpusError("this model does not say what it was trained on: open it with --corpus FILE "

@@ -155,7 +155,7 @@ class TrainingForm(VerticalScroll, can_focus=False):
         values = {"cell": c.cell, "hidden": c.hidden, "layers": c.layers, "init": c.init,
                   "level": lm.meta.get("level") or lm.vocab.level}
         corpus = lm.meta.get("corpus")
-        if isinstance(corpus, str) and corpus:
+        if isinstance(corpus, str) and corpus and not corpus_problem(corpus):  # a name it can train on
             values["corpus"] = corpus
         for name, value in values.items():
             kind = FORM_FIELDS.get(name, (None, None))[1]
