@@ -327,3 +327,25 @@ def test_the_inspector_finds_the_text_a_writer_run_names(tmp_path):
         w.checkpoint(user_model("GRU", 1), step=1)
     given = load_corpus(str(text), "char")
     assert corpus_for_model(load_model(tmp_path / "b", device="cpu"), given).corpus is given
+
+
+def test_a_writer_run_given_its_steps_is_done_when_its_last_checkpoint_is(tmp_path):
+    from rnn_tui import RunWriter
+    from rnn_tui.runs.watch import RunWatch
+
+    run_dir = tmp_path / "mine"
+    module = user_model("GRU", 1)
+    with RunWriter(run_dir, vocab=TOKENS, config={"steps": 4, "lr": 0.01}, quiet=True) as w:
+        for step in range(1, 5):
+            w.log(step, loss=1.0 / step)
+            if step == 2:
+                w.checkpoint(module, step=step)
+                watched = RunWatch(run_dir)
+                watched.poll_metrics()
+                watched.poll_checkpoint()
+                assert watched.steps == 4 and watched.state() != "done"
+        w.checkpoint(module, step=4)
+    watched.poll_metrics()
+    assert watched.poll_checkpoint() and watched.state() == "done"
+    with pytest.raises(ConfigError, match="steps is how many steps"):
+        RunWriter(tmp_path / "other", vocab=TOKENS, steps=0)

@@ -43,13 +43,16 @@ class RunWriter:
     """Metrics and checkpoints of a training loop that is not rnn-tui's, in rnn-tui's format."""
 
     def __init__(self, run_dir: str | os.PathLike, vocab=None, level: str = "char", *, tokenizer=None,
-                 corpus: str | None = None, config: dict | None = None, quiet: bool = False) -> None:
+                 corpus: str | None = None, config: dict | None = None, steps: int | None = None,
+                 quiet: bool = False) -> None:
         """``vocab``: the tokens in id order (itos), a token->id dict, or an rnn-tui Vocab;
         ``level``: "char", "word" or "bpe"; ``tokenizer`` (level "bpe", instead of ``vocab``): a
         Hugging Face ``tokenizers.Tokenizer`` or the path of its tokenizer.json, kept in the run
         directory; ``corpus``: what it trains on: the path of the text file (the inspector then finds
         it, and knows it again by its size and hash) or a name shown in headers; ``config``:
-        anything about the run worth keeping (hyperparameters), JSON-able."""
+        anything about the run worth keeping (hyperparameters), JSON-able; ``steps`` (or
+        ``config["steps"]``): how many steps the loop will run, so `rnn-tui watch` shows an ETA
+        and "done" once a checkpoint at that step is saved."""
         from .checkpoint import check_vocab_fits
         from .external import _vocab
 
@@ -64,6 +67,11 @@ class RunWriter:
         check_vocab_fits(self.vocab)
         self.level = self.vocab.level
         self.corpus = corpus
+        if steps is None and isinstance(config, dict):
+            steps = config.get("steps")
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise ConfigError(f"steps is how many steps the loop runs, a whole number >= 1, not {steps!r}")
+        self.steps = steps
         self._corpus_source = None
         if corpus and Path(str(corpus)).expanduser().is_file():  # a text file: kept by its fingerprint
             from .corpus.files import source_of
@@ -124,7 +132,7 @@ class RunWriter:
         metrics = {"step": step, "train_loss": self._last.get("loss"), "val_loss": self._last.get("val_loss"),
                    "wall_time_s": time.monotonic() - self._start}
         meta = {"corpus": self.corpus or "(your data)", "corpus_source": self._corpus_source,
-                "level": self.level, "metrics": metrics,
+                "level": self.level, "metrics": metrics, "train": {"steps": self.steps} if self.steps else None,
                 "imported": mapped.lm.meta.get("imported"), "writer": {"config": self.config}}
         try:
             return save_checkpoint(self.run_dir, mapped.lm.model, self.vocab, meta)
