@@ -349,3 +349,28 @@ def test_a_writer_run_given_its_steps_is_done_when_its_last_checkpoint_is(tmp_pa
     assert watched.poll_checkpoint() and watched.state() == "done"
     with pytest.raises(ConfigError, match="steps is how many steps"):
         RunWriter(tmp_path / "other", vocab=TOKENS, steps=0)
+
+
+def test_a_writer_run_that_ends_cleanly_reads_done_and_one_that_fails_does_not(tmp_path):
+    from rnn_tui import RunWriter
+    from rnn_tui.runs.watch import RunWatch
+
+    def loop(run_dir, fail: bool):
+        with RunWriter(run_dir, vocab=TOKENS, quiet=True) as w:
+            for step in range(1, 4):
+                w.log(step, loss=1.0 / step)
+                if step == 2:
+                    w.checkpoint(user_model("GRU", 1), step=step)
+            if fail:
+                raise RuntimeError("the user's loop died")
+
+    loop(tmp_path / "ok", fail=False)
+    with pytest.raises(RuntimeError):
+        loop(tmp_path / "died", fail=True)
+    states = {}
+    for name in ("ok", "died"):
+        watched = RunWatch(tmp_path / name)
+        watched.poll_metrics()
+        watched.poll_checkpoint()
+        states[name] = watched.state()
+    assert states["ok"] == "done" and states["died"] != "done"

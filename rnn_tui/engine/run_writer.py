@@ -72,6 +72,8 @@ class RunWriter:
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
             raise ConfigError(f"steps is how many steps the loop runs, a whole number >= 1, not {steps!r}")
         self.steps = steps
+        self._last_saved = None  # (rnn-tui's copy of the model, meta) of the newest checkpoint
+        self._closed = False
         self._corpus_source = None
         if corpus and Path(str(corpus)).expanduser().is_file():  # a text file: kept by its fingerprint
             from .corpus.files import source_of
@@ -135,10 +137,12 @@ class RunWriter:
                 "level": self.level, "metrics": metrics, "train": {"steps": self.steps} if self.steps else None,
                 "imported": mapped.lm.meta.get("imported"), "writer": {"config": self.config}}
         try:
-            return save_checkpoint(self.run_dir, mapped.lm.model, self.vocab, meta)
+            saved = save_checkpoint(self.run_dir, mapped.lm.model, self.vocab, meta)
         except RnnTuiError as exc:
             self._say(f"checkpoint not saved: {exc}")
             return None
+        self._last_saved = (mapped.lm.model, meta)
+        return saved
 
     def _say(self, line: str) -> None:
         """One line on stderr, once for each distinct line."""
@@ -147,11 +151,29 @@ class RunWriter:
             print(f"rnn-tui: {line}", file=sys.stderr)
 
     # -------------------------------------------------------------- lifetime
-    def close(self) -> None:
+    def close(self, finished: bool = True) -> None:
+        """Close the metrics file. ``finished``: the loop ended as planned, so the run reads
+        "done" in `rnn-tui watch` (its last checkpoint is saved again, with its step as the
+        run's last; without steps= a run that stops writing would read "stale"). A ``with``
+        block passes False when it ends with an exception."""
         self._metrics.close()
+        if not finished or self._last_saved is None or self._closed:
+            return
+        self._closed = True
+        from .checkpoint import save_checkpoint
+        from .errors import RnnTuiError
+
+        model, meta = self._last_saved
+        if self.steps and meta["metrics"]["step"] >= self.steps:
+            return  # already "done"
+        meta = {**meta, "train": {"steps": meta["metrics"]["step"], "finished": True}}
+        try:
+            save_checkpoint(self.run_dir, model, self.vocab, meta)
+        except RnnTuiError as exc:
+            self._say(f"the run's end not recorded: {exc}")
 
     def __enter__(self) -> "RunWriter":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, kind, value, tb) -> None:
+        self.close(finished=kind is None)
