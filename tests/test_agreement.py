@@ -101,6 +101,20 @@ def test_bundled_lstm_carries_the_number_on_a_few_units_with_open_forget_gates(b
                                carriers=number_carriers(bundled_lm, DEFAULT_SENTENCE), carriers_of="this")
     words = " ".join(verdict_words(result).plain.split())
     assert "carry the number, forget gates ≈" in words and "survives the 23 steps" in words
+    assert "GRU" not in words  # no GRU on show: nothing said of it
+    # With the bundled GRU beside it: its curve fades more, yet it knows the number, and it says so.
+    from rnn_tui.engine.checkpoint import load_model
+
+    gru = load_model("gru", "cpu")
+    gp = gradient_profile(gru, DEFAULT_SENTENCE, mode="verb")
+    gc = number_carriers(gru, DEFAULT_SENTENCE)
+    both = GradientsComputed([ProfileEntry("current", "this", profile, cell="lstm"),
+                              ProfileEntry("gru", "bundled gru", gp, cell="gru")], mode="verb",
+                             carriers=result.carriers, carriers_of="this", gru_carriers=gc)
+    words = " ".join(verdict_words(both).plain.split())
+    assert gc.knows_number and gp.ratio_subject < profile.ratio_subject  # the bundled defaults' case
+    assert f"The GRU's curve fades more ({gp.ratio_subject:.2g})" in words
+    assert f"at least {min(gc.p_correct, gc.p_correct_twin):.0%} on the right verb form" in words
 
 
 # --------------------------------------------------------------- the verb's loss

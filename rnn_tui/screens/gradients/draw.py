@@ -70,6 +70,7 @@ class GradientsComputed:
     mode: str = "last"  # the loss actually taken (a "verb" choice without a verb falls back to "last")
     carriers: Any = None  # NumberCarriers of the LSTM on show (verb mode), or None
     carriers_of: str = ""  # whose: "this" or "lstm"
+    gru_carriers: Any = None  # NumberCarriers of the GRU (this model or the bundled one), or None
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,13 @@ def verdict_words(message: GradientsComputed) -> Text | None:
              f"(all units {nc.keep_all:.2f}), so along their cell path {_share(lo)}-{_share(hi)} of the "
              f"gradient survives the {nc.distance} steps, where a typical unit keeps {nc.product_median:.1g}",
              style="dim")
+    g = message.gru_carriers
+    gru_ratio = next((ratios[e.name] for e in message.entries if e.cell == "gru" and e.name in ratios), None)
+    if g is not None and g.knows_number and gru_ratio is not None and math.isfinite(lstm_h) and gru_ratio < lstm_h:
+        t.append(f". The GRU's curve fades more ({gru_ratio:.2g}), yet it puts at least "
+                 f"{min(g.p_correct, g.p_correct_twin):.0%} on the right verb form for either subject number: a "
+                 f"small gradient back to the subject is not a lost memory (Compare, 6, tests every distance)",
+                 style="dim")
     return t
 
 

@@ -166,6 +166,13 @@ class GradientsScreen(ModeScreen):
                 carriers = number_carriers(lstm, sentence)
             except RnnTuiError:
                 carriers = None
+        gru_carriers = None
+        if mode == "verb" and carriers is not None and (lm is None or lm.vocab.level == "char"):
+            try:  # the GRU's curve fades too: where its memory is
+                gru = lm if lm is not None and lm.config.cell == "gru" else session.bundled("gru")
+                gru_carriers = number_carriers(gru, sentence)
+            except RnnTuiError:
+                gru_carriers = None
         jac = spec = None
         jac_error = ""
         if lm is not None:
@@ -175,7 +182,7 @@ class GradientsScreen(ModeScreen):
                 spec = spectrum(lm)
             except RnnTuiError as exc:
                 jac_error = str(exc)
-        result = GradientsComputed(entries, jac, spec, jac_error, mode, carriers, whose)
+        result = GradientsComputed(entries, jac, spec, jac_error, mode, carriers, whose, gru_carriers)
         session.facts["gradients"] = result  # the concepts in ? quote its numbers
         return result
 
