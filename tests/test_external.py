@@ -374,3 +374,14 @@ def test_a_writer_run_that_ends_cleanly_reads_done_and_one_that_fails_does_not(t
         watched.poll_checkpoint()
         states[name] = watched.state()
     assert states["ok"] == "done" and states["died"] != "done"
+
+
+def test_a_training_checkpoint_that_wraps_its_state_dict_is_read(tmp_path):
+    sd = user_model("GRU", 1).state_dict()
+    opt = torch.optim.Adam(user_model("GRU", 1).parameters()).state_dict()
+    path = tmp_path / "ckpt.pt"
+    torch.save({"model": sd, "optimizer": opt, "epoch": 3}, path)
+    assert torch.equal(read_state_dict(path)["rnn.weight_hh_l0"], sd["rnn.weight_hh_l0"])
+    torch.save({"generator": sd, "discriminator": sd}, path)
+    with pytest.raises(CheckpointError, match=r"several state_dicts \(generator, discriminator\)"):
+        read_state_dict(path)

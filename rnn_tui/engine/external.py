@@ -329,8 +329,15 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         what = ("a zip archive torch cannot read: truncated, damaged, or not written by torch.save"
                 if kind == "zip" else "a damaged torch file, or a pickle that is not a state_dict")
         raise CheckpointError(f"{path} is {what}") from None
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]  # a training checkpoint {"state_dict": ..., "epoch": ...}
+    if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        # A training checkpoint: {"state_dict" | "model" | "model_state_dict": ..., "epoch": ...}
+        inner = [k for k, v in obj.items() if isinstance(v, dict) and any(isinstance(t, torch.Tensor) for t in v.values())
+                 and not str(k).startswith("optim")]
+        if len(inner) == 1:
+            obj = obj[inner[0]]
+        elif len(inner) > 1:
+            raise CheckpointError(f"{path} holds several state_dicts ({', '.join(map(str, inner[:6]))}): save the "
+                                  f"model's alone, torch.save(model.state_dict(), 'model.pt')")
     if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path} holds no state_dict (a mapping of names to tensors)")
     return {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
