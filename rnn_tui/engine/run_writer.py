@@ -67,8 +67,9 @@ class RunWriter:
         check_vocab_fits(self.vocab)
         self.level = self.vocab.level
         self.corpus = corpus
-        if steps is None and isinstance(config, dict):
-            steps = config.get("steps")
+        if steps is None and isinstance(config, dict):  # taken from the config only when it is a count
+            given = config.get("steps")
+            steps = given if isinstance(given, int) and not isinstance(given, bool) and given > 0 else None
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
             raise ConfigError(f"steps is how many steps the loop runs, a whole number >= 1, not {steps!r}")
         self.steps = steps
