@@ -376,18 +376,9 @@ def read_vocab(path: str | os.PathLike, size: int, level: str):
             raise ConfigError(f"{path} has {len(vocab)} pieces but the model reads {size} tokens: "
                               f"is it the model's tokenizer?")
         return vocab
-    from ..runs.files import TooLarge, UnsafePath, read_bounded
+    from .corpus.subword import read_user_file
 
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such vocabulary file")
-    try:
-        raw = read_bounded(path, 1 << 30)
-    except TooLarge:
-        raise ConfigError(f"{path} is over 1 GiB: not a vocabulary") from None
-    except UnsafePath as exc:
-        raise ConfigError(f"{path}: {exc.strerror}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    raw = read_user_file(path, 1 << 30, "vocabulary")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -143,18 +143,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int = DEFAULT_BPE_VOCAB) -> str:
 def read_tokenizer_file(path: str | os.PathLike) -> str:
     """The JSON of a user's tokenizer.json, checked: a regular file of at most
     MAX_TOKENIZER_BYTES, UTF-8, that ``tokenizers`` parses. ConfigError says what is wrong."""
-    from ...runs.files import TooLarge, UnsafePath, read_bounded
-
-    try:
-        raw = read_bounded(path, MAX_TOKENIZER_BYTES)
-    except FileNotFoundError:
-        raise ConfigError(f"no such tokenizer file: {path}") from None
-    except TooLarge:
-        raise ConfigError(f"{path} is larger than {MAX_TOKENIZER_BYTES >> 20} MiB: not a tokenizer.json") from None
-    except UnsafePath as exc:
-        raise ConfigError(f"{path}: {exc.strerror}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    raw = read_user_file(path, MAX_TOKENIZER_BYTES, "tokenizer")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -164,6 +153,23 @@ def read_tokenizer_file(path: str | os.PathLike) -> str:
     except VocabError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return text
+
+
+def read_user_file(path: str | os.PathLike, limit: int, noun: str) -> bytes:
+    """The bytes of a small file the user names (a tokenizer, a vocabulary): a regular file of
+    at most `limit` bytes, or a ConfigError that says what is wrong with it."""
+    from ...runs.files import TooLarge, UnsafePath, read_bounded
+
+    try:
+        return read_bounded(path, limit)
+    except FileNotFoundError:
+        raise ConfigError(f"no such {noun} file: {path}") from None
+    except TooLarge:
+        raise ConfigError(f"{path} is larger than {limit >> 20:,} MiB: not a {noun} file") from None
+    except UnsafePath as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def tokenizer_json(tokenizer) -> str:
