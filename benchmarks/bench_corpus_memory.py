@@ -79,17 +79,9 @@ print(json.dumps(out))
 
 def write_text(path: Path, mb: float) -> int:
     sys.path.insert(0, str(ROOT))
-    from rnn_tui.engine.corpus import grammar_sentences
+    from rnn_tui.engine.bench import write_grammar_text
 
-    target = int(mb * 2**20)
-    chunk = (" ".join(grammar_sentences(20000, seed=1)) + " ").encode("utf-8")
-    with open(path, "wb") as fh:
-        written = 0
-        while written < target:
-            piece = chunk[: target - written]
-            fh.write(piece)
-            written += len(piece)
-    return target
+    return write_grammar_text(path, mb)
 
 
 def phase(path: Path, cache: Path, level: str, steps: int) -> dict:

@@ -62,3 +62,19 @@ def bundled_lm():
     if "lstm" not in BUNDLED_MODELS or not (DEFAULTS_DIR / "lstm" / "config.json").is_file():
         pytest.skip("bundled defaults missing: run scripts/make_defaults.py")
     return load_model("lstm", "cpu")
+
+
+@pytest.fixture
+def tiny_bundled(monkeypatch):
+    """Tiny seeded stand-ins for the bundled rnn/lstm/gru (the stepper's agreement line, the
+    gradients' overlays read them): nothing then depends on the shipped defaults."""
+    import rnn_tui.session as session
+
+    cache = {}
+
+    def load(name):
+        if name not in cache:
+            cache[name] = make_tiny_lm(name, seed=1)
+        return cache[name]
+
+    monkeypatch.setattr(session, "load_bundled", load)

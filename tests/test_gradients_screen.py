@@ -26,17 +26,7 @@ class GradientsFirstApp(RnnTuiApp):
     CSS_PATH = str(Path(rnn_tui.app.__file__).with_name("app.tcss"))
 
 
-@pytest.fixture(autouse=True)
-def tiny_bundled(monkeypatch):
-    """Stand-ins for the bundled rnn/lstm/gru: tiny, seeded, independent of the defaults."""
-    cache = {}
-
-    def load(name):
-        if name not in cache:
-            cache[name] = make_tiny_lm(name, seed=1)
-        return cache[name]
-
-    monkeypatch.setattr(session, "load_bundled", load)
+pytestmark = pytest.mark.usefixtures("tiny_bundled")  # conftest: tiny bundled stand-ins
 
 
 @pytest.fixture(autouse=True)

@@ -22,16 +22,8 @@ SIZE = (80, 24)
 
 
 @pytest.fixture(autouse=True)
-def tiny_world(monkeypatch):
+def tiny_world(monkeypatch, tiny_bundled):
     """Tiny bundled stand-ins and a short corpus for the inspector."""
-    cache = {}
-
-    def load(name):
-        if name not in cache:
-            cache[name] = make_tiny_lm(name, seed=1)
-        return cache[name]
-
-    monkeypatch.setattr(session, "load_bundled", load)
     monkeypatch.setattr(dynamics_screen, "HORIZON_CONTEXTS", 16)
     monkeypatch.setattr(InspectorScreen, "corpus_limit", 6000)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import rnn_tui.app
-import rnn_tui.session as session
 from rnn_tui.app import DEFAULT_SENTENCE, RnnTuiApp
 from rnn_tui.screens.stepper import StepperScreen
 
@@ -19,16 +18,7 @@ SIZE = (80, 24)
 PLURAL = "the cats that we saw yesterday were happy"
 
 
-@pytest.fixture(autouse=True)
-def tiny_bundled(monkeypatch):
-    cache = {}
-
-    def load(name):
-        if name not in cache:
-            cache[name] = make_tiny_lm(name, seed=1)
-        return cache[name]
-
-    monkeypatch.setattr(session, "load_bundled", load)
+pytestmark = pytest.mark.usefixtures("tiny_bundled")  # conftest: tiny bundled stand-ins
 
 
 def plain(renderable, width: int = 100) -> str:

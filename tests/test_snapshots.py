@@ -23,20 +23,7 @@ async def settle(pilot) -> None:
 SIZES = [(80, 24), (120, 40)]
 
 
-@pytest.fixture(autouse=True)
-def tiny_bundled(monkeypatch):
-    """The stepper reads the bundled rnn/lstm/gru beside the current model (the agreement
-    line): tiny seeded stand-ins, so nothing here depends on the shipped defaults."""
-    import rnn_tui.session as session
-
-    cache = {}
-
-    def load(name):
-        if name not in cache:
-            cache[name] = make_tiny_lm(name, seed=1)
-        return cache[name]
-
-    monkeypatch.setattr(session, "load_bundled", load)
+pytestmark = pytest.mark.usefixtures("tiny_bundled")  # conftest: tiny bundled stand-ins
 
 
 def make_app(**kw) -> RnnTuiApp:

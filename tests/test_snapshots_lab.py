@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import rnn_tui.screens.dynamics.screen as dynamics_screen
-import rnn_tui.session as session
 from rnn_tui.app import RnnTuiApp
 from rnn_tui.screens.compare import CompareScreen
 from rnn_tui.screens.inspector import InspectorScreen
@@ -34,15 +33,7 @@ IDS = lambda s: f"{s[0]}x{s[1]}"  # noqa: E731
 
 
 @pytest.fixture(autouse=True)
-def tiny_world(monkeypatch):
-    cache = {}
-
-    def load(name):
-        if name not in cache:
-            cache[name] = make_tiny_lm(name, seed=1)
-        return cache[name]
-
-    monkeypatch.setattr(session, "load_bundled", load)
+def tiny_world(monkeypatch, tiny_bundled):
     monkeypatch.setattr(dynamics_screen, "HORIZON_CONTEXTS", 16)
     monkeypatch.setattr(InspectorScreen, "corpus_limit", 6000)
     monkeypatch.setattr(LabScreen, "overrides", {"spectral": dict(steps=30, hidden=16)})

@@ -14,7 +14,6 @@ import math
 import numpy as np
 import pytest
 
-import rnn_tui.session as session
 from rnn_tui.app import RnnTuiApp
 from rnn_tui.render.colors import SERIES_RGB
 from rnn_tui.screens.training import TrainingRun, TrainingScreen
@@ -36,16 +35,7 @@ def make_app() -> RnnTuiApp:
     return RnnTuiApp(lm=make_tiny_lm("lstm"), cursor_blink=False, device="cpu", train_defaults=TINY)
 
 
-@pytest.fixture(autouse=True)
-def tiny_bundled(monkeypatch):
-    cache = {}
-
-    def load(name):
-        if name not in cache:
-            cache[name] = make_tiny_lm(name, seed=1)
-        return cache[name]
-
-    monkeypatch.setattr(session, "load_bundled", load)
+pytestmark = pytest.mark.usefixtures("tiny_bundled")  # conftest: tiny bundled stand-ins
 
 
 def synthetic_run(index: int, cell: str, steps: int = 400, seed: int = 0) -> TrainingRun:

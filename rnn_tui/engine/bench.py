@@ -212,7 +212,7 @@ def bench_jacobian(hiddens=(256, 512), cells=("rnn", "lstm", "gru"), repeat: int
     return rows
 
 
-def _text_file(path: Path, mb: float) -> int:
+def write_grammar_text(path: Path, mb: float) -> int:
     """Write about `mb` MB of toy-grammar sentences (no data files needed); returns the bytes."""
     from .corpus import grammar_sentences
 
@@ -234,7 +234,7 @@ def bench_encode(mb: float = 20.0, levels=("char", "word"), repeat: int = 3,
     rows = []
     with tempfile.TemporaryDirectory(prefix="rnn-tui-bench-") as tmp:
         path = Path(tmp) / "corpus.txt"
-        nbytes = _text_file(path, mb)
+        nbytes = write_grammar_text(path, mb)
         times: dict[str, tuple[list, list]] = {level: ([], []) for level in levels}
         n_of: dict[str, int] = {}
         for r in range(repeat):
@@ -361,7 +361,7 @@ def bench_memory(mb: float = 1024.0, steps: int = 50, log: Callable[[str], None]
     with tempfile.TemporaryDirectory(prefix="rnn-tui-bench-mem-") as tmp:
         path, cache = Path(tmp) / "corpus.txt", Path(tmp) / "cache"
         log(f"bench: writing {mb:.0f} MB of generated text")
-        nbytes = _text_file(path, mb)
+        nbytes = write_grammar_text(path, mb)
         for phase, n in (("miss", 0), ("hit", steps)):
             log(f"bench: corpus memory, cache {phase}")
             code = _MEMORY_PHASE.format(root=root, path=str(path), cache=str(cache), steps=n)
