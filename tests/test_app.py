@@ -306,24 +306,24 @@ async def test_help_lists_bindings_and_panels():
         assert isinstance(app.screen, StepperScreen)
 
 
+async def run_command(pilot, words: str) -> None:
+    """Open the command palette, type `words`, take the first match."""
+    await pilot.press("ctrl+p")
+    await pilot.pause()
+    await pilot.press(*words)
+    await pilot.pause(0.3)
+    await pilot.press("enter")
+    await pilot.pause()
+    await pilot.pause()
+
+
 async def test_command_palette_goes_to_sampling_and_changes_sentence():
     app = app_with()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("ctrl+p")
-        await pilot.pause()
-        await pilot.press(*"Go to Sampling")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await pilot.pause()
+        await run_command(pilot, "Go to Sampling")
         assert app.current_mode == "sampling"
-        await pilot.press("ctrl+p")
-        await pilot.pause()
-        await pilot.press(*"Change sentence")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await pilot.pause()
-        await pilot.pause()
+        await run_command(pilot, "Change sentence")
         assert app.current_mode == "stepper"
         inp = app.screen.query_one("#sentence-input")
         assert inp.display and inp.has_focus
@@ -350,24 +350,12 @@ async def test_the_palette_finds_the_lessons_by_their_words():
     app = app_with()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("ctrl+p")
-        await pilot.pause()
-        await pilot.press(*"vanish")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await pilot.pause()
-        await pilot.pause()
+        await run_command(pilot, "vanish")
         assert app.current_mode == "gradients"
         assert isinstance(app.screen, HelpScreen)  # on the gradients' section, its concepts below
         assert app.screen.query_one("#help-here").content.plain.split() == ["3", "Gradients"]
         await pilot.press("escape")
-        await pilot.press("ctrl+p")
-        await pilot.pause()
-        await pilot.press(*"gates change")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await pilot.pause()
-        await pilot.pause()
+        await run_command(pilot, "gates change")
         assert app.current_mode == "compare"
 
 
