@@ -273,3 +273,33 @@ def test_an_optimizer_state_of_the_wrong_shape_is_refused_before_training(tmp_pa
     assert "the training state does not fit this run" in _one_line(capsys.readouterr().err)
     with pytest.raises(CheckpointError):
         Trainer.from_run(run)
+
+
+@pytest.fixture
+def fresh_stopping():
+    from rnn_tui.cli.interrupts import STOPPING
+
+    STOPPING.clear()
+    yield STOPPING
+    STOPPING.clear()
+
+
+def test_the_command_handler_raises_once_then_ignores(fresh_stopping):
+    from rnn_tui.cli.interrupts import quiet_after_first
+
+    with pytest.raises(KeyboardInterrupt):
+        quiet_after_first(signal.SIGINT, None)
+    quiet_after_first(signal.SIGINT, None)  # the process is stopping: no second interrupt
+    assert fresh_stopping.is_set()
+
+
+def test_an_interrupt_training_took_makes_later_ones_quiet(fresh_stopping, capfd):
+    """Training's own handler took the first Ctrl-C: one after it has handed the handler back
+    (while the command prints its last line) must not raise outside every handler."""
+    from rnn_tui.cli.interrupts import Interrupts, quiet_after_first
+
+    with Interrupts() as interrupts, pytest.raises(KeyboardInterrupt):
+        interrupts._handle(signal.SIGINT, None)
+    interrupts._handle(signal.SIGINT, None)  # a second one during the save only says so
+    assert "checkpoint is being saved" in capfd.readouterr().err
+    quiet_after_first(signal.SIGINT, None)  # no KeyboardInterrupt

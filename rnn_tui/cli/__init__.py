@@ -22,6 +22,7 @@ import sys
 
 from .experiments import cmd_bench, cmd_experiment
 from .imports import cmd_import
+from .interrupts import ignore_from_now_on, install_quiet_handler
 from .output import report_error
 from .parser import SUBCOMMANDS, sub_parser, tui_parser
 from .probes import cmd_grads, cmd_info, cmd_jacobian, cmd_sample, cmd_trace
@@ -68,16 +69,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The `rnn-tui` command: main(), then exit with its status."""
+    """The `rnn-tui` command: main(), then exit with its status.
+
+    It runs under `quiet_after_first`: the first Ctrl-C is a KeyboardInterrupt that main turns
+    into one line and status 130; once the process is stopping, later ones are ignored, so a
+    second Ctrl-C while the last line is printed or the interpreter shuts down never prints a
+    traceback or ends the process by signal.
+    """
+    install_quiet_handler()
+    code = 130
     try:
         code = main()
     except KeyboardInterrupt:  # an interrupt between main's own handlers
         code = 130
-    # Nothing is left to stop: an interrupt from here on (a second Ctrl-C while the interpreter
-    # shuts down) must not print a traceback or end the process by signal.
-    import signal
-    import threading
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_from_now_on()
     sys.exit(code)

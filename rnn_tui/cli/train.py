@@ -6,11 +6,11 @@ exits with 3. Under --ddp (torchrun) only rank 0 prints and writes.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
+from .interrupts import Interrupts
 from .output import warn
 
 
@@ -128,47 +128,6 @@ def _keep_settings(out: Path, config) -> None:
         warn(f"could not write {out / TRAIN_TOML_NAME}: {exc.strerror or exc}")
 
 
-class _Interrupts:
-    """Ctrl-C and SIGTERM (`kill PID`, a scheduler, torchrun stopping its workers) while training.
-
-    The first one stops training as Ctrl-C always does (a KeyboardInterrupt: the checkpoint is
-    then saved). Any later one, however soon it comes (two Ctrl-C 2 ms apart), does not cut the
-    save short: it only says the save is under way. No traceback, no death by signal.
-    """
-
-    SIGNALS = ("SIGINT", "SIGTERM")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._told = False
-        self._old: dict = {}
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for name in self.SIGNALS:
-                if hasattr(signal, name):
-                    self._old[name] = signal.signal(getattr(signal, name), self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.count += 1
-        if self.count == 1:
-            raise KeyboardInterrupt
-        if not self._told:  # os.write: a print() here could be re-entered
-            self._told = True
-            os.write(2, b"rnn-tui: stopping: the checkpoint is being saved, one moment\n")
-
-    def __exit__(self, *exc) -> None:
-        import signal
-
-        for name, old in self._old.items():
-            signal.signal(getattr(signal, name), old)
-        self._old.clear()
-
-
 def _run_training(trainer, out: Path, resumed: bool) -> int:
     config = trainer.config
     main = trainer.is_main
@@ -182,10 +141,10 @@ def _run_training(trainer, out: Path, resumed: bool) -> int:
     start_step = trainer.step
     progress = _TrainProgress(config.steps, start=trainer.step) if main else None
     trainer.on_metrics = progress.update if progress is not None else None
-    with _Interrupts():
+    with Interrupts():
         try:
             result = trainer.run()
-        except KeyboardInterrupt:  # later interrupts wait for the save (see _Interrupts)
+        except KeyboardInterrupt:  # later interrupts wait for the save (see Interrupts)
             if progress is not None:
                 progress.close()
             trainer.save(out)
