@@ -343,3 +343,106 @@ def test_a_vocabulary_too_large_for_its_checkpoint_is_refused_before_training(mo
         checkpoint.check_vocab_fits(vocab)
     with pytest.raises(ConfigError, match="smaller vocabulary"):
         RunWriter("unused", level="bpe", tokenizer=vocab.tokenizer)
+
+
+def _byte_level_tokenizer(texts, vocab_size=300):
+    import tokenizers as tk
+
+    tok = tk.Tokenizer(tk.models.BPE())
+    tok.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = tk.decoders.ByteLevel()
+    trainer = tk.trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                     initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+def test_a_byte_level_tokenizers_pieces_are_shown_as_text():
+    """GPT-2's tokenizer writes bytes as stand-in letters ("Ġthe", "Ċ", "Ã©"): shown as text."""
+    tok = _byte_level_tokenizer(["the café was here\nthe cats were there\n" * 20])
+    vocab = Vocab.from_tokenizer(tok)
+    assert vocab.tokens == tuple(tok.id_to_token(i) for i in range(len(vocab)))  # what the tokenizer has
+    enc = vocab.encode("the café\nthe cats")
+    assert [tok.id_to_token(i) for i in enc.ids][:3] == ["the", "ĠcafÃ©", "Ċ"]
+    assert enc.tokens[:3] == ("the", "▁café", "\n")
+    assert "<|endoftext|>" in vocab.shown  # a special token stays as written
+    lone = vocab.shown[vocab.stoi["Ã"]]  # the first byte of "é" alone (0xC3)
+    assert lone == "<0xC3>"
+    assert len(set(vocab.shown)) == len(vocab.shown)
+    assert not any(ch in "".join(vocab.shown) for ch in "ĠĊ")
+    assert vocab.id_of("▁café") == vocab.id_of("ĠcafÃ©") == vocab.stoi["ĠcafÃ©"]
+    # A tokenizer that is not byte-level keeps its pieces.
+    plain = Vocab.build("the cat was here " * 10, "bpe", bpe_vocab=40)
+    assert plain.shown is plain.tokens
+
+
+def test_a_byte_level_model_traces_and_finds_its_verb_slot(tmp_path, capsys):
+    from rnn_tui.cli import main
+    from rnn_tui.engine.checkpoint import load_model
+    from rnn_tui.engine.probes import trace, verb_agreement
+
+    path = tmp_path / "gpt2ish.json"
+    text = "the cat that we saw was happy.\nthe cats near the dog were here.\n" * 30
+    path.write_text(_byte_level_tokenizer([text], 400).to_str(), encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["train", "agreement", "--level", "bpe", "--tokenizer", str(path), "--steps", "3", "--hidden", "16",
+                 "--embed", "8", "--seq-len", "16", "--batch", "4", "--out", str(run)]) == 0
+    capsys.readouterr()
+    lm = load_model(run)
+    tr = trace(lm, "the cats that we saw were happy")
+    assert tr.tokens[:2] == ("the", "▁cats")
+    assert all("Ġ" not in t for row in tr.topk_tokens for t in row)
+    va = verb_agreement(lm, "the cats that we saw were happy")
+    assert va is not None and va.correct == "were"
+    assert tr.tokens[va.verb_position] == "▁were"
+    from rnn_tui.engine.attribution import attribution
+
+    shown = attribution(lm, "the cats that we saw", target="▁were")
+    written = attribution(lm, "the cats that we saw", target="Ġwere")
+    assert shown.target == written.target == "▁were" and shown.target_id == written.target_id
+    assert main(["trace", str(run), "the cat was", "--json"]) == 0
+    assert "Ġ" not in capsys.readouterr().out
+
+
+async def test_the_training_form_shows_the_bpe_settings_and_keeps_a_models_tokenizer(tmp_path, capsys):
+    """A subword model on screen: the form shows vocab and tok file (only with level bpe), and
+    space trains on the model's own tokenizer, so the new run reads the same pieces."""
+    import torch
+
+    from rnn_tui.cli import main
+    from rnn_tui.engine.checkpoint import load_model
+
+    from pilot_helpers import wait_for
+    from test_training_screen import TINY, TrainingFirstApp, open_training
+
+    run = tmp_path / "bpe-run"
+    assert main(["train", "agreement", "--level", "bpe", "--bpe-vocab", "60", "--steps", "2", "--hidden", "16",
+                 "--embed", "8", "--seq-len", "16", "--batch", "4", "--out", str(run)]) == 0
+    capsys.readouterr()
+    lm = load_model(run, "cpu")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    app = TrainingFirstApp(lm=lm, cursor_blink=False, device="cpu", runs_dir=tmp_path / "runs",
+                           train_defaults={**TINY, "steps": 4})
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await open_training(pilot)
+            await pilot.press("1", "2")  # shown again: the form follows the model on screen
+            await pilot.pause()
+            form = screen.form
+            values = form.values()
+            assert values["level"] == "bpe" and values["tokenizer"] == str(run / "tokenizer.json")
+            assert int(values["bpe_vocab"]) == len(lm.vocab)
+            assert form.query_one("#tr-row-tokenizer").display and form.query_one("#tr-row-bpe_vocab").display
+            await pilot.press("space")
+            await wait_for(pilot, lambda: screen.runs and screen.runs[-1].state == "done", what="the run")
+            assert screen.runs[-1].trainer.vocab.tokenizer == lm.vocab.tokenizer
+            # Level char: the BPE rows go, and their settings with them.
+            form.fill(level="char")
+            await pilot.pause()
+            assert not form.query_one("#tr-row-tokenizer").display
+            config = form.build_config()
+            assert config.level == "char" and config.tokenizer is None
+            assert str(form.query_one("#tr-form-error").render()).strip() == ""
+    finally:
+        torch.set_num_threads(before)

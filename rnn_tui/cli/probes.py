@@ -96,7 +96,7 @@ def cmd_trace(args) -> int:
     print(f"{'t':>3} {'tok':>4} {'next':>4} {'p(next)':>8} {'loss':>6}  top-{min(args.top_k, len(lm.vocab.tokens))}")
     for t, tok in enumerate(tr.tokens):
         nxt = tr.next_ids[t]
-        nxt_tok = _fmt_tok(lm.vocab.tokens[nxt]) if nxt >= 0 else ""
+        nxt_tok = _fmt_tok(lm.vocab.shown[nxt]) if nxt >= 0 else ""
         p = f"{tr.next_prob[t]:.3f}" if nxt >= 0 else ""
         loss = f"{tr.next_loss[t]:.2f}" if nxt >= 0 else ""
         top = " ".join(f"{_fmt_tok(s)}:{q:.2f}" for s, q in zip(tr.topk_tokens[t], tr.topk_probs[t]))

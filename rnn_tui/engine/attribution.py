@@ -195,9 +195,9 @@ def attribution(lm, text: str, position: int | None = None, method: str = "grad_
     if target is None:
         tgt = int(ids[P + 1]) if actual else int(logp_all.argmax())
     elif isinstance(target, str):
-        if target not in lm.vocab.stoi:
+        tgt = lm.vocab.id_of(target)
+        if tgt is None:
             raise VocabError(f"target {target!r} is not in the model's vocabulary")
-        tgt = lm.vocab.stoi[target]
     elif isinstance(target, (int, np.integer)) and not isinstance(target, bool) and 0 <= target < V:
         tgt = int(target)
     else:
@@ -230,7 +230,7 @@ def attribution(lm, text: str, position: int | None = None, method: str = "grad_
         scores[:n] = 0.0
         if len(todo):
             scores[todo] = _occlusion_drops(model, x0, todo, vec, tgt, base)
-    table = lm.vocab.tokens
+    table = lm.vocab.shown
     return Attribution(
         tokens=tokens, ids=ids.copy(), position=P, target_id=tgt, target=table[tgt],
         target_prob=math.exp(base), actual_next=bool(actual), method=method, neutral=used,

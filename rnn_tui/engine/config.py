@@ -124,15 +124,17 @@ class ModelConfig:
 # ------------------------------------------------------------------ training options
 def option(default: Any, help: str, *, choices: tuple | None = None, form: str | None = None,
            flag: bool = True, low: float | None = None, high: int | None = None,
-           resumable: bool = False, optional: bool = False) -> Any:
+           resumable: bool = False, optional: bool = False, shown_with: tuple[str, str] | None = None) -> Any:
     """A TrainConfig field with what the CLI and the form need to know about it.
 
     ``form``: the label in the TUI's training form (None: not in the form); ``flag``: whether
     ``rnn-tui train`` has ``--name``; ``low``: the smallest value (ints: inclusive; floats:
     see the field's validation); ``high``: an int's largest (default MAX_INT); ``resumable``:
-    ``--resume`` may change it; ``optional``: None is a value (``clip``: None or 0 is off)."""
+    ``--resume`` may change it; ``optional``: None is a value (``clip``: None or 0 is off);
+    ``shown_with``: (field, value): the form shows the row, and the setting applies, only while
+    that field has that value (the BPE settings, with level bpe)."""
     meta = {"help": help, "choices": choices, "form": form, "flag": flag, "low": low, "high": high,
-            "resumable": resumable, "optional": optional}
+            "resumable": resumable, "optional": optional, "shown_with": shown_with}
     return field(default=default, metadata=meta)
 
 
@@ -151,6 +153,7 @@ class Option:
     high: int | None = None  # ints: the largest value
     resumable: bool = False
     optional: bool = False
+    shown_with: tuple[str, str] | None = None
 
     @property
     def flag_name(self) -> str:
@@ -196,6 +199,8 @@ class Option:
                 return False
             raise ConfigError(f"{label}: expected on or off, got {quote(text)}")
         if not text:
+            if self.optional:
+                return None
             raise ConfigError(f"{label}: needs a value")
         if self.kind == "choice" and text.lower() not in self.choices:
             raise ConfigError(f"{label}: choose one of {', '.join(self.choices)}, got {quote(text)}")
@@ -211,9 +216,9 @@ class TrainConfig:
     level: str = option("char", "char, word or bpe (subword) tokens", choices=LEVELS, form="level")
     bpe_vocab: int = option(1000, "the subword vocabulary size a BPE tokenizer is trained to (every character of the "
                             "text is kept, which can make it larger; --level bpe)",
-                            low=8, high=MAX_VOCAB)
+                            low=8, high=MAX_VOCAB, form="vocab", shown_with=("level", "bpe"))
     tokenizer: str | None = option(None, "a Hugging Face tokenizer.json to use instead of training one "
-                                   "(--level bpe)", optional=True)
+                                   "(--level bpe)", optional=True, form="tokens", shown_with=("level", "bpe"))
     cell: str = option("lstm", "the recurrent cell", choices=CELLS, form="cell")
     embed: int = option(32, "embedding width", low=1)
     hidden: int = option(64, "hidden units per layer", form="hidden", low=1)
@@ -340,7 +345,8 @@ def train_options() -> tuple[Option, ...]:
             high = m["high"] if m["high"] is not None else (MAX_INT if kind == "int" else None)
             out.append(Option(name=f.name, kind=kind, default=default, help=m["help"],
                               choices=m["choices"], form=m["form"], flag=m["flag"], low=m["low"],
-                              high=high, resumable=m["resumable"], optional=m["optional"]))
+                              high=high, resumable=m["resumable"], optional=m["optional"],
+                              shown_with=m["shown_with"]))
         _OPTIONS = tuple(out)
     return _OPTIONS
 

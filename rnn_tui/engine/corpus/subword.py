@@ -9,8 +9,9 @@ a regular file, parsed by ``tokenizers`` itself, never executed). Either way the
 whole JSON travels with the vocabulary (``Vocab.tokenizer``), so a checkpoint and its run
 directory's ``tokenizer.json`` read the same tokens back without the training text.
 
-Pieces are shown as the tokenizer writes them ("▁the", "s"); text is decoded by the
-tokenizer's own decoder.
+Pieces are shown as the tokenizer writes them ("▁the", "s"), except a byte-level tokenizer's
+(GPT-2's, RoBERTa's), which writes bytes as stand-in letters ("Ġthe", "Ċ", "Ã©"): `shown_pieces`
+gives those as text ("▁the", a line break, "é"). Text is decoded by the tokenizer's own decoder.
 """
 
 from __future__ import annotations
@@ -106,6 +107,59 @@ def pieces_of(tokenizer) -> tuple[tuple[str, ...], str | None]:
     if isinstance(model_unk, str) and model_unk in tokens:
         unk = model_unk
     return tuple(tokens), unk
+
+
+def _byte_letters() -> dict[str, int]:
+    """A byte-level tokenizer's stand-in letter -> the byte it writes (GPT-2's table: the
+    printable Latin-1 bytes stand for themselves, the rest are the letters from U+0100 on)."""
+    kept = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, extra = {chr(b): b for b in kept}, 0
+    for b in range(256):
+        if b not in kept:
+            table[chr(256 + extra)] = b
+            extra += 1
+    return table
+
+
+def _is_byte_level(spec: dict) -> bool:
+    def has(node) -> bool:
+        if isinstance(node, dict):
+            return node.get("type") == "ByteLevel" or any(has(v) for v in node.values())
+        return isinstance(node, list) and any(has(v) for v in node)
+
+    return has(spec.get("decoder")) or has(spec.get("pre_tokenizer"))
+
+
+def _bytes_as_text(piece: str, letters: dict[str, int]) -> str | None:
+    """One byte-level piece as people read it, or None when it is not written in bytes."""
+    try:
+        raw = bytes(letters[c] for c in piece)
+    except KeyError:
+        return None
+    text = raw.decode("utf-8", errors="surrogateescape")
+    # A byte that is part of a character split over pieces: <0xC3>, as SentencePiece writes it.
+    text = "".join(f"<0x{ord(c) - 0xDC00:02X}>" if 0xDC80 <= ord(c) <= 0xDCFF else c for c in text)
+    return text.replace(" ", "▁")  # the space before a word, as the other subword pieces show it
+
+
+def shown_pieces(text: str, tokens: tuple[str, ...]) -> tuple[str, ...]:
+    """`tokens` (the pieces of the tokenizer whose JSON is `text`) as people read them: the same
+    pieces, unless the tokenizer is byte-level, where each piece's bytes are decoded ("Ġthe" ->
+    "▁the", "Ċ" -> a line break, "Ã©" -> "é", a lone byte -> "<0xC3>"). Added and special tokens
+    stay as written; so does any piece whose reading would be another piece's."""
+    import json
+
+    spec = json.loads(text)
+    if not isinstance(spec, dict) or not _is_byte_level(spec):
+        return tokens
+    added = {t.get("content") for t in spec.get("added_tokens") or () if isinstance(t, dict)}
+    letters = _byte_letters()
+    shown = [t if t in added else (_bytes_as_text(t, letters) or t) for t in tokens]
+    counts: dict[str, int] = {}
+    for t in shown:
+        counts[t] = counts.get(t, 0) + 1
+    shown = [s if counts[s] == 1 else t for s, t in zip(shown, tokens)]
+    return tuple(shown) if len(set(shown)) == len(shown) else tokens
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int = DEFAULT_BPE_VOCAB) -> str:

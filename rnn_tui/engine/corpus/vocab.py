@@ -55,9 +55,9 @@ def _unknown_phrase(level: str, unknown: Sequence[str]) -> str:
 class Encoded:
     """The result of encoding a text: ids plus what happened to tokens the vocab lacks.
 
-    ``tokens[i]`` is always the vocabulary token of ``ids[i]`` (so an unknown mapped to
-    ``<unk>`` shows as ``<unk>``); ``unknown`` lists the distinct unknown tokens in order of
-    first appearance.
+    ``tokens[i]`` is always the vocabulary token of ``ids[i]`` as it is shown (`Vocab.shown`),
+    so an unknown mapped to ``<unk>`` shows as ``<unk>``; ``unknown`` lists the distinct unknown
+    tokens in order of first appearance.
     """
 
     ids: np.ndarray
@@ -142,10 +142,28 @@ class Vocab:
         return {t: i for i, t in enumerate(self.tokens)}
 
     @cached_property
+    def shown(self) -> tuple[str, ...]:
+        """The tokens as people read them, in id order: `tokens`, except that a byte-level BPE
+        tokenizer's pieces (GPT-2's "Ġthe", "Ċ") read as text ("▁the", a line break)."""
+        if self.level != "bpe":
+            return self.tokens
+        from .subword import shown_pieces
+
+        return shown_pieces(self.tokenizer, self.tokens)
+
+    def id_of(self, token: str) -> int | None:
+        """The id of a token written as the tokenizer writes it or as it is shown."""
+        found = self.stoi.get(token)
+        if found is None and self.shown is not self.tokens:
+            found = {t: i for i, t in enumerate(self.shown)}.get(token)
+        return found
+
+    @cached_property
     def _token_array(self) -> np.ndarray:
-        # An object array lets decode and Encoded.tokens index many ids at C speed.
+        # An object array lets Encoded.tokens (and decode, below bpe) index many ids at C speed.
+        # It holds the tokens as shown: Encoded.tokens are what a screen prints.
         arr = np.empty(len(self.tokens), dtype=object)
-        arr[:] = self.tokens
+        arr[:] = self.shown
         return arr
 
     @cached_property

@@ -71,7 +71,7 @@ def trace(lm, text: str, top_k: int = 10, layer: int | None = None, on_unknown: 
         next_lp_np = next_lp.cpu().numpy()
     nan = np.array([np.nan])
     next_loss = np.concatenate([-next_lp_np, nan])
-    table = lm.vocab.tokens
+    table = lm.vocab.shown
     return Trace(
         tokens=tokens, ids=ids.copy(), layers=keep, hidden=hidden_np, gates=gates_np,
         topk_ids=top_i_np, topk_probs=top_p_np,

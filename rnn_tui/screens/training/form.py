@@ -21,7 +21,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from ...engine.config import form_options
+from ...engine.config import MAX_VOCAB, form_options, train_option
 from ...engine.errors import RnnTuiError
 from ...render.colors import hex_code
 
@@ -33,11 +33,20 @@ FORM_DEFAULTS: dict[str, Any] = {o.name: o.default for o in form_options()}
 RECENT_RUNS = 4  # how many runs the list under the form shows
 
 
+def applies(opt, values: dict[str, str]) -> bool:
+    """Whether a form row is shown and its setting used (the BPE rows: with level bpe)."""
+    if opt.shown_with is None:
+        return True
+    field_name, value = opt.shown_with
+    return str(values.get(field_name, FORM_DEFAULTS.get(field_name))).strip().lower() == value
+
+
 def parse_form(values: dict[str, str], extras: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Form text -> TrainConfig keyword arguments. Raises ConfigError naming the bad field."""
+    """Form text -> TrainConfig keyword arguments. Raises ConfigError naming the bad field.
+    A hidden row (see `applies`) gives its default, not what it held when it was shown."""
     out: dict[str, Any] = dict(extras or {})
     for opt in form_options():
-        out[opt.name] = opt.parse(values.get(opt.name, ""))
+        out[opt.name] = opt.parse(values.get(opt.name, "")) if applies(opt, values) else opt.default
     return out
 
 
@@ -76,7 +85,27 @@ def corpus_problem(spec: str) -> str:
     return ""
 
 
+def _model_tokenizer_file(lm) -> str | None:
+    """RUN/tokenizer.json of a subword model loaded from a run directory, when it holds the
+    model's own tokenizer (the run's config.json has the same one)."""
+    from ...runs.layout import TOKENIZER_NAME
+
+    source = lm.meta.get("source")
+    if not isinstance(source, str) or not source:
+        return None
+    path = Path(source) / TOKENIZER_NAME
+    try:
+        if path.is_file() and path.stat().st_size < (64 << 20) and \
+                path.read_text(encoding="utf-8") == lm.vocab.tokenizer:
+            return str(path)
+    except (OSError, UnicodeDecodeError):
+        pass
+    return None
+
+
 def _text(value: Any) -> str:
+    if value is None:
+        return ""
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -94,6 +123,7 @@ class TrainingForm(VerticalScroll, can_focus=False):
     }
     TrainingScreen #tr-form.-hidden { display: none; }
     TrainingScreen .tr-row { height: 1; }
+    TrainingScreen .tr-row.-hidden { display: none; }
     TrainingScreen .tr-row Label { width: 8; color: $text-muted; }
     TrainingScreen .tr-row Input { width: 1fr; height: 1; }
     TrainingScreen .tr-row Select { width: 1fr; }
@@ -115,7 +145,7 @@ class TrainingForm(VerticalScroll, can_focus=False):
     def compose(self) -> ComposeResult:
         yield Static("next run · space starts", id="tr-form-title")
         for name, (label, kind) in FORM_FIELDS.items():
-            with Horizontal(classes="tr-row"):
+            with Horizontal(classes="tr-row", id=f"tr-row-{name}"):
                 yield Label(label)
                 value = self._values[name]
                 if isinstance(kind, tuple):
@@ -125,6 +155,15 @@ class TrainingForm(VerticalScroll, can_focus=False):
                     yield Input(_text(value), compact=True, id=f"tr-{name}", select_on_focus=True)
         yield Static("", id="tr-form-error", markup=False)
         yield Static("", id="tr-runs")
+
+    def on_mount(self) -> None:
+        self._show_rows()
+
+    def _show_rows(self) -> None:
+        values = self.values()
+        for opt in form_options():
+            if opt.shown_with is not None:
+                self.query_one(f"#tr-row-{opt.name}").set_class(not applies(opt, values), "-hidden")
 
     # -- reading and filling
     def values(self) -> dict[str, str]:
@@ -145,10 +184,10 @@ class TrainingForm(VerticalScroll, can_focus=False):
 
         return TrainConfig(**kwargs)
 
-    def follow_model(self, lm, version: int) -> None:
+    def follow_model(self, lm, version: int, first_only: bool = False) -> None:
         """Fill cell, sizes, init, level and corpus from the model on screen, once per model
-        (the user's edits for the same model stay)."""
-        if lm is None or version == self._model_version:
+        (the user's edits for the same model stay); ``first_only``: only from the first."""
+        if lm is None or version == self._model_version or (first_only and self._model_version is not None):
             return
         self._model_version = version
         c = lm.config
@@ -157,10 +196,15 @@ class TrainingForm(VerticalScroll, can_focus=False):
         corpus = lm.meta.get("corpus")
         if isinstance(corpus, str) and corpus and not corpus_problem(corpus):  # a name it can train on
             values["corpus"] = corpus
+        if lm.vocab.level == "bpe":  # the same pieces: the model's own tokenizer file
+            values["tokenizer"] = _model_tokenizer_file(lm) or ""
+            values["bpe_vocab"] = min(max(len(lm.vocab), train_option("bpe_vocab").low), MAX_VOCAB)
         for name, value in values.items():
             kind = FORM_FIELDS.get(name, (None, None))[1]
             if name in FORM_FIELDS and (not isinstance(kind, tuple) or value in kind):
                 self.fill(**{name: value})
+
+        self._show_rows()
 
     # -- showing
     def show_error(self, message: str) -> None:
@@ -185,6 +229,7 @@ class TrainingForm(VerticalScroll, can_focus=False):
     @on(Select.Changed)
     def _validate(self, event) -> None:
         event.stop()
+        self._show_rows()
         if "torch" not in sys.modules or not self.app.engine_ready:
             return  # TrainConfig's checks import the engine: not before it is up
         try:

@@ -163,9 +163,11 @@ class TrainingScreen(ModeScreen):
         self.set_interval(DRAIN_EVERY_S, self._tick, name="training-drain")
 
     def inputs_changed(self) -> None:
-        """Shown again: start the form from the model on screen (not under a run in progress)."""
-        if not self.watching and not any(r.state in ("running", "paused") for r in self.runs):
-            self.form.follow_model(self.app.lm, self.app.model_version)
+        """Shown again: start the form from the model on screen (not under a run in progress).
+        Watching a run, whose checkpoints replace the model as it trains: from the first only,
+        so a new checkpoint does not undo what the user typed in the form."""
+        if not any(r.state in ("running", "paused") for r in self.runs):
+            self.form.follow_model(self.app.lm, self.app.model_version, first_only=self.watching)
 
     def on_screen_resume(self) -> None:
         self._dirty = True
