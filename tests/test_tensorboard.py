@@ -309,3 +309,29 @@ def test_the_app_given_a_folder_of_logs_or_runs_watches_them(tmp_path, monkeypat
     empty.mkdir()
     assert main([str(empty)]) == 0  # no runs in it: the app opens, and says it holds no checkpoint
     assert calls[-1].watch == () and calls[-1].model == str(empty)
+
+
+async def test_a_chart_of_a_column_the_logs_lack_says_so(tmp_path):
+    """SummaryWriter logs of loss alone: the tokens/s chart says these logs have none."""
+    logs = tmp_path / "logs"
+    writer = SummaryWriter(str(logs / "run1"))
+    log_steps(writer, range(6))
+    writer.close()
+    dirs, roots, _ = expand_run_dirs([str(logs)])
+    app = make_app(dirs, watch_roots=[str(r) for r in roots])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.watcher is not None, what="the watcher")
+        screen = app.screen
+        await wait_for(pilot, lambda: any(len(r.cols) == 6 for r in screen.runs), what="6 steps")
+        loss = screen.query_one("#tr-chart-loss")
+        await wait_for(pilot, lambda: loss.drawn is not None and loss.drawn.points > 0, what="the loss chart")
+        assert "not in these runs' logs" not in loss.drawn.title
+        speed = screen.query_one("#tr-chart-speed")
+        for _ in range(4):
+            if screen.view.chart == "speed":
+                break
+            await tap(pilot, "c")
+        assert screen.view.chart == "speed"
+        await wait_for(pilot, lambda: speed.drawn is not None and "tokens/s" in speed.drawn.title,
+                       what="the tokens/s chart")
+        assert speed.drawn.title.endswith("not in these runs' logs") and speed.drawn.points == 0

@@ -125,10 +125,11 @@ def metric_names(runs: list[Run], needle: str = "") -> list[str]:
 
 @dataclass(frozen=True)
 class Drawn:
-    """What a draw plotted (a chart's `drawn`): how many points, how far along x."""
+    """What a draw plotted (a chart's `drawn`): how many points, how far along x, its title."""
 
     points: int = 0
     x_to: float = 0.0
+    title: str = ""
 
 
 def fit_title(title: str, width: int) -> str:
@@ -186,6 +187,7 @@ def draw_curves(plt, width: int, height: int, kind: str, runs: list[Run], view: 
         title = view.metric or "no named metrics: log one (RunWriter.log(step, accuracy=...))"
     else:
         title = UNIT_TITLES[unit] if kind == "loss" else CHART_TITLES[kind]
+    base = title
     if view.smoothing:
         title += f" · smooth {view.smoothing:g}"
     plt.xlabel(XAXIS_TITLES[view.xaxis])
@@ -195,11 +197,14 @@ def draw_curves(plt, width: int, height: int, kind: str, runs: list[Run], view: 
     few = max(16, n_points // 2)
     out = _Plotter(plt, view)
     grad_max = 0.0
+    had, logged = False, False  # any run with rows; any with a number in this chart's column
     for run in runs:
         series = _series(run, kind, view)
         if series is None:
             continue
         x, raw, smooth = series
+        had = True
+        logged = logged or bool(np.isfinite(raw).any())
         if view.log_x:
             x = log_safe(x)
         if kind == "loss":
@@ -218,7 +223,10 @@ def draw_curves(plt, width: int, height: int, kind: str, runs: list[Run], view: 
         for clip in clips:  # only when the curve gets near it, or it squashes the curve
             if grad_max >= 0.5 * clip and not (view.log_y and clip <= 0):
                 plt.horizontal_line(clip, color=CLIP_RGB)
-    plt.title(fit_title(title, width - 2))
+    if had and not logged and kind != "metric":  # a TensorBoard or RunWriter run without it
+        title = f"{base} · not in these runs' logs"
+    title = fit_title(title, width - 2)
+    plt.title(title)
     if out.x and not view.log_x:
         _x_ticks(plt, out.x, width, view.xaxis)
     if kind == "speed" and out.points and not view.log_y:  # 50k, not 50000.0
@@ -233,7 +241,7 @@ def draw_curves(plt, width: int, height: int, kind: str, runs: list[Run], view: 
     if not out.points:  # plotext cannot build an empty chart on log axes
         plt.yscale("linear")
         plt.xscale("linear")
-    return Drawn(out.points, float(out.x[1]) if out.x else 0.0)
+    return Drawn(out.points, float(out.x[1]) if out.x else 0.0, title)
 
 
 def _validation(out: _Plotter, run: Run, x: np.ndarray, unit: str, n_points: int, few: int) -> None:
