@@ -479,3 +479,41 @@ async def test_the_form_follows_a_models_corpus_only_when_it_can_train_on_it(tmp
         await pilot.pause()
         assert screen.form.values()["corpus"] == "grammar"
         assert screen.form.values()["hidden"] == str(lm.config.hidden)  # the rest follows the model
+
+
+async def test_a_run_saved_from_the_app_is_a_whole_run_directory(tmp_path, monkeypatch, capsys):
+    """ctrl+s: the checkpoint, its whole curve in metrics.jsonl and absolute file paths, so
+    `watch` draws it and `--resume` works from another directory; a second ctrl+s updates the
+    same directory instead of making another."""
+    from rnn_tui.cli import main
+    from rnn_tui.engine.checkpoint import load_model
+    from rnn_tui.runs.metrics import read_metrics
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "mine.txt").write_text("the cat sat on the mat. the dog ran.\n" * 60, encoding="utf-8")
+    monkeypatch.chdir(work)
+    app = make_app(tmp_path, steps=30, corpus="mine.txt")  # relative to where the app runs
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("space")
+        run = screen.runs[-1]
+        await wait_for(pilot, lambda: run.state == "done", what="the run")
+        await tap(pilot, "ctrl+s")
+        await wait_for(pilot, lambda: run.saved_to, what="the first save")
+        first = run.saved_to
+        await tap(pilot, "ctrl+s")
+        await wait_for(pilot, lambda: sum("saved run #1" in n for n in notes(app)) == 2, what="the second save")
+        assert run.saved_to == first
+    saved = Path(first)
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]
+    records, _, _ = read_metrics(saved / "metrics.jsonl")
+    assert [r["step"] for r in records] == [m.step for m in run.trainer.history] and records[-1]["step"] == 30
+    lm = load_model(saved, "cpu")
+    assert lm.meta["train"]["corpus"] == str(work / "mine.txt")
+    monkeypatch.chdir(tmp_path)  # elsewhere: the run still finds its text
+    assert main(["train", "--resume", str(saved), "--steps", "34"]) == 0
+    assert load_model(saved, "cpu").meta["metrics"]["step"] == 34
+    records, _, _ = read_metrics(saved / "metrics.jsonl")
+    assert records[-1]["step"] == 34 and [r["step"] for r in records] == sorted({r["step"] for r in records})
+    capsys.readouterr()

@@ -21,16 +21,6 @@ def _train_flags() -> list[str]:
     return [o.name for o in train_options() if o.flag]
 
 
-def _corpus_spec(spec: str) -> str:
-    """A text file as an absolute path, so --resume finds it from any directory."""
-    from ..engine.corpus import BUNDLED_CORPORA
-
-    if spec.strip().lower() in BUNDLED_CORPORA:
-        return spec
-    path = Path(spec).expanduser()
-    return str(path.resolve()) if path.is_file() else spec
-
-
 def _warn_unused_flags(given: dict, config) -> None:
     """Flags that do nothing for this model are said to do nothing (they are kept, not refused)."""
     if "nonlinearity" in given and config.cell != "rnn":
@@ -42,6 +32,7 @@ def _warn_unused_flags(given: dict, config) -> None:
 
 
 def cmd_train(args) -> int:
+    from ..engine.config import absolute_paths
     from ..engine.errors import ConfigError
     from ..engine.train import TrainConfig, Trainer
     from ..runs.layout import CONFIG_NAME, new_run_dir
@@ -56,7 +47,8 @@ def cmd_train(args) -> int:
             raise ConfigError(f"two corpora given: {args.corpus!r} and --corpus {args.corpus_flag!r}; give one")
         args.corpus = args.corpus_flag
     if args.corpus is not None:
-        given["corpus"] = _corpus_spec(args.corpus)
+        given["corpus"] = args.corpus
+    given = absolute_paths(given)  # --resume finds the files from any directory
     cache_dir = None
     if not args.no_cache:
         from ..engine.corpus import default_cache_dir

@@ -358,6 +358,25 @@ def train_option(name: str) -> Option:
     raise KeyError(name)
 
 
+def absolute_paths(settings: dict[str, Any]) -> dict[str, Any]:
+    """TrainConfig settings with a corpus or tokenizer that names an existing file given as an
+    absolute path: the run's config.json (and `--resume` from any directory) finds it again."""
+    from pathlib import Path
+
+    out = dict(settings)
+    for name in ("corpus", "tokenizer"):
+        spec = out.get(name)
+        if not isinstance(spec, str) or not spec.strip() or (name == "corpus" and spec.strip().lower() in BUNDLED_CORPORA):
+            continue
+        try:
+            path = Path(spec).expanduser()
+            if path.is_file():
+                out[name] = str(path.resolve())
+        except (OSError, RuntimeError, ValueError):  # a path too long, a loop of links, a NUL
+            pass
+    return out
+
+
 def form_options() -> tuple[Option, ...]:
     """The settings the training form shows, in order."""
     return tuple(o for o in train_options() if o.form)

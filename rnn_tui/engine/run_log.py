@@ -149,3 +149,17 @@ class RunLog:
                     self._tb.close()
                 finally:
                     self._tb = None
+
+
+def write_history(run_dir: Path, history: list[StepMetrics]) -> None:
+    """RUN_DIR/metrics.jsonl as the whole curve so far, replacing what was there: a run that
+    logs nowhere (the TUI's) saved into a directory, which then holds a whole run (its curve for
+    `watch`, the training screen and `info`). A CheckpointError when it cannot be written."""
+    from ..runs.files import atomic_write
+
+    path = Path(run_dir) / METRICS_NAME
+    data = "".join(m.to_json() + "\n" for m in history).encode("utf-8")
+    try:
+        atomic_write(path, data)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None

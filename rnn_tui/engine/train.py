@@ -45,7 +45,7 @@ from .errors import ConfigError
 from .model import LoadedModel, RNNLM, build_model
 from .precision import autocast, check_amp, recurrence_in_float32
 from .resume import continue_run, training_state
-from .run_log import RunLog, find_tensorboard, start_over
+from .run_log import RunLog, find_tensorboard, start_over, write_history
 
 LN2 = math.log(2.0)
 # Beyond this many nats per token exp(loss) overflows a double: the perplexity is inf, and a
@@ -76,11 +76,9 @@ def _ppl(loss: float) -> float:
 
 
 def _detach(state):
-    if state is None:
-        return None
     if isinstance(state, tuple):
         return tuple(s.detach() for s in state)
-    return state.detach()
+    return None if state is None else state.detach()
 
 
 # ------------------------------------------------------------------------- trainer
@@ -577,7 +575,8 @@ class Trainer:
 
         The main checkpoint carries the training state `from_run` resumes from. Under DDP only
         rank 0 writes, and without the other ranks' carried hidden state (no collective here,
-        so it is safe after an interrupt): a resume then starts those rows from zeros.
+        so it is safe after an interrupt): a resume then starts those rows from zeros. Saved
+        into a directory this run does not log into (the TUI's), the curve so far goes too.
         """
         target = Path(run_dir) if run_dir is not None else self.run_dir
         if target is None:
@@ -589,8 +588,11 @@ class Trainer:
             if name != MAIN_NAME:
                 return save_checkpoint(target, self.model, self.vocab, self._meta(), name=name)
             tensors, info = training_state(self, self._state if self._rows is None else None)
-            return save_checkpoint(target, self.model, self.vocab, self._meta(), name=name,
-                                   resume_tensors=tensors, resume_info=info)
+            saved = save_checkpoint(target, self.model, self.vocab, self._meta(), name=name,
+                                    resume_tensors=tensors, resume_info=info)
+            if self.run_dir is None or Path(self.run_dir).resolve() != target.resolve():
+                write_history(target, list(self.history))
+            return saved
 
 
 def _nonfinite_name(value: float) -> str:

@@ -21,7 +21,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from ...engine.config import MAX_VOCAB, form_options, train_option
+from ...engine.config import MAX_VOCAB, absolute_paths, form_options, train_option
 from ...engine.errors import RnnTuiError
 from ...render.colors import hex_code
 
@@ -179,7 +179,7 @@ class TrainingForm(VerticalScroll, can_focus=False):
 
     def build_config(self):
         """The form as a TrainConfig; raises ConfigError (shown next to the form by callers)."""
-        kwargs = parse_form(self.values(), form_extras(self.app.settings))
+        kwargs = absolute_paths(parse_form(self.values(), form_extras(self.app.settings)))
         from ...engine.train import TrainConfig
 
         return TrainConfig(**kwargs)

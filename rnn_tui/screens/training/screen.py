@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from functools import partial
+from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -331,7 +332,9 @@ class TrainingScreen(ModeScreen):
     @work(thread=True, exclusive=False, exit_on_error=False, group="training-save")
     def _save(self, runs: list[TrainingRun], then_quit: bool = False) -> None:
         runs_dir = self.app.settings.runs_dir
-        saved = [worker.save(run, worker.save_target(runs_dir, run.config.cell)) for run in runs]
+        # A run saved before goes on in the same directory (its newer weights and whole curve).
+        saved = [worker.save(run, Path(run.saved_to) if run.saved_to else worker.save_target(runs_dir, run.config.cell))
+                 for run in runs]
         for message in saved:
             self.post_message(message)
         if then_quit:
