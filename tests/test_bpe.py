@@ -172,19 +172,28 @@ def test_a_bpe_run_trains_saves_its_tokenizer_samples_and_traces(tmp_path, capsy
     assert "▁" not in capsys.readouterr().out
 
 
-def test_a_given_tokenizer_is_used_as_it_is_and_needs_level_bpe(tmp_path, capsys, vocab):
+def test_a_given_tokenizer_is_used_as_it_is_and_means_level_bpe(tmp_path, capsys, vocab):
     from rnn_tui.cli import main
     from rnn_tui.engine.checkpoint import load_model
 
     tok = tmp_path / "tokenizer.json"
     tok.write_text(vocab.tokenizer, encoding="utf-8")
     run = tmp_path / "run"
-    assert main(["train", "grammar", "--level", "bpe", "--tokenizer", str(tok), "--steps", "5", "--hidden", "8",
-                 "--embed", "8", "--batch", "4", "--seq-len", "16", "--out", str(run)]) == 0
+    small = ["--steps", "5", "--hidden", "8", "--embed", "8", "--batch", "4", "--seq-len", "16"]
+    assert main(["train", "grammar", "--level", "bpe", "--tokenizer", str(tok), *small, "--out", str(run)]) == 0
     assert load_model(run).vocab == vocab
-    capsys.readouterr()
-    assert main(["train", "grammar", "--tokenizer", str(tok), "--steps", "5", "--out", str(tmp_path / "r2")]) != 0
+    assert "--bpe-vocab" not in capsys.readouterr().err
+    # --tokenizer alone: subword pieces; --bpe-vocab beside it is said to do nothing.
+    assert main(["train", "grammar", "--tokenizer", str(tok), "--bpe-vocab", "500", *small,
+                 "--out", str(tmp_path / "r2")]) == 0
+    assert load_model(tmp_path / "r2").vocab == vocab
+    assert "with --tokenizer the file's own pieces are used" in capsys.readouterr().err
+    # A level that is not bpe, said outright, is still refused.
+    assert main(["train", "grammar", "--level", "char", "--tokenizer", str(tok), *small,
+                 "--out", str(tmp_path / "r3")]) != 0
     assert "goes with --level bpe" in capsys.readouterr().err
+    assert main(["train", "grammar", "--bpe-vocab", "500", *small, "--out", str(tmp_path / "r4")]) == 0
+    assert "with --level char it does nothing" in capsys.readouterr().err
 
 
 def test_run_writer_and_import_take_a_tokenizer(tmp_path, capsys, vocab):

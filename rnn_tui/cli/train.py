@@ -29,6 +29,10 @@ def _warn_unused_flags(given: dict, config) -> None:
         warn("--spectral-radius only applies with --init spectral or echo: ignored")
     if given.get("dropout") and config.layers < 2:
         warn("--dropout acts between stacked layers: with --layers 1 it does nothing")
+    if "bpe_vocab" in given and config.level != "bpe":
+        warn(f"--bpe-vocab sizes a subword tokenizer: with --level {config.level} it does nothing")
+    elif "bpe_vocab" in given and config.tokenizer is not None:
+        warn("--bpe-vocab sizes a tokenizer trained here: with --tokenizer the file's own pieces are used")
 
 
 def cmd_train(args) -> int:
@@ -49,6 +53,8 @@ def cmd_train(args) -> int:
     if args.corpus is not None:
         given["corpus"] = args.corpus
     given = absolute_paths(given)  # --resume finds the files from any directory
+    if given.get("tokenizer") is not None and "level" not in given and not args.resume:
+        given["level"] = "bpe"  # a tokenizer file says which tokens: subword pieces
     cache_dir = None
     if not args.no_cache:
         from ..engine.corpus import default_cache_dir

@@ -22,6 +22,7 @@ from .errors import ConfigError, quote
 
 CELLS = ("rnn", "lstm", "gru")
 CELL_NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM", "gru": "GRU"}
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}  # weight blocks per layer: the tanh, i f g o, r z n
 NONLINEARITIES = ("tanh", "relu")
 INITS = ("default", "orthogonal", "xavier", "identity", "spectral", "echo")
 INIT_HELP = {
@@ -112,7 +113,7 @@ class ModelConfig:
 
     def parameter_count(self) -> int:
         """Every parameter: embedding + recurrent stack + head (weights and biases)."""
-        gates = {"rnn": 1, "lstm": 4, "gru": 3}[self.cell]
+        gates = GATES[self.cell]
         h, e, v = self.hidden, self.embed, self.vocab_size
         rec = 0
         for layer in range(self.layers):
@@ -218,7 +219,7 @@ class TrainConfig:
                             "text is kept, which can make it larger; --level bpe)",
                             low=8, high=MAX_VOCAB, form="vocab", shown_with=("level", "bpe"))
     tokenizer: str | None = option(None, "a Hugging Face tokenizer.json to use instead of training one "
-                                   "(--level bpe)", optional=True, form="tokens", shown_with=("level", "bpe"))
+                                   "(subword pieces: --level bpe unless given)", optional=True, form="tokens", shown_with=("level", "bpe"))
     cell: str = option("lstm", "the recurrent cell", choices=CELLS, form="cell")
     embed: int = option(32, "embedding width", low=1)
     hidden: int = option(64, "hidden units per layer", form="hidden", low=1)

@@ -25,7 +25,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from ..engine.config import CELL_NAMES, CELLS
+from ..engine.config import CELL_NAMES, CELLS, GATES
 from ..render.bars import ConfidenceBars, bar
 from ..render.colors import MODEL_RGB as CELL_COLORS, hex_code as _hex
 from ..widgets.chart import Chart
@@ -418,7 +418,7 @@ class CompareScreen(ModeScreen):
                 t.append(f"{short_count(table[c][h]):>6} ", style=_hex(CELL_COLORS[c]))
             t.append("\n")
         # gates x H x (E + H + 2): one gate for the RNN, three for the GRU, four for the LSTM.
-        t.append("H·(E+H+2) per gate; 1:3:4\n", style="dim")
+        t.append(f"H·(E+H+2) per gate; {':'.join(str(GATES[c]) for c in CELLS)}\n", style="dim")
         for cell in CELLS:
             t.append("━ ", style=_hex(CELL_COLORS[cell]))
             t.append(f"{CELL_NAMES[cell]}  ")

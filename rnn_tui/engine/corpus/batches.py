@@ -65,7 +65,8 @@ class BatchStream:
         need = batch * (seq_len + extra)
         if len(ids) < need:
             raise CorpusError(
-                f"corpus {name!r} has {len(ids)} {split} tokens; one batch of {batch} x {seq_len} "
+                f"corpus {name!r} has {len(ids)} {split} token{'' if len(ids) == 1 else 's'}; one batch of "
+                f"{batch} x {seq_len} "
                 f"needs at least {need}: use a smaller --batch or --seq-len, or a longer text"
             )
         self.batch = batch

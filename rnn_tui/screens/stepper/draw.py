@@ -181,8 +181,8 @@ def agreement_view(rows, width: int) -> Text:
     current = rows[0][2] if rows else None
     if current is None:
         why = rows[0][3] if rows and rows[0][3] else ""
-        text.append(why or "no subject noun with a was/were after it here: p (flip the number) and the "
-                    "test need one, as in the default sentence", style=DIM)
+        text.append(why or "no subject noun with a was/were after it here: the test (and p, which flips "
+                    "the number) needs one, as in the default sentence", style=DIM)
         return text
     a = current
     text.append(f"“{a.subject}” is {a.number} → ")
