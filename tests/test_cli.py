@@ -99,9 +99,16 @@ def test_sample_prime_follows_the_tuis_text_rule(capsys):
 
 
 def test_sample_text_human_readable(tiny_run, capsys):
+    import re
+
     code, out, _ = run(capsys, "trace", str(tiny_run), "the cat")
     assert code == 0
     assert "mean loss" in out
+    header, *rows = out.splitlines()[1:]
+    assert len(rows) == 7
+    top = header.index("top-")
+    for row in rows:  # each top-k entry "token p", two spaces apart: ":" is never read as a number
+        assert re.fullmatch(r"\S+ \d\.\d\d(  \S+ \d\.\d\d)*", row[top:]), row
 
 
 # ---------------------------------------------------------------- bad input, each one
@@ -270,6 +277,18 @@ def test_a_file_is_not_taken_for_its_folder(capsys, tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     code, _, err = run(capsys, "info", str(tmp_path / "notes.txt"))
     assert code == 2 and "notes.txt is a file, not a checkpoint" in _one_error_line(err)
+
+
+@pytest.mark.parametrize("name,fragment", [("notes.txt", "rnn-tui train"), ("net.pt", "rnn-tui import"),
+                                           ("empty", "holds no run")])
+def test_the_app_on_what_is_not_a_run_says_what_to_do_before_it_starts(capsys, tmp_path, name, fragment):
+    path = tmp_path / name
+    if name == "empty":
+        path.mkdir()
+    else:
+        path.write_bytes(b"x")
+    code, _, err = run(capsys, str(path))  # no TUI: one line and status 2
+    assert code == 2 and fragment in _one_error_line(err)
 
 
 def test_experiment_list_one(capsys):

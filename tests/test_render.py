@@ -367,3 +367,27 @@ def test_the_lit_word_category_is_named_in_words():
     tokens = list("the cat sat")
     strip = token_strip(tokens, 5, 60, "char", grammar_categories()).plain  # the "a" of "cat"
     assert "cat: noun (animal)" in strip.splitlines()[1]
+
+
+def test_heatmap_columns_are_wide_enough_for_word_and_piece_labels():
+    from rnn_tui.screens.stepper import cell_width_for
+
+    assert cell_width_for(60, 20, "char") == 2 and cell_width_for(60, 100, "char") == 1
+    # Words and subword pieces: at least 3 cells (the window then follows the step), at most 6.
+    assert cell_width_for(60, 40, "bpe") == 3 and cell_width_for(60, 40, "word") == 3
+    assert cell_width_for(60, 14, "bpe") == 4 and cell_width_for(200, 10, "word") == 6
+    assert cell_width_for(2, 10, "bpe") == 2  # never wider than the room there is
+
+
+def test_a_folded_gate_row_has_lines_of_equal_length():
+    from rnn_tui.screens.stepper import dense_heat_row
+
+    values = np.linspace(0, 1, 96)
+    text = dense_heat_row(values, "r", 50, "sequential", 0.0, 1.0, 1)  # room for 48 cells: 96 units
+    lines = text.plain.split("\n")
+    assert [line.count("▌") for line in lines] == [48]
+    text = dense_heat_row(values, "r", 47, "sequential", 0.0, 1.0, 1)  # 45 cells (90 units): fold
+    assert [line.count("▌") for line in text.plain.split("\n")] == [24, 24]
+    text = dense_heat_row(np.linspace(0, 1, 95), "r", 47, "sequential", 0.0, 1.0, 1)
+    counts = [line.count("▌") for line in text.plain.split("\n")]
+    assert sum(counts) == 48 and max(counts) - min(counts) <= 1  # every unit kept

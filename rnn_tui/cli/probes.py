@@ -93,14 +93,19 @@ def cmd_trace(args) -> int:
         dump(data)
         return 0
     print(f"{lm.label}: {len(tr.tokens)} tokens, mean loss {tr.mean_loss:.3f} nats")
-    print(f"{'t':>3} {'tok':>4} {'next':>4} {'p(next)':>8} {'loss':>6}  top-{min(args.top_k, len(lm.vocab.tokens))}")
-    for t, tok in enumerate(tr.tokens):
+    toks = [_fmt_tok(tok) for tok in tr.tokens]
+    w = max([4, *map(len, toks)])  # words and pieces: the columns as wide as the longest
+    t_w = max(3, len(str(len(toks) - 1)))
+    print(f"{'t':>{t_w}} {'tok':>{w}} {'next':>{w}} {'p(next)':>8} {'loss':>6}  "
+          f"top-{min(args.top_k, len(lm.vocab.tokens))}")
+    for t, tok in enumerate(toks):
         nxt = tr.next_ids[t]
         nxt_tok = _fmt_tok(lm.vocab.shown[nxt]) if nxt >= 0 else ""
         p = f"{tr.next_prob[t]:.3f}" if nxt >= 0 else ""
         loss = f"{tr.next_loss[t]:.2f}" if nxt >= 0 else ""
-        top = " ".join(f"{_fmt_tok(s)}:{q:.2f}" for s, q in zip(tr.topk_tokens[t], tr.topk_probs[t]))
-        print(f"{t:>3} {_fmt_tok(tok):>4} {nxt_tok:>4} {p:>8} {loss:>6}  {top}")
+        # "tok 0.44", two spaces apart: a token ":" never reads as part of the number.
+        top = "  ".join(f"{_fmt_tok(s)} {q:.2f}" for s, q in zip(tr.topk_tokens[t], tr.topk_probs[t]))
+        print(f"{t:>{t_w}} {tok:>{w}} {nxt_tok:>{w}} {p:>8} {loss:>6}  {top}")
     if va is not None:
         print(f"agreement at the verb: {va.describe()}")
     return 0

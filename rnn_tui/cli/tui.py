@@ -9,12 +9,21 @@ from .output import warn
 from .parser import SUBCOMMANDS
 
 
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".pkl")
+
+
 def check_tui_model(model: str | None) -> None:
-    """Before the screen is taken over: `rnn-tui trian` is a typo, not a model to look for."""
-    if model is None or Path(model).expanduser().exists():
+    """Before the screen is taken over: `rnn-tui trian` is a typo, not a model to look for; a
+    text or weights file, or a directory with no run in it, is said to be one, with what to do."""
+    from ..engine.errors import ConfigError
+
+    if model is None:
+        return
+    path = Path(model).expanduser()
+    if path.exists():
+        _check_existing(model, path)
         return
     from ..engine.checkpoint import BUNDLED_MODELS
-    from ..engine.errors import ConfigError
 
     if model in BUNDLED_MODELS:
         return
@@ -25,6 +34,26 @@ def check_tui_model(model: str | None) -> None:
         raise ConfigError(f"unknown command {model!r}: did you mean {close[0]!r}? (rnn-tui --help lists them)")
     raise ConfigError(f"no model at {model!r}: give a run directory (rnn-tui train ... --out DIR writes one) "
                       f"or a bundled default ({', '.join(BUNDLED_MODELS)})")
+
+
+def _check_existing(model: str, path: Path) -> None:
+    from ..engine.errors import ConfigError
+    from ..runs.layout import CONFIG_NAME, WEIGHTS_NAME, is_watchable
+
+    try:
+        if path.is_file():
+            if path.name in (CONFIG_NAME, WEIGHTS_NAME):
+                return  # a checkpoint's own file: its directory is loaded
+            if path.suffix.lower() in WEIGHT_SUFFIXES:
+                raise ConfigError(f"{model} is a weights file, not a run directory: make it one with "
+                                  f"rnn-tui import {model} --vocab VOCAB --out RUN, then rnn-tui RUN")
+            raise ConfigError(f"{model} is a file, not a run directory: to train on a text, rnn-tui train "
+                              f"{model} (or rnn-tui --corpus {model} for the app's training screen)")
+        if path.is_dir() and not is_watchable(path) and not _folder_of_runs(path):
+            raise ConfigError(f"{model} holds no run (no {CONFIG_NAME} or metrics): rnn-tui train ... --out "
+                              f"{model} writes one, and rnn-tui watch {model} waits for it")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {model}: {exc.strerror or exc}") from None
 
 
 def cmd_tui(args) -> int:

@@ -57,9 +57,12 @@ class _Bars(ProbBars):
         return "" if self.marked_token is None else " ◀"
 
 def cell_width_for(avail: int, n_tokens: int, level: str) -> int:
-    """Columns per time step: as wide as fits, 1..2 for characters, up to 6 for words."""
-    top = 6 if level == "word" else 2
-    return max(1, min(top, avail // max(1, n_tokens)))
+    """Columns per time step: as wide as fits, 1..2 for characters; 3..6 for words and subword
+    pieces, whose labels two cells would cut to nothing (the columns shown then follow the step)."""
+    fit = avail // max(1, n_tokens)
+    if level == "char":
+        return max(1, min(2, fit))
+    return max(1, min(max(3, fit), 6, avail))
 
 
 def dense_heat_row(values, label: str, width: int, scale: str, vmin: float, vmax: float,
@@ -70,6 +73,9 @@ def dense_heat_row(values, label: str, width: int, scale: str, vmin: float, vmax
     colours = rgb(v, scale, vmin, vmax)
     head = set_cell_size(label, label_width) + " "
     per_line = max(1, width - len(head)) * 2
+    if len(v) > per_line:  # folded: lines of equal length (48 + 48, not 90 + 6)
+        lines = -(-len(v) // per_line)
+        per_line = min(per_line, 2 * -(-len(v) // (2 * lines)))
     text = Text(no_wrap=True, overflow="crop")
     for start in range(0, max(1, len(v)), per_line):
         text.append(("\n" + " " * len(head)) if start else head, style="bold" if not start else "")
@@ -200,9 +206,11 @@ def _agreement_cells(rows, a, compact: bool) -> Text:
     right form's share alone."""
     text = Text()
     text.append(f"P({a.correct}) of the two " if compact else "P(was):P(were) ", style=DIM)
-    for i, (_, label, va, error) in enumerate(rows):
+    for i, (key, label, va, error) in enumerate(rows):
         if i:
             text.append("  ")
+        if i and rows[i - 1][0] == "current":  # the bundled models, beside the one on screen
+            text.append("bundled ", style=DIM)
         text.append(f"{label} ")
         if va is None:
             text.append("n/a", style=DIM)
