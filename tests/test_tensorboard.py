@@ -291,7 +291,7 @@ def test_a_hostile_record_leaves_the_rest_of_its_file_out(tmp_path):
     assert len(b.take_all()[1]) == 0 and b.kind == "tensorboard" and b.state() == "live"
 
 
-def test_the_app_given_a_folder_of_logs_or_runs_watches_them(tmp_path, monkeypatch):
+def test_the_app_given_a_folder_of_logs_or_runs_watches_them(tmp_path, monkeypatch, capsys):
     from rnn_tui import app as app_mod
     from rnn_tui.cli import main
 
@@ -307,8 +307,10 @@ def test_the_app_given_a_folder_of_logs_or_runs_watches_them(tmp_path, monkeypat
     assert calls[-1].watch == (str(mine),) and calls[-1].watch_roots == (str(tmp_path / "runs"),)
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main([str(empty)]) == 0  # no runs in it: the app opens, and says it holds no checkpoint
-    assert calls[-1].watch == () and calls[-1].model == str(empty)
+    n_calls = len(calls)
+    capsys.readouterr()
+    assert main([str(empty)]) == 2  # no runs in it: one line before the app, pointing at watch
+    assert len(calls) == n_calls and "rnn-tui watch" in capsys.readouterr().err
 
 
 async def test_a_chart_of_a_column_the_logs_lack_says_so(tmp_path):

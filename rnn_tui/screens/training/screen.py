@@ -75,7 +75,7 @@ class TrainingScreen(ModeScreen):
         escape = esc               | leave_form      | Leave field | training.leave_form  | Move the keyboard focus out of the form (in the runs filter: clear it)
         space                      | toggle_run      | Start/pause | training.toggle      | Start a run with the form's settings; pause or resume the current run
         s                          | stop            | Stop        | training.stop        | Stop the current run (it stays on the chart)
-        ctrl+s                     | save            | Save        | training.save        | Save the newest run's weights to runs/<time>-<cell>/
+        ctrl+s                     | save            | Save        | training.save        | Save the newest run (weights and curve) to runs/<time>-<cell>/
         c                          | view('chart')   | -Chart      | training.chart       | Show loss, gradient norm, tokens/s, or all three
         m                          | view('metric+') | -Metric+    | training.metric      | Chart one named metric (a RunWriter run's own, a TensorBoard tag, lr); again: the next one (/ narrows them)
         M                          | view('metric-') | -Metric-    | training.metric_prev | The named metric before this one
