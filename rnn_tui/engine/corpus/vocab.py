@@ -187,7 +187,8 @@ class Vocab:
         if unk_id is None or not (ids == unk_id).any():
             return ids, ()
         bad = np.flatnonzero(ids == unk_id)
-        unknown = tuple(dict.fromkeys(text[a:b] or self.unk for a, b in (enc.offsets[i] for i in bad)))
+        offsets = enc.offsets  # (a new list of every piece's offsets on each access: read it once)
+        unknown = tuple(dict.fromkeys(text[a:b] or self.unk for a, b in (offsets[i] for i in bad)))
         ids[bad] = -1
         return ids, unknown
 
