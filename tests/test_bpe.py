@@ -413,7 +413,8 @@ def test_a_byte_level_model_traces_and_finds_its_verb_slot(tmp_path, capsys):
     assert "Ġ" not in capsys.readouterr().out
 
 
-async def test_the_training_form_shows_the_bpe_settings_and_keeps_a_models_tokenizer(tmp_path, capsys):
+async def test_the_training_form_shows_the_bpe_settings_and_keeps_a_models_tokenizer(tmp_path, capsys,
+                                                                                     monkeypatch):
     """A subword model on screen: the form shows vocab and tok file (only with level bpe), and
     space trains on the model's own tokenizer, so the new run reads the same pieces."""
     import torch
@@ -429,6 +430,7 @@ async def test_the_training_form_shows_the_bpe_settings_and_keeps_a_models_token
                  "--embed", "8", "--seq-len", "16", "--batch", "4", "--out", str(run)]) == 0
     capsys.readouterr()
     lm = load_model(run, "cpu")
+    monkeypatch.chdir(tmp_path)  # the form shows the file relative to here, the run records it whole
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     app = TrainingFirstApp(lm=lm, cursor_blink=False, device="cpu", runs_dir=tmp_path / "runs",
@@ -440,12 +442,13 @@ async def test_the_training_form_shows_the_bpe_settings_and_keeps_a_models_token
             await pilot.pause()
             form = screen.form
             values = form.values()
-            assert values["level"] == "bpe" and values["tokenizer"] == str(run / "tokenizer.json")
+            assert values["level"] == "bpe" and values["tokenizer"] == "bpe-run/tokenizer.json"
             assert int(values["bpe_vocab"]) == len(lm.vocab)
             assert form.query_one("#tr-row-tokenizer").display and form.query_one("#tr-row-bpe_vocab").display
             await pilot.press("space")
             await wait_for(pilot, lambda: screen.runs and screen.runs[-1].state == "done", what="the run")
             assert screen.runs[-1].trainer.vocab.tokenizer == lm.vocab.tokenizer
+            assert screen.runs[-1].trainer.config.tokenizer == str(run / "tokenizer.json")
             # Level char: the BPE rows go, and their settings with them.
             form.fill(level="char")
             await pilot.pause()

@@ -97,10 +97,22 @@ def _model_tokenizer_file(lm) -> str | None:
     try:
         if path.is_file() and path.stat().st_size < (64 << 20) and \
                 path.read_text(encoding="utf-8") == lm.vocab.tokenizer:
-            return str(path)
+            return _short(path)
     except (OSError, UnicodeDecodeError):
         pass
     return None
+
+
+def _short(path: Path) -> str:
+    """A path as the form shows it: relative to where the app runs when it is below it (the
+    form's 30 columns), else as it is. The config gets it absolute (`absolute_paths`)."""
+    import os
+
+    try:
+        rel = os.path.relpath(path.resolve(), Path.cwd())
+    except (OSError, ValueError):  # another drive (Windows), a cwd that is gone
+        return str(path)
+    return rel if not rel.startswith("..") and len(rel) < len(str(path)) else str(path)
 
 
 def _text(value: Any) -> str:
