@@ -194,6 +194,9 @@ def test_a_given_tokenizer_is_used_as_it_is_and_means_level_bpe(tmp_path, capsys
     assert "goes with --level bpe" in capsys.readouterr().err
     assert main(["train", "grammar", "--bpe-vocab", "500", *small, "--out", str(tmp_path / "r4")]) == 0
     assert "with --level char it does nothing" in capsys.readouterr().err
+    # A --config file holds every setting: only what the command line gives is warned about.
+    assert main(["train", "--config", str(tmp_path / "r4" / "train.toml"), "--out", str(tmp_path / "r5")]) == 0
+    assert "--bpe-vocab" not in capsys.readouterr().err
 
 
 def test_run_writer_and_import_take_a_tokenizer(tmp_path, capsys, vocab):
@@ -391,7 +394,7 @@ def test_a_byte_level_model_traces_and_finds_its_verb_slot(tmp_path, capsys):
     from rnn_tui.engine.probes import trace, verb_agreement
 
     path = tmp_path / "gpt2ish.json"
-    text = "the cat that we saw was happy.\nthe cats near the dog were here.\n" * 30
+    text = "the cat that we saw was happy.\nthe cats near the dog were here.\n\n\tit sat.\r\n" * 30
     path.write_text(_byte_level_tokenizer([text], 400).to_str(), encoding="utf-8")
     run = tmp_path / "run"
     assert main(["train", "agreement", "--level", "bpe", "--tokenizer", str(path), "--steps", "3", "--hidden", "16",
@@ -411,6 +414,13 @@ def test_a_byte_level_model_traces_and_finds_its_verb_slot(tmp_path, capsys):
     assert shown.target == written.target == "▁were" and shown.target_id == written.target_id
     assert main(["trace", str(run), "the cat was", "--json"]) == 0
     assert "Ġ" not in capsys.readouterr().out
+    # Pieces of line breaks and tabs ("\n\n", "\r\n") keep the table one row per token.
+    odd = "the cat.\n\n\tit sat.\r\nthe"
+    assert main(["trace", str(run), odd]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    n = len(trace(lm, odd).tokens)
+    assert [r.split()[0] for r in rows[:n]] == [str(t) for t in range(n)]
+    assert all(r.isprintable() for r in rows)
 
 
 async def test_the_training_form_shows_the_bpe_settings_and_keeps_a_models_tokenizer(tmp_path, capsys,

@@ -447,3 +447,15 @@ def test_the_probes_take_the_text_as_sentence_too(tiny_run, capsys):
     assert code == 2 and "give the text to read" in _one_error_line(err)
     code, _, err = run(capsys, "jacobian", str(tiny_run), "the cat", "--sentence", "a dog")
     assert code == 2 and "not both" in _one_error_line(err)
+
+
+def test_a_bundled_name_beside_a_folder_of_that_name_is_still_the_bundled_model(tmp_path, monkeypatch):
+    from rnn_tui.cli.tui import check_tui_model
+    from rnn_tui.engine.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lstm").mkdir()  # a project folder named like the bundled model
+    check_tui_model("lstm")  # no error: `rnn-tui lstm` opens the bundled LSTM, as before
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(ConfigError, match="holds no run"):
+        check_tui_model("mine")

@@ -505,6 +505,9 @@ async def test_a_run_saved_from_the_app_is_a_whole_run_directory(tmp_path, monke
         await tap(pilot, "ctrl+s")
         await wait_for(pilot, lambda: sum("saved run #1" in n for n in notes(app)) == 2, what="the second save")
         assert run.saved_to == first
+        await pilot.press("ctrl+s", "ctrl+s")  # twice, before the first is written: still one directory
+        await wait_for(pilot, lambda: sum("saved run #1" in n for n in notes(app)) == 4, what="two more saves")
+        assert run.saved_to == first
     saved = Path(first)
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]
     records, _, _ = read_metrics(saved / "metrics.jsonl")

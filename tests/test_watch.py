@@ -459,3 +459,29 @@ def test_serve_without_textual_serve_says_how_to_install(monkeypatch, capsys):
     assert serve([]) == 2
     err = capsys.readouterr().err
     assert 'pip install "rnn-tui[serve]"' in err and len(err.strip().splitlines()) == 1
+
+
+async def test_watching_the_form_follows_the_runs_first_checkpoint_not_the_bundled_model(tmp_path, capsys):
+    """`rnn-tui watch RUN` before the run saves: the bundled model is shown, then the run's
+    first checkpoint fills the form; a later checkpoint leaves what the user typed."""
+    from rnn_tui.cli import main
+    from rnn_tui.engine.checkpoint import load_model
+
+    run_dir = tmp_path / "r1"
+    app = RnnTuiApp(lm=load_model("lstm", "cpu"), cursor_blink=False, device="cpu", watch=[str(run_dir)],
+                    mode="training", watch_poll_s=0.05)
+    small = ["--embed", "8", "--batch", "4", "--seq-len", "8", "--no-tensorboard"]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.watcher is not None, what="the watcher")
+        form = app.screen.form
+        await wait_for(pilot, lambda: form.values()["hidden"] == "64", what="the bundled LSTM's size")
+        assert main(["train", "grammar", "--level", "word", "--cell", "gru", "--hidden", "12", "--steps", "3",
+                     *small, "--out", str(run_dir)]) == 0
+        await wait_for(pilot, lambda: form.values()["hidden"] == "12", timeout=20, what="the run's checkpoint")
+        assert form.values()["level"] == "word" and form.values()["cell"] == "gru"
+        form.fill(hidden=20)  # the user's edit
+        assert main(["train", "--resume", str(run_dir), "--steps", "6"]) == 0
+        await wait_for(pilot, lambda: app.lm.meta["metrics"]["step"] == 6, timeout=20, what="the newer checkpoint")
+        await pilot.pause(0.3)
+        assert form.values()["hidden"] == "20"
+    capsys.readouterr()

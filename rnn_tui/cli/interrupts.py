@@ -11,6 +11,9 @@ Two handlers share one process-wide `STOPPING` flag:
 Training hands its handler back when it ends; because both read `STOPPING`, a Ctrl-C that comes
 after training was interrupted (while the command prints its last line and the interpreter shuts
 down) is ignored too, not a KeyboardInterrupt outside every handler.
+
+The trade-off: once one Ctrl-C has stopped a command, Ctrl-C no longer stops it; a clean-up that
+hangs (a DDP shutdown whose peers are gone) ends with SIGTERM (`kill PID`) or `kill -9`.
 """
 
 from __future__ import annotations

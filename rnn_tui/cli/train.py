@@ -42,6 +42,7 @@ def cmd_train(args) -> int:
     from ..runs.layout import CONFIG_NAME, new_run_dir
 
     given = {k: getattr(args, k) for k in _train_flags() if getattr(args, k) is not None}
+    flags = dict(given)  # what the command line says (a --config file writes every setting)
     if args.config:  # the file's settings, then the flags given on the command line over them
         from ..engine.config import load_train_toml
 
@@ -80,7 +81,7 @@ def cmd_train(args) -> int:
             config = TrainConfig(**given)
             if config.steps == 0:
                 raise ConfigError("--steps 0: a new run needs at least one step to train (nothing was written)")
-            _warn_unused_flags(given, config)
+            _warn_unused_flags(flags, config)
             out = Path(args.out) if args.out else new_run_dir(config.cell)
             if dist is not None:
                 out = Path(dist.broadcast_object(str(out)))  # every rank: rank 0's clock

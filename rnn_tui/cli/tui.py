@@ -23,7 +23,7 @@ def check_tui_model(model: str | None) -> None:
     if path.exists():
         _check_existing(model, path)
         return
-    from ..engine.checkpoint import BUNDLED_MODELS
+    from ..engine.config import BUNDLED_MODELS
 
     if model in BUNDLED_MODELS:
         return
@@ -50,6 +50,10 @@ def _check_existing(model: str, path: Path) -> None:
             raise ConfigError(f"{model} is a file, not a run directory: to train on a text, rnn-tui train "
                               f"{model} (or rnn-tui --corpus {model} for the app's training screen)")
         if path.is_dir() and not is_watchable(path) and not _folder_of_runs(path):
+            from ..engine.config import BUNDLED_MODELS
+
+            if model in BUNDLED_MODELS:
+                return  # `rnn-tui lstm` beside a folder named lstm: the bundled model, as ever
             raise ConfigError(f"{model} holds no run (no {CONFIG_NAME} or metrics): rnn-tui train ... --out "
                               f"{model} writes one, and rnn-tui watch {model} waits for it")
     except OSError as exc:

@@ -153,6 +153,7 @@ class TrainingForm(VerticalScroll, can_focus=False):
         super().__init__(id=id)
         self._values = values
         self._model_version: int | None = None  # the model the form was last filled from
+        self._followed_run = False  # it was a run's, not a bundled model
 
     def compose(self) -> ComposeResult:
         yield Static("next run · space starts", id="tr-form-title")
@@ -198,10 +199,15 @@ class TrainingForm(VerticalScroll, can_focus=False):
 
     def follow_model(self, lm, version: int, first_only: bool = False) -> None:
         """Fill cell, sizes, init, level and corpus from the model on screen, once per model
-        (the user's edits for the same model stay); ``first_only``: only from the first."""
-        if lm is None or version == self._model_version or (first_only and self._model_version is not None):
+        (the user's edits for the same model stay); ``first_only``: only from the first that is
+        not a bundled model (watching: a run's first checkpoint replaces the bundled one)."""
+        if lm is None or version == self._model_version or (first_only and self._followed_run):
             return
         self._model_version = version
+        from ...session import Session
+
+        # Watching: the bundled model shown until the run's first checkpoint does not count.
+        self._followed_run = Session.bundled_name(lm) is None
         c = lm.config
         values = {"cell": c.cell, "hidden": c.hidden, "layers": c.layers, "init": c.init,
                   "level": lm.meta.get("level") or lm.vocab.level}

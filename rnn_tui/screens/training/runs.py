@@ -234,6 +234,7 @@ class TrainingRun(Run):
         self.message = ""  # why it ended, when it did not just finish
         self.saved_to = ""  # where its weights were last saved
         self.saved_step: int | None = None  # ... at which step
+        self.save_dir = None  # the directory its saves go to: set by the save worker, under its lock
         self._pending: list = []
         self._pending_named: list = []  # (name, (step, seconds, wall, value)) from the training thread
         self._lock = threading.Lock()

@@ -18,9 +18,9 @@ so this module is cheap to import before the first frame.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from functools import partial
-from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -29,6 +29,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from ...engine.errors import RnnTuiError
+from ...runs.layout import CONFIG_NAME
 from ...widgets.chart import Chart
 from ..base import ModeScreen, describe_error, report_error, stop_event
 from . import worker
@@ -124,6 +125,7 @@ class TrainingScreen(ModeScreen):
         self._last_draw = 0.0
         self._status_plain = ""
         self._quitting = False  # saving every unsaved run, then quitting
+        self._save_lock = threading.Lock()
 
     # ---------------------------------------------------------------- layout
     def compose_body(self) -> ComposeResult:
@@ -153,6 +155,8 @@ class TrainingScreen(ModeScreen):
         if size.width >= 120 and size.height >= 36:
             self.view.chart = "all"
         if self.watching:  # `rnn-tui watch`: the runs list instead of the form
+            # The watched run's first checkpoint fills the form even while this screen shows.
+            self.watch(self.app, "model_version", lambda _v: self.inputs_changed(), init=False)
             self.form.add_class("-hidden")
             self.runlist.remove_class("-hidden")
             self._footer_for_watching()
@@ -167,7 +171,7 @@ class TrainingScreen(ModeScreen):
         """Shown again: start the form from the model on screen (not under a run in progress).
         Watching a run, whose checkpoints replace the model as it trains: from the first only,
         so a new checkpoint does not undo what the user typed in the form."""
-        if not any(r.state in ("running", "paused") for r in self.runs):
+        if not any(isinstance(r, TrainingRun) and r.state in ("running", "paused") for r in self.runs):
             self.form.follow_model(self.app.lm, self.app.model_version, first_only=self.watching)
 
     def on_screen_resume(self) -> None:
@@ -332,9 +336,14 @@ class TrainingScreen(ModeScreen):
     @work(thread=True, exclusive=False, exit_on_error=False, group="training-save")
     def _save(self, runs: list[TrainingRun], then_quit: bool = False) -> None:
         runs_dir = self.app.settings.runs_dir
-        # A run saved before goes on in the same directory (its newer weights and whole curve).
-        saved = [worker.save(run, Path(run.saved_to) if run.saved_to else worker.save_target(runs_dir, run.config.cell))
-                 for run in runs]
+        saved = []
+        with self._save_lock:  # one save at a time: ctrl+s twice in a row writes one directory
+            for run in runs:
+                # A run saved before goes on in the same directory (its newer weights and curve).
+                target = run.save_dir or worker.save_target(runs_dir, run.config.cell)
+                saved.append(worker.save(run, target))
+                if (target / CONFIG_NAME).exists():
+                    run.save_dir = target
         for message in saved:
             self.post_message(message)
         if then_quit:
