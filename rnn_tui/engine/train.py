@@ -575,9 +575,8 @@ class Trainer:
 
         The main checkpoint carries the training state `from_run` resumes from. Under DDP only
         rank 0 writes, and without the other ranks' carried hidden state (no collective here,
-        so it is safe after an interrupt): a resume then starts those rows from zeros. Saved
-        into a directory this run does not log into (the TUI's), the curve so far goes too.
-        """
+        so it is safe after an interrupt): a resume then starts those rows from zeros. Elsewhere
+        than its own run directory (the TUI's saves), the curve so far is written too."""
         target = Path(run_dir) if run_dir is not None else self.run_dir
         if target is None:
             raise ConfigError("save() needs a run directory: none was given to the Trainer")
@@ -591,7 +590,7 @@ class Trainer:
             saved = save_checkpoint(target, self.model, self.vocab, self._meta(), name=name,
                                     resume_tensors=tensors, resume_info=info)
             if self.run_dir is None or Path(self.run_dir).resolve() != target.resolve():
-                write_history(target, list(self.history))
+                write_history(target, list(self.history))  # a directory this run does not log into
             return saved
 
 

@@ -335,11 +335,9 @@ class TrainingScreen(ModeScreen):
 
     @work(thread=True, exclusive=False, exit_on_error=False, group="training-save")
     def _save(self, runs: list[TrainingRun], then_quit: bool = False) -> None:
-        runs_dir = self.app.settings.runs_dir
-        saved = []
+        runs_dir, saved = self.app.settings.runs_dir, []
         with self._save_lock:  # one save at a time: ctrl+s twice in a row writes one directory
-            for run in runs:
-                # A run saved before goes on in the same directory (its newer weights and curve).
+            for run in runs:  # a run saved before goes on in its directory (newer weights and curve)
                 target = run.save_dir or worker.save_target(runs_dir, run.config.cell)
                 saved.append(worker.save(run, target))
                 if (target / CONFIG_NAME).exists():
