@@ -48,14 +48,11 @@ def cmd_sample(args) -> int:
 
 
 def _fmt_tok(tok: str) -> str:
-    """A token on one line of a table: a space, a line break or a tab as a glyph, and any other
-    character that is not printable (a byte-level piece "\\r\\n", an ESC) as "·"."""
-    glyphs = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}
-    if tok in glyphs:
-        return glyphs[tok]
-    if tok.isprintable():
-        return tok
-    return "".join(glyphs.get(ch, ch if ch.isprintable() else "·") for ch in tok)
+    """A token on one line of a table (a space, a line break, a tab as glyphs; any other
+    character that is not printable, such as a byte-level piece's "\\r\\n" or ESC, as "·")."""
+    from ..render.heatmap import token_label
+
+    return token_label(tok)
 
 
 def _windowed(probe, *args, window: int | None = None, **kwargs):

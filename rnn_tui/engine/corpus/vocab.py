@@ -154,9 +154,11 @@ class Vocab:
     def id_of(self, token: str) -> int | None:
         """The id of a token written as the tokenizer writes it or as it is shown."""
         found = self.stoi.get(token)
-        if found is None and self.shown is not self.tokens:
-            found = {t: i for i, t in enumerate(self.shown)}.get(token)
-        return found
+        return self._shown_ids.get(token) if found is None and self.shown is not self.tokens else found
+
+    @cached_property
+    def _shown_ids(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.shown)}
 
     @cached_property
     def _token_array(self) -> np.ndarray:

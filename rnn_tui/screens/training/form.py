@@ -87,7 +87,8 @@ def corpus_problem(spec: str) -> str:
 
 def _model_tokenizer_file(lm) -> str | None:
     """RUN/tokenizer.json of a subword model loaded from a run directory, when it holds the
-    model's own tokenizer (the run's config.json has the same one)."""
+    model's own tokenizer (the run's config.json has the same one; the checkpoint writes both
+    from one text, so the sizes tell: no file is read on the event loop)."""
     from ...runs.layout import TOKENIZER_NAME
 
     source = lm.meta.get("source")
@@ -95,10 +96,9 @@ def _model_tokenizer_file(lm) -> str | None:
         return None
     path = Path(source) / TOKENIZER_NAME
     try:
-        if path.is_file() and path.stat().st_size < (64 << 20) and \
-                path.read_text(encoding="utf-8") == lm.vocab.tokenizer:
+        if path.is_file() and path.stat().st_size == len(lm.vocab.tokenizer.encode("utf-8")):
             return _short(path)
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         pass
     return None
 
